@@ -1,0 +1,112 @@
+//! Command-line arguments. Every global setting also reads the environment
+//! variable users of restic-like tools expect (`COFFER_*`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Encrypted, deduplicating backups of database dump streams.
+#[derive(Debug, Parser)]
+#[command(name = "coffer", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Settings shared by every command.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Repository location: a directory, file://PATH, or memory:// (tests)
+    #[arg(
+        short = 'r',
+        long = "repo",
+        env = "COFFER_REPOSITORY",
+        global = true,
+        value_name = "URL"
+    )]
+    pub repo: Option<String>,
+    /// File whose first line is the repository password
+    #[arg(long, env = "COFFER_PASSWORD_FILE", global = true, value_name = "PATH")]
+    pub password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new repository
+    Init(InitArgs),
+    /// Back up a stream as a new snapshot
+    Backup(BackupArgs),
+    /// List snapshots
+    Snapshots(SnapshotsArgs),
+    /// Write a snapshot's stream to stdout or a file
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Argon2id memory for the password key, in MiB
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    pub kdf_memory: u32,
+    /// Argon2id passes
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub kdf_iterations: u32,
+    /// Use a deliberately weak, instant key derivation (tests only)
+    #[arg(long, env = "COFFER_INSECURE_FAST_KDF", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    pub insecure_fast_kdf: bool,
+    /// Target pack size in MiB
+    #[arg(long, default_value_t = 16, value_name = "MIB")]
+    pub pack_size: u32,
+    /// Default zstd level for new data (1-22)
+    #[arg(long, default_value_t = 3, value_name = "LEVEL")]
+    pub compression: i32,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Read the stream from standard input
+    #[arg(long, required = true)]
+    pub stdin: bool,
+    /// Name recorded for the stream
+    #[arg(long, default_value = "stdin", value_name = "NAME")]
+    pub stdin_filename: String,
+    /// Tag the snapshot (repeatable, or comma-separated)
+    #[arg(long = "tag", value_name = "TAG", value_delimiter = ',')]
+    pub tags: Vec<String>,
+    /// Host name recorded in the snapshot (default: this machine's)
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// zstd level for this backup (default: the repository's)
+    #[arg(long, value_name = "LEVEL")]
+    pub compression: Option<i32>,
+    /// Store an empty stream instead of failing
+    #[arg(long)]
+    pub allow_empty: bool,
+    /// Packs uploaded in parallel
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub connections: usize,
+    /// Print the summary as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotsArgs {
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Snapshot id (or unique prefix), or "latest"
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshot: String,
+    /// Write to this file instead of stdout
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Which stream of the snapshot (default: the first)
+    #[arg(long, value_name = "NAME")]
+    pub stream: Option<String>,
+}

@@ -1,0 +1,41 @@
+//! `coffer init`: create a repository with a first password key.
+
+use anyhow::Result;
+use coffer_core::backend::Backend;
+use coffer_core::chunker::ChunkerParams;
+use coffer_core::crypto::KdfParams;
+use coffer_core::{InitOptions, Repository};
+
+use crate::cli::{Global, InitArgs};
+use crate::password;
+
+pub async fn run(g: &Global, a: InitArgs) -> Result<()> {
+    let location = super::location(g)?;
+    let kdf = if a.insecure_fast_kdf {
+        KdfParams::INSECURE_FAST
+    } else {
+        KdfParams {
+            memory_kib: a.kdf_memory.saturating_mul(1024),
+            iterations: a.kdf_iterations,
+            parallelism: 1,
+        }
+    };
+    let opts = InitOptions {
+        kdf,
+        chunker: ChunkerParams::DEFAULT,
+        pack_size: a.pack_size.saturating_mul(1024 * 1024),
+        compression_level: a.compression,
+    };
+    let backend = Backend::from_location(location, true)?;
+    let password = password::read(g.password_file.as_deref(), true)?;
+    let repo = Repository::init(backend, &password, opts, &super::actor()).await?;
+    eprintln!(
+        "created coffer repository {} at {location}",
+        hex_short(&repo.config().id)
+    );
+    Ok(())
+}
+
+fn hex_short(id: &[u8; 32]) -> String {
+    id[..4].iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,66 @@
+//! `coffer restore`: a snapshot's stream to stdout (default) or a file. A file
+//! target is written under a temporary name and renamed when complete, so a
+//! failed restore never leaves a plausible-looking partial file.
+
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use coffer_core::snapshot;
+use coffer_core::Error;
+
+use crate::cli::{Global, RestoreArgs};
+
+pub async fn run(g: &Global, a: RestoreArgs) -> Result<()> {
+    let repo = super::open(g).await?;
+    let snaps = repo.list_snapshots().await?;
+    let (id, snap) = snapshot::select(&snaps, &a.snapshot)?;
+    let stream = snap.stream(id, a.stream.as_deref())?.clone();
+    match a.output {
+        None => {
+            // An unbuffered handle on fd 1: blobs are large, Stdout's line
+            // buffering would only copy them.
+            let fd = std::io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(Error::Output)?;
+            repo.restore(&stream, File::from(fd)).await?;
+        }
+        Some(path) => {
+            let partial = partial_name(&path);
+            let file = File::create(&partial)
+                .map_err(Error::Output)
+                .with_context(|| format!("cannot write {}", partial.display()))?;
+            let done = repo.restore(&stream, file).await;
+            if let Err(e) = done {
+                let _ = std::fs::remove_file(&partial);
+                return Err(e.into());
+            }
+            File::open(&partial)
+                .and_then(|f| f.sync_all())
+                .map_err(Error::Output)?;
+            std::fs::rename(&partial, &path)
+                .map_err(Error::Output)
+                .with_context(|| {
+                    format!("cannot rename {} to {}", partial.display(), path.display())
+                })?;
+            eprintln!(
+                "restored {} ({} bytes) to {}",
+                id.short(),
+                stream.size,
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn partial_name(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".coffer-partial");
+    path.with_file_name(name)
+}

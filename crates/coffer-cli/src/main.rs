@@ -1,0 +1,40 @@
+//! `coffer`, the command-line front end of coffer-core: parses arguments,
+//! runs one command on a tokio runtime, prints, and maps every failure to one
+//! line on stderr and a documented exit code (see `exit.rs` and README).
+
+mod cli;
+mod commands;
+mod exit;
+mod format;
+mod password;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("coffer: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    let result = runtime.block_on(commands::run(args));
+    // Do not wait for a reader thread still blocked on a silent producer.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let code = exit::code_for(&err);
+            if code != exit::SUCCESS {
+                eprintln!("coffer: {}", exit::message(&err));
+            }
+            ExitCode::from(code)
+        }
+    }
+}

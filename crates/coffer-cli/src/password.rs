@@ -1,0 +1,44 @@
+//! Where the repository password comes from: `--password-file` /
+//! `COFFER_PASSWORD_FILE` (first line), `COFFER_PASSWORD`, or a prompt when
+//! stdin is a terminal.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::exit::UsageError;
+
+/// Reads the password; `confirm` asks twice at a prompt (for `init`).
+pub fn read(file: Option<&Path>, confirm: bool) -> Result<Vec<u8>> {
+    if let Some(path) = file {
+        let text = std::fs::read(path)
+            .with_context(|| format!("cannot read password file {}", path.display()))?;
+        let line = text.split(|b| *b == b'\n').next().unwrap_or_default();
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return Err(UsageError(format!("password file {} is empty", path.display())).into());
+        }
+        return Ok(line.to_vec());
+    }
+    if let Some(pw) = std::env::var_os("COFFER_PASSWORD") {
+        if !pw.is_empty() {
+            return Ok(pw.into_encoded_bytes());
+        }
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(UsageError(
+            "no password given: set COFFER_PASSWORD_FILE (or --password-file, or COFFER_PASSWORD)"
+                .into(),
+        )
+        .into());
+    }
+    let pw = rpassword::prompt_password("repository password: ")?;
+    if confirm && rpassword::prompt_password("repeat password: ")? != pw {
+        return Err(UsageError("the passwords do not match".into()).into());
+    }
+    if pw.is_empty() {
+        return Err(UsageError("an empty password is not allowed".into()).into());
+    }
+    Ok(pw.into_bytes())
+}

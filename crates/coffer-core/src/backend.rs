@@ -1,0 +1,227 @@
+//! Storage access over `object_store`: which path each object kind lives
+//! under, write-once puts, whole and ranged reads, listing, and turning store
+//! errors into [`Error`]s that name the object. Moves bytes only.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+use crate::error::{Error, Result};
+
+/// The object kinds and their folders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `keys/<id>`
+    Key,
+    /// `data/<2 hex>/<id>`
+    Pack,
+    /// `index/<id>`
+    Index,
+    /// `snapshots/<id>`
+    Snapshot,
+}
+
+impl Kind {
+    fn folder(self) -> &'static str {
+        match self {
+            Kind::Key => "keys",
+            Kind::Pack => "data",
+            Kind::Index => "index",
+            Kind::Snapshot => "snapshots",
+        }
+    }
+}
+
+/// Whether a write-once put created the object or found it already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    /// We wrote it.
+    Created,
+    /// An object with that name existed; content-named objects are then
+    /// identical, so this is success.
+    Existed,
+}
+
+/// A repository's storage.
+#[derive(Clone)]
+pub struct Backend {
+    store: Arc<dyn ObjectStore>,
+    location: String,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Backend({})", self.location)
+    }
+}
+
+/// Repository path of the config object.
+pub const CONFIG_PATH: &str = "config";
+
+/// Repository path of an object (as shown in messages).
+pub fn object_path(kind: Kind, hex: &str) -> String {
+    match kind {
+        Kind::Pack => format!("data/{}/{hex}", &hex[..2.min(hex.len())]),
+        _ => format!("{}/{hex}", kind.folder()),
+    }
+}
+
+fn is_storage_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::StorageFull || io.raw_os_error() == Some(28) {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
+}
+
+fn map_err(op: &'static str, path: &str, e: object_store::Error) -> Error {
+    match e {
+        object_store::Error::NotFound { .. } => Error::Missing {
+            object: path.to_string(),
+        },
+        e if is_storage_full(&e) => Error::StorageFull {
+            path: path.to_string(),
+        },
+        source => Error::Backend {
+            op,
+            path: path.to_string(),
+            source,
+        },
+    }
+}
+
+impl Backend {
+    /// Wraps any object store; `location` is used in messages.
+    pub fn new(store: Arc<dyn ObjectStore>, location: impl Into<String>) -> Self {
+        Backend {
+            store,
+            location: location.into(),
+        }
+    }
+
+    /// Opens a repository location: a path, `file://PATH` or `memory://`.
+    /// With `create`, a missing local directory is created (for `init`).
+    pub fn from_location(location: &str, create: bool) -> Result<Self> {
+        if location == "memory://" || location.starts_with("memory://") {
+            return Ok(Backend::new(Arc::new(InMemory::new()), location));
+        }
+        let dir = match location.split_once("://") {
+            None => location,
+            Some(("file", rest)) => rest,
+            Some(_) => return Err(Error::UnsupportedLocation(location.to_string())),
+        };
+        if dir.is_empty() {
+            return Err(Error::UnsupportedLocation(location.to_string()));
+        }
+        let not_found = || Error::RepositoryNotFound {
+            location: location.to_string(),
+        };
+        if create {
+            std::fs::create_dir_all(dir).map_err(|e| Error::Backend {
+                op: "create directory",
+                path: dir.to_string(),
+                source: object_store::Error::Generic {
+                    store: "LocalFileSystem",
+                    source: Box::new(e),
+                },
+            })?;
+        } else if !std::path::Path::new(dir).is_dir() {
+            return Err(not_found());
+        }
+        let fs = LocalFileSystem::new_with_prefix(dir).map_err(|_| not_found())?;
+        Ok(Backend::new(Arc::new(fs), location))
+    }
+
+    /// The location as given.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// Writes an object that must not exist yet (`PutMode::Create`).
+    pub async fn put_new(&self, path: &str, bytes: Bytes) -> Result<Put> {
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(&Path::from(path), PutPayload::from_bytes(bytes), opts)
+            .await
+        {
+            Ok(_) => Ok(Put::Created),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(Put::Existed),
+            Err(e) => Err(map_err("put", path, e)),
+        }
+    }
+
+    /// Reads a whole object.
+    pub async fn get(&self, path: &str) -> Result<Bytes> {
+        let r = self
+            .store
+            .get(&Path::from(path))
+            .await
+            .map_err(|e| map_err("get", path, e))?;
+        r.bytes().await.map_err(|e| map_err("get", path, e))
+    }
+
+    /// Reads a whole object, `None` when it does not exist.
+    pub async fn get_opt(&self, path: &str) -> Result<Option<Bytes>> {
+        match self.get(path).await {
+            Ok(b) => Ok(Some(b)),
+            Err(Error::Missing { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads a byte range; a short answer is reported as corruption.
+    pub async fn get_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
+        let want = range.end - range.start;
+        let b = self
+            .store
+            .get_range(&Path::from(path), range.clone())
+            .await
+            .map_err(|e| match e {
+                object_store::Error::NotFound { .. } => Error::Missing {
+                    object: path.to_string(),
+                },
+                object_store::Error::Generic { .. } if !is_storage_full(&e) => Error::corrupt(
+                    path,
+                    format!("cannot read bytes {}..{}: {e}", range.start, range.end),
+                ),
+                e => map_err("get", path, e),
+            })?;
+        if b.len() as u64 != want {
+            return Err(Error::corrupt(
+                path,
+                format!("truncated: read {} of {want} bytes", b.len()),
+            ));
+        }
+        Ok(b)
+    }
+
+    /// Names (last path segment) of all objects of a kind.
+    pub async fn list(&self, kind: Kind) -> Result<Vec<String>> {
+        let prefix = Path::from(kind.folder());
+        let metas: Vec<_> = self
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| map_err("list", kind.folder(), e))?;
+        Ok(metas
+            .into_iter()
+            .filter_map(|m| m.location.filename().map(str::to_string))
+            .collect())
+    }
+}

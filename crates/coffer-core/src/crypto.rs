@@ -1,0 +1,227 @@
+//! Keys and authenticated encryption: the master key material, per-object
+//! subkeys, AES-256-GCM seal/open with explicit nonces, the keyed BLAKE3 blob
+//! id and the Argon2id password KDF. Knows nothing of files or storage; the
+//! nonce scheme is argued in `docs/security.md`.
+
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce};
+use bincode::{Decode, Encode};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::id::BlobId;
+
+/// Length of an AES-GCM authentication tag.
+pub const TAG_LEN: usize = 16;
+/// Length of an AES-GCM nonce.
+pub const NONCE_LEN: usize = 12;
+/// Length of the random salt that selects a pack's or object's subkey.
+pub const SALT_LEN: usize = 32;
+
+const SUBKEY_CONTEXT: &str = "coffer 2026-11 v1 object subkey";
+
+/// Fills a fresh random array from the operating system's CSPRNG.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    getrandom::fill(&mut out).expect("the operating system's random source failed");
+    out
+}
+
+/// The repository's secret material. Random at `init`, stored only inside
+/// password-encrypted key files. Wiped from memory on drop, never printed.
+#[derive(Clone, Encode, Decode, Zeroize, ZeroizeOnDrop)]
+pub struct MasterKey {
+    /// Root of every encryption subkey.
+    enc_key: [u8; 32],
+    /// Key of the BLAKE3 MAC that names blobs.
+    mac_key: [u8; 32],
+    /// Seed mixed into the chunker's gear table so cut points depend on the key.
+    chunker_seed: u64,
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(..)")
+    }
+}
+
+impl MasterKey {
+    /// Generates new random key material.
+    pub fn generate() -> Self {
+        MasterKey {
+            enc_key: random_bytes(),
+            mac_key: random_bytes(),
+            chunker_seed: u64::from_le_bytes(random_bytes()),
+        }
+    }
+
+    /// The blob id of a plaintext: keyed BLAKE3, so storage shows no plain hash.
+    pub fn blob_id(&self, plaintext: &[u8]) -> BlobId {
+        BlobId(*blake3::keyed_hash(&self.mac_key, plaintext).as_bytes())
+    }
+
+    /// The seed for the chunker's gear table.
+    pub fn chunker_seed(&self) -> u64 {
+        self.chunker_seed
+    }
+
+    /// The AEAD subkey selected by a per-pack / per-object random salt.
+    pub fn subkey(&self, salt: &[u8; SALT_LEN]) -> SubKey {
+        let mut material = [0u8; 64];
+        material[..32].copy_from_slice(&self.enc_key);
+        material[32..].copy_from_slice(salt);
+        let mut key = blake3::derive_key(SUBKEY_CONTEXT, &material);
+        material.zeroize();
+        let cipher = Aes256Gcm::new(&key.into());
+        key.zeroize();
+        SubKey { cipher }
+    }
+}
+
+/// An AES-256-GCM key used for one pack or one metadata object only.
+pub struct SubKey {
+    cipher: Aes256Gcm,
+}
+
+/// The AEAD tag did not verify: wrong key, or the bytes were altered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthError;
+
+impl SubKey {
+    /// Encrypts `buf` in place and appends the tag.
+    pub fn seal_in_place(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], buf: &mut Vec<u8>) {
+        self.cipher
+            .encrypt_in_place(&Nonce::from(*nonce), aad, buf)
+            .expect("AES-GCM input below its size limit");
+    }
+
+    /// Returns a sealed copy of `plaintext`.
+    pub fn seal(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(plaintext.len() + TAG_LEN);
+        buf.extend_from_slice(plaintext);
+        self.seal_in_place(nonce, aad, &mut buf);
+        buf
+    }
+
+    /// Verifies and decrypts `sealed` (ciphertext followed by tag).
+    pub fn open(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, AuthError> {
+        let mut buf = sealed.to_vec();
+        self.cipher
+            .decrypt_in_place(&Nonce::from(*nonce), aad, &mut buf)
+            .map_err(|_| AuthError)?;
+        Ok(buf)
+    }
+}
+
+/// Argon2id cost parameters, stored in each key file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub struct KdfParams {
+    /// Memory in KiB.
+    pub memory_kib: u32,
+    /// Passes over memory.
+    pub iterations: u32,
+    /// Lanes.
+    pub parallelism: u32,
+}
+
+impl KdfParams {
+    /// Default: 64 MiB, 3 passes, 1 lane (about 0.2 s here; see docs/security.md).
+    pub const DEFAULT: KdfParams = KdfParams {
+        memory_kib: 64 * 1024,
+        iterations: 3,
+        parallelism: 1,
+    };
+    /// For tests only: cheap to derive, weak against guessing.
+    pub const INSECURE_FAST: KdfParams = KdfParams {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
+    /// Upper bound accepted from a key file, so a planted key file cannot make
+    /// `open` allocate without limit.
+    pub const MAX_MEMORY_KIB: u32 = 4 * 1024 * 1024;
+
+    /// Derives a 32-byte key-encryption key from a password.
+    pub fn derive(&self, password: &[u8], salt: &[u8; SALT_LEN]) -> Result<[u8; 32], String> {
+        if self.memory_kib > Self::MAX_MEMORY_KIB {
+            return Err(format!(
+                "Argon2 memory {} KiB is above the limit",
+                self.memory_kib
+            ));
+        }
+        let params =
+            argon2::Params::new(self.memory_kib, self.iterations, self.parallelism, Some(32))
+                .map_err(|e| format!("bad Argon2 parameters: {e}"))?;
+        let argon =
+            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let mut out = [0u8; 32];
+        argon
+            .hash_password_into(password, salt, &mut out)
+            .map_err(|e| format!("Argon2 failed: {e}"))?;
+        Ok(out)
+    }
+}
+
+/// A key-encryption key derived from a password; used once per key file.
+pub fn kek_cipher(kek: &[u8; 32]) -> SubKey {
+    SubKey {
+        cipher: Aes256Gcm::new(&(*kek).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn blob_ids_depend_on_the_mac_key() {
+        let (a, b) = (MasterKey::generate(), MasterKey::generate());
+        assert_ne!(a.blob_id(b"same"), b.blob_id(b"same"));
+        assert_eq!(a.blob_id(b"same"), a.blob_id(b"same"));
+        assert_ne!(a.blob_id(b"same").0, *blake3::hash(b"same").as_bytes());
+    }
+
+    #[test]
+    fn different_salts_give_unrelated_subkeys() {
+        let key = MasterKey::generate();
+        let sealed = key.subkey(&[1; 32]).seal(&[0; 12], b"", b"hello");
+        assert!(key.subkey(&[2; 32]).open(&[0; 12], b"", &sealed).is_err());
+        assert_eq!(
+            key.subkey(&[1; 32]).open(&[0; 12], b"", &sealed).unwrap(),
+            b"hello"
+        );
+    }
+
+    #[test]
+    fn kdf_is_deterministic_and_salted() {
+        let p = KdfParams::INSECURE_FAST;
+        assert_eq!(p.derive(b"pw", &[1; 32]), p.derive(b"pw", &[1; 32]));
+        assert_ne!(p.derive(b"pw", &[1; 32]), p.derive(b"pw", &[2; 32]));
+        let huge = KdfParams {
+            memory_kib: u32::MAX,
+            ..p
+        };
+        assert!(huge.derive(b"pw", &[1; 32]).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn seal_open_round_trip_and_tamper(data: Vec<u8>, aad: Vec<u8>, flip in any::<usize>()) {
+            let key = MasterKey::generate().subkey(&[9; 32]);
+            let nonce = [3u8; 12];
+            let sealed = key.seal(&nonce, &aad, &data);
+            prop_assert_eq!(sealed.len(), data.len() + TAG_LEN);
+            prop_assert_eq!(key.open(&nonce, &aad, &sealed).unwrap(), data);
+            let mut bad = sealed.clone();
+            let i = flip % bad.len();
+            bad[i] ^= 1;
+            prop_assert!(key.open(&nonce, &aad, &bad).is_err());
+            prop_assert!(key.open(&[4u8; 12], &aad, &sealed).is_err());
+        }
+    }
+}

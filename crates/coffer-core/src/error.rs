@@ -1,0 +1,124 @@
+//! The public error type of `coffer-core`: one enum whose variants say what
+//! went wrong and which object, path or snapshot it concerns. Turning these
+//! into messages and exit codes is the CLI's job.
+
+use std::io;
+
+/// Everything that can go wrong in the engine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// There is no repository (no `config` object) at the location.
+    #[error("no repository at {location} (run `coffer init` first)")]
+    RepositoryNotFound {
+        /// The repository location as the user gave it.
+        location: String,
+    },
+    /// `init` found an existing repository.
+    #[error("a repository already exists at {location}")]
+    RepositoryExists {
+        /// The repository location as the user gave it.
+        location: String,
+    },
+    /// No key file could be opened with the given password.
+    #[error("wrong password: no key in the repository opens with it")]
+    WrongPassword,
+    /// No snapshot matches the query.
+    #[error("no snapshot matches {query:?}")]
+    SnapshotNotFound {
+        /// What the user asked for (`latest`, an id prefix...).
+        query: String,
+    },
+    /// An id prefix matches more than one snapshot.
+    #[error("snapshot id prefix {prefix:?} is ambiguous: it matches {count} snapshots")]
+    AmbiguousSnapshot {
+        /// The prefix given.
+        prefix: String,
+        /// How many snapshots it matches.
+        count: usize,
+    },
+    /// The snapshot has no stream of that name.
+    #[error("snapshot {snapshot} has no stream named {name:?}")]
+    StreamNotFound {
+        /// Short id of the snapshot.
+        snapshot: String,
+        /// The stream name asked for.
+        name: String,
+    },
+    /// The input stream was empty and empty streams were not allowed.
+    #[error("the input stream is empty: nothing was backed up")]
+    EmptyInput,
+    /// A stored object failed an integrity check (hash, AEAD tag, length,
+    /// structure). Nothing derived from it was output.
+    #[error("{object} is corrupt: {reason}")]
+    Corrupt {
+        /// The object concerned, as a repository path (`data/ab/ab12...`).
+        object: String,
+        /// What check failed.
+        reason: String,
+    },
+    /// An object the index or a snapshot refers to does not exist.
+    #[error("{object} is missing from the repository")]
+    Missing {
+        /// The object concerned, as a repository path or blob id.
+        object: String,
+    },
+    /// An object was written by a newer format version than this program reads.
+    #[error("{object} has format version {version}, this coffer reads up to version {supported}")]
+    UnsupportedVersion {
+        /// The object concerned.
+        object: String,
+        /// Its version.
+        version: u32,
+        /// The newest version this build understands.
+        supported: u32,
+    },
+    /// The storage ran out of space.
+    #[error("storage is full while writing {path}")]
+    StorageFull {
+        /// Object being written.
+        path: String,
+    },
+    /// Any other storage failure.
+    #[error("storage error during {op} of {path}: {source}")]
+    Backend {
+        /// The operation (`get`, `put`, `list`...).
+        op: &'static str,
+        /// The object or prefix.
+        path: String,
+        /// The underlying object_store error.
+        #[source]
+        source: object_store::Error,
+    },
+    /// Reading the input stream failed.
+    #[error("reading the input failed: {0}")]
+    Input(#[source] io::Error),
+    /// Writing the restored stream failed.
+    #[error("writing the output failed: {0}")]
+    Output(#[source] io::Error),
+    /// The repository location is not understood.
+    #[error("unsupported repository location {0:?}")]
+    UnsupportedLocation(String),
+    /// An argument is out of range.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+}
+
+/// Result alias for the engine.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Shorthand for a [`Error::Corrupt`].
+    pub fn corrupt(object: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Corrupt {
+            object: object.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// True when the output stream was closed by the reader (`| head`), which
+    /// callers treat as a normal end rather than a failure.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Output(e) if e.kind() == io::ErrorKind::BrokenPipe)
+    }
+}

@@ -1,0 +1,36 @@
+//! # coffer-core
+//!
+//! The engine of coffer, a backup tool for database dump streams. A stream is
+//! cut into content-defined chunks ([`chunker`]), each named by a keyed
+//! BLAKE3 MAC ([`crypto`]), deduplicated against the repository [`index`],
+//! compressed with zstd ([`compress`]) and sealed with AES-256-GCM into
+//! [`pack`] files. The order of chunks is kept as a [`tree`] of list blobs; a
+//! [`snapshot`] names the tree's root. Everything is stored write-once through
+//! the [`backend`] on any `object_store`.
+//!
+//! Vocabulary: a **blob** is one chunk or tree node; a **pack** holds many
+//! blobs; an **index** file says which pack holds which blob; a **snapshot**
+//! records one backup. The byte layout of everything is in `docs/format.md`.
+//!
+//! This crate never prints and never exits: every failure is an [`Error`].
+
+pub mod backend;
+pub mod chunker;
+pub mod codec;
+pub mod compress;
+pub mod config;
+pub mod crypto;
+mod error;
+pub mod id;
+pub mod index;
+pub mod keys;
+pub mod object;
+pub mod pack;
+pub mod repository;
+pub mod snapshot;
+pub mod tree;
+
+pub use error::{Error, Result};
+pub use repository::{
+    Actor, BackupOptions, BackupSummary, InitOptions, Repository, RestoreSummary,
+};

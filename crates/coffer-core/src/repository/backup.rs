@@ -1,0 +1,419 @@
+//! The backup pipeline: a reader thread cuts the input into chunks, a packer
+//! thread hashes and compresses them on rayon and seals new ones into packs,
+//! and the async side uploads finished packs with bounded concurrency. Every
+//! queue is bounded, so memory stays flat however long the stream is. Only
+//! after all packs are stored are the index file and then the snapshot
+//! written.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use rayon::prelude::*;
+
+use super::Repository;
+use crate::backend::{object_path, Kind};
+use crate::chunker::Chunker;
+use crate::compress::{self, Encoding};
+use crate::crypto::MasterKey;
+use crate::error::{Error, Result};
+use crate::id::{BlobId, SnapshotId};
+use crate::index::{Index, IndexFile, IndexedPack};
+use crate::pack::{BlobKind, FinishedPack, PackWriter};
+use crate::snapshot::{Snapshot, StreamEntry};
+use crate::tree::{NodeBlob, TreeBuilder, TreeEntry};
+
+/// A compressed payload and how it is encoded.
+type Encoded = (Encoding, Vec<u8>);
+
+/// Bytes the reader gathers before cutting them into chunks.
+const READ_BLOCK: usize = 4 * 1024 * 1024;
+/// Cut blocks waiting for the packer.
+const BLOCK_QUEUE: usize = 2;
+
+/// What to record and how to store it.
+#[derive(Debug, Clone)]
+pub struct BackupOptions {
+    /// Stream name (`--stdin-filename`).
+    pub name: String,
+    /// Snapshot tags.
+    pub tags: Vec<String>,
+    /// Host recorded in the snapshot.
+    pub host: String,
+    /// User recorded in the snapshot.
+    pub user: String,
+    /// Snapshot time; now when `None`.
+    pub time: Option<jiff::Zoned>,
+    /// zstd level; the repository default when `None`.
+    pub compression_level: Option<i32>,
+    /// Store an empty stream instead of failing with [`Error::EmptyInput`].
+    pub allow_empty: bool,
+    /// Packs uploaded at once.
+    pub upload_concurrency: usize,
+}
+
+impl Default for BackupOptions {
+    fn default() -> Self {
+        BackupOptions {
+            name: "stdin".into(),
+            tags: Vec::new(),
+            host: String::new(),
+            user: String::new(),
+            time: None,
+            compression_level: None,
+            allow_empty: false,
+            upload_concurrency: 2,
+        }
+    }
+}
+
+/// What a backup did.
+#[derive(Debug, Clone)]
+pub struct BackupSummary {
+    /// The new snapshot.
+    pub snapshot_id: SnapshotId,
+    /// Its content.
+    pub snapshot: Snapshot,
+    /// Data chunks that were not yet stored.
+    pub new_chunks: u64,
+    /// Plaintext bytes of those chunks.
+    pub new_bytes: u64,
+    /// Packs uploaded (data and tree).
+    pub packs_written: u64,
+    /// All bytes uploaded: packs, index, snapshot.
+    pub bytes_uploaded: u64,
+    /// Wall time.
+    pub duration: Duration,
+}
+
+/// What the packer thread hands back when the stream ends.
+struct PackerOutcome {
+    root: TreeEntry,
+    chunks: u64,
+    stored_size: u64,
+    new_chunks: u64,
+    new_bytes: u64,
+}
+
+fn read_full(input: &mut dyn Read, buf: &mut BytesMut, target: usize) -> std::io::Result<bool> {
+    while buf.len() < target {
+        let start = buf.len();
+        buf.resize(target, 0);
+        let n = loop {
+            match input.read(&mut buf[start..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    buf.truncate(start);
+                    return Err(e);
+                }
+            }
+        };
+        buf.truncate(start + n);
+        if n == 0 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Reader thread: input -> blocks of chunks.
+fn read_chunks(
+    mut input: impl Read,
+    chunker: Chunker,
+    tx: crossbeam_channel::Sender<Result<Vec<Bytes>>>,
+) {
+    let mut buf = BytesMut::with_capacity(READ_BLOCK + chunker.max_size());
+    loop {
+        let eof = match read_full(&mut input, &mut buf, READ_BLOCK + chunker.max_size()) {
+            Ok(eof) => eof,
+            Err(e) => {
+                let _ = tx.send(Err(Error::Input(e)));
+                return;
+            }
+        };
+        let lengths = chunker.chunk_lengths(&buf, eof);
+        let consumed: usize = lengths.iter().sum();
+        let mut block = buf.split_to(consumed).freeze();
+        let chunks = lengths.into_iter().map(|l| block.split_to(l)).collect();
+        if tx.send(Ok(chunks)).is_err() || eof {
+            return;
+        }
+    }
+}
+
+/// Packer state: open data and tree packs, blobs stored in this session.
+struct Packer {
+    key: Arc<MasterKey>,
+    index: Arc<Index>,
+    pack_size: usize,
+    level: i32,
+    data: Option<PackWriter>,
+    tree: Option<PackWriter>,
+    /// Blobs added in this backup, with their sealed length.
+    session: HashMap<BlobId, u32>,
+    out: tokio::sync::mpsc::Sender<FinishedPack>,
+}
+
+impl Packer {
+    /// Stored length of an already known blob.
+    fn known_length(&self, id: &BlobId) -> Option<u32> {
+        self.index
+            .get(id)
+            .map(|l| l.entry.length)
+            .or_else(|| self.session.get(id).copied())
+    }
+
+    fn add(
+        &mut self,
+        kind: BlobKind,
+        id: BlobId,
+        encoding: Encoding,
+        payload: &[u8],
+        raw_len: u32,
+    ) -> Result<u32> {
+        let slot = match kind {
+            BlobKind::Data => &mut self.data,
+            BlobKind::Tree => &mut self.tree,
+        };
+        let w =
+            slot.get_or_insert_with(|| PackWriter::new(&self.key, self.pack_size + 1024 * 1024));
+        w.add(kind, id, encoding, payload, raw_len);
+        let sealed = (payload.len() + crate::crypto::TAG_LEN) as u32;
+        self.session.insert(id, sealed);
+        if w.len() >= self.pack_size {
+            let full = slot.take().expect("just used");
+            self.ship(full)?;
+        }
+        Ok(sealed)
+    }
+
+    fn ship(&self, w: PackWriter) -> Result<()> {
+        // A closed channel means the uploader stopped on an error; it reports it.
+        self.out
+            .blocking_send(w.finish())
+            .map_err(|_| upload_aborted())
+    }
+
+    fn add_nodes(&mut self, nodes: &mut Vec<NodeBlob>) -> Result<()> {
+        for node in nodes.drain(..) {
+            if self.known_length(&node.id).is_none() {
+                let (enc, payload) = compress::compress(&node.bytes, self.level);
+                self.add(
+                    BlobKind::Tree,
+                    node.id,
+                    enc,
+                    &payload,
+                    node.bytes.len() as u32,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        for w in [self.data.take(), self.tree.take()].into_iter().flatten() {
+            self.ship(w)?;
+        }
+        Ok(())
+    }
+}
+
+fn upload_aborted() -> Error {
+    Error::InvalidArgument("upload stopped".into())
+}
+
+/// Packer thread: chunks -> packs, and the stream's tree.
+fn pack_chunks(
+    mut packer: Packer,
+    rx: crossbeam_channel::Receiver<Result<Vec<Bytes>>>,
+    allow_empty: bool,
+) -> Result<PackerOutcome> {
+    let mut tree = TreeBuilder::default();
+    let mut nodes = Vec::new();
+    let (mut chunks, mut size, mut stored_size, mut new_chunks, mut new_bytes) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
+    for block in rx {
+        let block = block?;
+        let (key, index, level) = (&packer.key, &packer.index, packer.level);
+        // CPU-heavy part on rayon: MAC every chunk, compress the ones the
+        // repository does not have yet.
+        let hashed: Vec<(BlobId, Option<Encoded>)> = block
+            .par_iter()
+            .map(|c| {
+                let id = key.blob_id(c);
+                let packed = (!index.contains(&id)).then(|| compress::compress(c, level));
+                (id, packed)
+            })
+            .collect();
+        for (chunk, (id, packed)) in block.iter().zip(hashed) {
+            let len = chunk.len() as u32;
+            let stored = match packer.known_length(&id) {
+                Some(l) => l,
+                None => {
+                    let (enc, payload) = packed.unwrap_or_else(|| compress::compress(chunk, level));
+                    new_chunks += 1;
+                    new_bytes += len as u64;
+                    packer.add(BlobKind::Data, id, enc, &payload, len)?
+                }
+            };
+            chunks += 1;
+            size += len as u64;
+            stored_size += stored as u64;
+            tree.push_chunk(
+                &packer.key,
+                TreeEntry {
+                    id,
+                    size: len as u64,
+                },
+                &mut nodes,
+            );
+            packer.add_nodes(&mut nodes)?;
+        }
+    }
+    if size == 0 && !allow_empty {
+        return Err(Error::EmptyInput);
+    }
+    let root = tree.finish(&packer.key, &mut nodes);
+    packer.add_nodes(&mut nodes)?;
+    packer.flush()?;
+    Ok(PackerOutcome {
+        root,
+        chunks,
+        stored_size,
+        new_chunks,
+        new_bytes,
+    })
+}
+
+impl Repository {
+    /// Backs up one stream read from `input` as a new snapshot.
+    ///
+    /// Reading, chunking, hashing, compressing, sealing and uploading run
+    /// concurrently with bounded queues. The snapshot is written last, after
+    /// its packs and index file; if anything fails before, no snapshot exists
+    /// and the packs already uploaded are only unreferenced leftovers.
+    pub async fn backup<R: Read + Send + 'static>(
+        &self,
+        input: R,
+        opts: BackupOptions,
+    ) -> Result<BackupSummary> {
+        let started = Instant::now();
+        let level = opts
+            .compression_level
+            .unwrap_or(self.config.compression_level);
+        crate::config::check_level(level).map_err(Error::InvalidArgument)?;
+        let index = Arc::new(self.load_index().await?);
+
+        let chunker = Chunker::new(self.config.chunker, self.key.chunker_seed());
+        let (block_tx, block_rx) = crossbeam_channel::bounded(BLOCK_QUEUE);
+        // The reader may block on a pipe forever if we fail early, so it is a
+        // detached thread rather than a runtime task.
+        std::thread::Builder::new()
+            .name("coffer-reader".into())
+            .spawn(move || read_chunks(input, chunker, block_tx))
+            .expect("spawn reader thread");
+
+        let (pack_tx, pack_rx) = tokio::sync::mpsc::channel::<FinishedPack>(1);
+        let packer = Packer {
+            key: self.key.clone(),
+            index: index.clone(),
+            pack_size: self.config.pack_size as usize,
+            level,
+            data: None,
+            tree: None,
+            session: HashMap::new(),
+            out: pack_tx,
+        };
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let allow_empty = opts.allow_empty;
+        std::thread::Builder::new()
+            .name("coffer-packer".into())
+            .spawn(move || {
+                let _ = done_tx.send(pack_chunks(packer, block_rx, allow_empty));
+            })
+            .expect("spawn packer thread");
+
+        // An upload error comes first: it is the cause of the packer's
+        // "upload stopped", and the packer may still be waiting for input.
+        let packs = self
+            .upload_packs(pack_rx, opts.upload_concurrency.max(1))
+            .await?;
+        let outcome = done_rx
+            .await
+            .map_err(|_| Error::InvalidArgument("packer thread panicked".into()))??;
+
+        let mut bytes_uploaded: u64 = packs.iter().map(|p| p.size).sum();
+        let packs_written = packs.len() as u64;
+        if !packs.is_empty() {
+            let (_, len) = self
+                .write_index(&IndexFile {
+                    supersedes: Vec::new(),
+                    packs,
+                })
+                .await?;
+            bytes_uploaded += len;
+        }
+        let time = opts.time.unwrap_or_else(jiff::Zoned::now);
+        let snapshot = Snapshot {
+            time_unix_ns: time.timestamp().as_nanosecond() as i64,
+            utc_offset_s: time.offset().seconds(),
+            host: opts.host,
+            user: opts.user,
+            tags: opts.tags,
+            program_version: concat!("coffer ", env!("CARGO_PKG_VERSION")).to_string(),
+            streams: vec![StreamEntry {
+                name: opts.name,
+                root: outcome.root.id,
+                size: outcome.root.size,
+                chunks: outcome.chunks,
+                stored_size: outcome.stored_size,
+                added_size: bytes_uploaded,
+            }],
+        };
+        let (snapshot_id, len) = self.write_snapshot(&snapshot).await?;
+        bytes_uploaded += len;
+        Ok(BackupSummary {
+            snapshot_id,
+            snapshot,
+            new_chunks: outcome.new_chunks,
+            new_bytes: outcome.new_bytes,
+            packs_written,
+            bytes_uploaded,
+            duration: started.elapsed(),
+        })
+    }
+
+    /// Uploads packs as they come, `concurrency` at a time; returns their
+    /// index entries once all are stored.
+    async fn upload_packs(
+        &self,
+        rx: tokio::sync::mpsc::Receiver<FinishedPack>,
+        concurrency: usize,
+    ) -> Result<Vec<IndexedPack>> {
+        let incoming =
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) });
+        let uploads = incoming
+            .map(|pack| async move {
+                let path = object_path(Kind::Pack, &pack.id.to_hex());
+                let size = pack.bytes.len() as u64;
+                self.backend.put_new(&path, pack.bytes).await?;
+                Ok::<_, Error>(IndexedPack {
+                    id: pack.id,
+                    salt: pack.salt,
+                    size,
+                    blobs: pack.blobs,
+                })
+            })
+            .buffer_unordered(concurrency);
+        let mut uploads = std::pin::pin!(uploads);
+        let mut done = Vec::new();
+        while let Some(r) = uploads.next().await {
+            done.push(r?);
+        }
+        Ok(done)
+    }
+}

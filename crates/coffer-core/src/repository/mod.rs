@@ -1,0 +1,314 @@
+//! Orchestration: creating and unlocking a repository, loading its index and
+//! snapshots, and (in submodules) the backup and restore pipelines. This is
+//! where the write-ordering rule lives: data packs, then the index file that
+//! names them, then the snapshot; a reader never sees a snapshot whose data is
+//! missing.
+
+mod backup;
+mod restore;
+
+pub use backup::{BackupOptions, BackupSummary};
+pub use restore::RestoreSummary;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+
+use crate::backend::{object_path, Backend, Kind, Put, CONFIG_PATH};
+use crate::chunker::ChunkerParams;
+use crate::codec;
+use crate::config::{RepoConfig, REPO_VERSION};
+use crate::crypto::{KdfParams, MasterKey};
+use crate::error::{Error, Result};
+use crate::id::{content_hash, IndexId, KeyId, SnapshotId};
+use crate::index::{Index, IndexFile};
+use crate::keys;
+use crate::object::{self, ObjectType};
+use crate::snapshot::Snapshot;
+
+/// Parallel GETs when loading many small metadata objects.
+const METADATA_CONCURRENCY: usize = 8;
+
+/// Settings for a new repository.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// Argon2id costs of the first key.
+    pub kdf: KdfParams,
+    /// Chunk sizes.
+    pub chunker: ChunkerParams,
+    /// Target pack size in bytes.
+    pub pack_size: u32,
+    /// Default zstd level.
+    pub compression_level: i32,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        let c = RepoConfig::default();
+        InitOptions {
+            kdf: KdfParams::DEFAULT,
+            chunker: c.chunker,
+            pack_size: c.pack_size,
+            compression_level: c.compression_level,
+        }
+    }
+}
+
+/// Who is acting: recorded in key files and snapshots.
+#[derive(Debug, Clone, Default)]
+pub struct Actor {
+    /// Host name.
+    pub host: String,
+    /// User name.
+    pub user: String,
+}
+
+/// An unlocked repository.
+pub struct Repository {
+    backend: Backend,
+    key: Arc<MasterKey>,
+    config: RepoConfig,
+    key_id: KeyId,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Repository({})", self.backend.location())
+    }
+}
+
+fn now_unix_ns() -> i64 {
+    jiff::Timestamp::now().as_nanosecond() as i64
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("blocking task panicked")
+}
+
+impl Repository {
+    /// Creates a repository: a first key file, then the `config` object. A
+    /// crash between the two leaves no config, i.e. no repository; `init`
+    /// can simply be run again.
+    pub async fn init(
+        backend: Backend,
+        password: &[u8],
+        opts: InitOptions,
+        actor: &Actor,
+    ) -> Result<Self> {
+        if backend.get_opt(CONFIG_PATH).await?.is_some() {
+            return Err(Error::RepositoryExists {
+                location: backend.location().to_string(),
+            });
+        }
+        let config = RepoConfig::new(opts.chunker, opts.pack_size, opts.compression_level);
+        config.validate().map_err(Error::InvalidArgument)?;
+        let key = MasterKey::generate();
+        let (key_id, key_bytes) = {
+            let (key, password, actor) = (key.clone(), password.to_vec(), actor.clone());
+            blocking(move || {
+                keys::create(
+                    &key,
+                    &password,
+                    opts.kdf,
+                    &actor.host,
+                    &actor.user,
+                    now_unix_ns(),
+                )
+            })
+            .await
+            .map_err(Error::InvalidArgument)?
+        };
+        backend
+            .put_new(&object_path(Kind::Key, &key_id.to_hex()), key_bytes.into())
+            .await?;
+        let sealed = object::seal(&key, ObjectType::Config, &codec::encode(&config));
+        if backend.put_new(CONFIG_PATH, sealed.into()).await? == Put::Existed {
+            return Err(Error::RepositoryExists {
+                location: backend.location().to_string(),
+            });
+        }
+        Ok(Repository {
+            backend,
+            key: Arc::new(key),
+            config,
+            key_id,
+        })
+    }
+
+    /// Opens a repository with a password: tries every key file, then
+    /// decrypts `config` with the master key found.
+    pub async fn open(backend: Backend, password: &[u8]) -> Result<Self> {
+        let Some(config_bytes) = backend.get_opt(CONFIG_PATH).await? else {
+            return Err(Error::RepositoryNotFound {
+                location: backend.location().to_string(),
+            });
+        };
+        let names = backend.list(Kind::Key).await?;
+        if names.is_empty() {
+            return Err(Error::corrupt("keys/", "the repository has no key files"));
+        }
+        let mut last_corrupt = None;
+        for name in names {
+            let path = object_path(Kind::Key, &name);
+            let bytes = backend.get(&path).await?;
+            let body = match keys::parse(&bytes) {
+                Ok(b) => b,
+                Err(reason) => {
+                    last_corrupt = Some(Error::corrupt(path, reason));
+                    continue;
+                }
+            };
+            let pw = password.to_vec();
+            let unlocked = blocking(move || keys::unlock(&body, &pw)).await;
+            let key = match unlocked {
+                Ok(Some(k)) => k,
+                Ok(None) => continue,
+                Err(reason) => {
+                    last_corrupt = Some(Error::corrupt(path, reason));
+                    continue;
+                }
+            };
+            // A key left behind by an interrupted `init` unlocks a master key
+            // that does not open this config: skip it.
+            let Ok(plain) = object::open(&key, ObjectType::Config, &config_bytes) else {
+                continue;
+            };
+            let config: RepoConfig =
+                codec::decode(&plain).map_err(|e| Error::corrupt(CONFIG_PATH, e))?;
+            if config.version > REPO_VERSION {
+                return Err(Error::UnsupportedVersion {
+                    object: CONFIG_PATH.into(),
+                    version: config.version,
+                    supported: REPO_VERSION,
+                });
+            }
+            config
+                .validate()
+                .map_err(|e| Error::corrupt(CONFIG_PATH, e))?;
+            let key_id = KeyId::from_hex(&name).unwrap_or(KeyId(content_hash(&bytes)));
+            return Ok(Repository {
+                backend,
+                key: Arc::new(key),
+                config,
+                key_id,
+            });
+        }
+        Err(last_corrupt.unwrap_or(Error::WrongPassword))
+    }
+
+    /// The repository configuration.
+    pub fn config(&self) -> &RepoConfig {
+        &self.config
+    }
+
+    /// The storage.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// Id of the key file that opened the repository.
+    pub fn key_id(&self) -> KeyId {
+        self.key_id
+    }
+
+    /// Reads a content-named object and checks its bytes hash to its name.
+    async fn read_named(&self, kind: Kind, name: &str) -> Result<(String, Bytes)> {
+        let path = object_path(kind, name);
+        let bytes = self.backend.get(&path).await?;
+        if hex::encode(content_hash(&bytes)) != name {
+            return Err(Error::corrupt(
+                path,
+                "content does not match its name (damaged in storage)",
+            ));
+        }
+        Ok((path, bytes))
+    }
+
+    /// Seals a metadata object and writes it under the hash of its bytes.
+    async fn write_named(
+        &self,
+        kind: Kind,
+        otype: ObjectType,
+        payload: &[u8],
+    ) -> Result<([u8; 32], u64)> {
+        let sealed = object::seal(&self.key, otype, payload);
+        let hash = content_hash(&sealed);
+        let len = sealed.len() as u64;
+        self.backend
+            .put_new(&object_path(kind, &hex::encode(hash)), sealed.into())
+            .await?;
+        Ok((hash, len))
+    }
+
+    async fn read_sealed(&self, kind: Kind, otype: ObjectType, name: String) -> Result<Vec<u8>> {
+        let (path, bytes) = self.read_named(kind, &name).await?;
+        let key = self.key.clone();
+        blocking(move || object::open(&key, otype, &bytes).map_err(|e| Error::corrupt(path, e)))
+            .await
+    }
+
+    /// Loads every index file into the in-memory index.
+    pub async fn load_index(&self) -> Result<Index> {
+        let names = self.backend.list(Kind::Index).await?;
+        let files: Vec<(String, IndexFile)> = futures::stream::iter(names)
+            .map(|name| async move {
+                let plain = self
+                    .read_sealed(Kind::Index, ObjectType::Index, name.clone())
+                    .await?;
+                let file = codec::decode(&plain)
+                    .map_err(|e| Error::corrupt(object_path(Kind::Index, &name), e))?;
+                Ok::<_, Error>((name, file))
+            })
+            .buffer_unordered(METADATA_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut index = Index::default();
+        for (name, file) in &files {
+            index
+                .add_file(file)
+                .map_err(|e| Error::corrupt(object_path(Kind::Index, name), e))?;
+        }
+        index.finish();
+        Ok(index)
+    }
+
+    /// Writes an index file (after its packs are stored).
+    pub(crate) async fn write_index(&self, file: &IndexFile) -> Result<(IndexId, u64)> {
+        let (hash, len) = self
+            .write_named(Kind::Index, ObjectType::Index, &codec::encode(file))
+            .await?;
+        Ok((IndexId(hash), len))
+    }
+
+    /// Writes a snapshot (after its index is stored).
+    pub(crate) async fn write_snapshot(&self, snap: &Snapshot) -> Result<(SnapshotId, u64)> {
+        let (hash, len) = self
+            .write_named(Kind::Snapshot, ObjectType::Snapshot, &codec::encode(snap))
+            .await?;
+        Ok((SnapshotId(hash), len))
+    }
+
+    /// All snapshots, oldest first.
+    pub async fn list_snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        let names = self.backend.list(Kind::Snapshot).await?;
+        let mut snaps: Vec<(SnapshotId, Snapshot)> = futures::stream::iter(names)
+            .map(|name| async move {
+                let path = object_path(Kind::Snapshot, &name);
+                let id = SnapshotId::from_hex(&name)
+                    .ok_or_else(|| Error::corrupt(path.clone(), "name is not a snapshot id"))?;
+                let plain = self
+                    .read_sealed(Kind::Snapshot, ObjectType::Snapshot, name)
+                    .await?;
+                let snap = codec::decode(&plain).map_err(|e| Error::corrupt(path, e))?;
+                Ok::<_, Error>((id, snap))
+            })
+            .buffer_unordered(METADATA_CONCURRENCY)
+            .try_collect()
+            .await?;
+        snaps.sort_by_key(|(id, s)| (s.time_unix_ns, *id));
+        Ok(snaps)
+    }
+}
