@@ -1,1 +1,8 @@
+//! End-to-end tests: each runs the real `coffer` binary against a real
+//! repository directory and checks what a user would see.
 
+mod crash;
+mod dedup;
+mod errors;
+mod golden;
+mod round_trip;

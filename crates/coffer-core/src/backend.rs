@@ -139,7 +139,10 @@ impl Backend {
         } else if !std::path::Path::new(dir).is_dir() {
             return Err(not_found());
         }
-        let fs = LocalFileSystem::new_with_prefix(dir).map_err(|_| not_found())?;
+        // fsync: an object reported stored survives power loss, not only a crash.
+        let fs = LocalFileSystem::new_with_prefix(dir)
+            .map_err(|_| not_found())?
+            .with_fsync(true);
         Ok(Backend::new(Arc::new(fs), location))
     }
 
