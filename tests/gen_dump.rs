@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use coffer_e2e::{dump_like, Change};
+use coffer_e2e::{write_dump, Change};
 
 fn parse_size(s: &str) -> Option<usize> {
     let (num, mult) = match s.chars().last()? {
@@ -29,16 +29,11 @@ fn main() {
         eprintln!("usage: gen-dump SIZE[k|M|G] [none|scattered|clustered]");
         std::process::exit(2);
     };
-    // Generate in pieces of ~64 MB so memory stays small for huge sizes;
-    // each piece restarts row ids, which keeps the output deterministic.
-    let mut out = std::io::stdout().lock();
-    let mut left = size;
-    while left > 0 {
-        let piece = left.min(64_000_000);
-        let bytes = dump_like(piece, change);
-        if out.write_all(&bytes[..piece.min(bytes.len())]).is_err() {
-            return;
-        }
-        left -= piece;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+    if write_dump(&mut out, size, change)
+        .and_then(|()| out.flush())
+        .is_err()
+    {
+        // A closed pipe (`gen-dump 1G | head`) is a normal end.
     }
 }

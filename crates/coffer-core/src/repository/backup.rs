@@ -30,9 +30,9 @@ use crate::tree::{NodeBlob, TreeBuilder, TreeEntry};
 type Encoded = (Encoding, Vec<u8>);
 
 /// Bytes the reader gathers before cutting them into chunks.
-const READ_BLOCK: usize = 4 * 1024 * 1024;
+const READ_BLOCK: usize = 2 * 1024 * 1024;
 /// Cut blocks waiting for the packer.
-const BLOCK_QUEUE: usize = 2;
+const BLOCK_QUEUE: usize = 1;
 
 /// What to record and how to store it.
 #[derive(Debug, Clone)]
@@ -155,7 +155,10 @@ struct Packer {
     tree: Option<PackWriter>,
     /// Blobs added in this backup, with their sealed length.
     session: HashMap<BlobId, u32>,
-    out: tokio::sync::mpsc::Sender<FinishedPack>,
+    out: tokio::sync::mpsc::UnboundedSender<FinishedPack>,
+    /// One token per upload slot: a finished pack waits here until a slot is
+    /// free, so at most `concurrency` packs exist besides the open ones.
+    upload_slots: crossbeam_channel::Receiver<()>,
 }
 
 impl Packer {
@@ -193,9 +196,8 @@ impl Packer {
 
     fn ship(&self, w: PackWriter) -> Result<()> {
         // A closed channel means the uploader stopped on an error; it reports it.
-        self.out
-            .blocking_send(w.finish())
-            .map_err(|_| upload_aborted())
+        self.upload_slots.recv().map_err(|_| upload_aborted())?;
+        self.out.send(w.finish()).map_err(|_| upload_aborted())
     }
 
     fn add_nodes(&mut self, nodes: &mut Vec<NodeBlob>) -> Result<()> {
@@ -317,7 +319,12 @@ impl Repository {
             .spawn(move || read_chunks(input, chunker, block_tx))
             .expect("spawn reader thread");
 
-        let (pack_tx, pack_rx) = tokio::sync::mpsc::channel::<FinishedPack>(1);
+        let concurrency = opts.upload_concurrency.max(1);
+        let (pack_tx, pack_rx) = tokio::sync::mpsc::unbounded_channel::<FinishedPack>();
+        let (slot_tx, slot_rx) = crossbeam_channel::bounded(concurrency);
+        for _ in 0..concurrency {
+            slot_tx.send(()).expect("room for every token");
+        }
         let packer = Packer {
             key: self.key.clone(),
             index: index.clone(),
@@ -327,6 +334,7 @@ impl Repository {
             tree: None,
             session: HashMap::new(),
             out: pack_tx,
+            upload_slots: slot_rx,
         };
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let allow_empty = opts.allow_empty;
@@ -339,9 +347,7 @@ impl Repository {
 
         // An upload error comes first: it is the cause of the packer's
         // "upload stopped", and the packer may still be waiting for input.
-        let packs = self
-            .upload_packs(pack_rx, opts.upload_concurrency.max(1))
-            .await?;
+        let packs = self.upload_packs(pack_rx, slot_tx, concurrency).await?;
         let outcome = done_rx
             .await
             .map_err(|_| Error::InvalidArgument("packer thread panicked".into()))??;
@@ -391,22 +397,28 @@ impl Repository {
     /// index entries once all are stored.
     async fn upload_packs(
         &self,
-        rx: tokio::sync::mpsc::Receiver<FinishedPack>,
+        rx: tokio::sync::mpsc::UnboundedReceiver<FinishedPack>,
+        slots: crossbeam_channel::Sender<()>,
         concurrency: usize,
     ) -> Result<Vec<IndexedPack>> {
         let incoming =
             futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) });
         let uploads = incoming
-            .map(|pack| async move {
-                let path = object_path(Kind::Pack, &pack.id.to_hex());
-                let size = pack.bytes.len() as u64;
-                self.backend.put_new(&path, pack.bytes).await?;
-                Ok::<_, Error>(IndexedPack {
-                    id: pack.id,
-                    salt: pack.salt,
-                    size,
-                    blobs: pack.blobs,
-                })
+            .map(|pack| {
+                let slots = slots.clone();
+                async move {
+                    let path = object_path(Kind::Pack, &pack.id.to_hex());
+                    let size = pack.bytes.len() as u64;
+                    self.backend.put_new(&path, pack.bytes).await?;
+                    // Free the slot; the packer may be gone already, which is fine.
+                    let _ = slots.try_send(());
+                    Ok::<_, Error>(IndexedPack {
+                        id: pack.id,
+                        salt: pack.salt,
+                        size,
+                        blobs: pack.blobs,
+                    })
+                }
             })
             .buffer_unordered(concurrency);
         let mut uploads = std::pin::pin!(uploads);
