@@ -70,6 +70,18 @@ pub fn write_dump(
     out.write_all(TAIL)
 }
 
+/// `n` incompressible, deterministic bytes.
+pub fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n + 8);
+    let mut i = seed.wrapping_mul(1 << 32);
+    while out.len() < n {
+        out.extend_from_slice(&mix(i).to_le_bytes());
+        i += 1;
+    }
+    out.truncate(n);
+    out
+}
+
 /// splitmix64: a cheap, well-mixed stand-in for `md5(aid)`.
 fn mix(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);

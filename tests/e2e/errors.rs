@@ -196,3 +196,14 @@ fn missing_password_and_unsupported_locations_are_usage_errors() {
     let out = repo.run(&["snapshots", "--repo", "ftp://example/repo"], b"");
     assert_fails(&out, 2, "unsupported repository location");
 }
+
+#[test]
+fn a_damaged_config_is_named_not_blamed_on_the_password() {
+    let (repo, _) = repo_with_snapshot(100_000);
+    let config = repo.repo.join("config");
+    let mut bytes = std::fs::read(&config).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&config, &bytes).unwrap();
+    assert_fails(&repo.run(&["snapshots"], b""), 16, "config is corrupt");
+}

@@ -25,7 +25,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[test]
 fn the_v1_fixture_still_opens_and_restores_byte_identical() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/repo-v1");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/repo-v1");
     let repo = TestRepo::uninitialised();
     copy_dir(&fixture.join("repo"), &repo.repo);
     std::fs::copy(fixture.join("password"), &repo.password_file).unwrap();

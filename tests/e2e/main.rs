@@ -4,5 +4,6 @@
 mod crash;
 mod dedup;
 mod errors;
+mod full_disk;
 mod golden;
 mod round_trip;

@@ -1,20 +1,9 @@
 //! Streams of every awkward size come back byte-identical.
 
-use coffer_e2e::{dump_like, stderr, Change, TestRepo};
+use coffer_e2e::{dump_like, noise, stderr, Change, TestRepo};
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
-
-fn pseudo_random(n: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(n + 32);
-    let mut i = 0u64;
-    while out.len() < n {
-        out.extend_from_slice(blake3::hash(&i.to_le_bytes()).as_bytes());
-        i += 1;
-    }
-    out.truncate(n);
-    out
-}
 
 #[test]
 fn empty_stream_round_trips_when_allowed() {
@@ -46,7 +35,7 @@ fn tiny_and_boundary_sized_streams_round_trip() {
     for (i, size) in sizes.into_iter().enumerate() {
         // Alternate incompressible and text-like content.
         let data = if i % 2 == 0 {
-            pseudo_random(size)
+            noise(size, size as u64)
         } else {
             dump_like(size, Change::None)[..size].to_vec()
         };

@@ -36,6 +36,11 @@ thread_local! {
         const { RefCell::new(None) };
 }
 
+thread_local! {
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { RefCell::new(None) };
+}
+
 /// Compresses `data` at `level`; returns the raw bytes when zstd does not
 /// make them smaller.
 pub fn compress(data: &[u8], level: i32) -> (Encoding, Vec<u8>) {
@@ -63,7 +68,16 @@ pub fn compress(data: &[u8], level: i32) -> (Encoding, Vec<u8>) {
 pub fn decompress(encoding: Encoding, payload: Vec<u8>, raw_len: usize) -> Result<Vec<u8>, String> {
     let out = match encoding {
         Encoding::Raw => payload,
-        Encoding::Zstd => zstd::bulk::decompress(&payload, raw_len)
+        Encoding::Zstd => DECOMPRESSOR
+            .with(|cell| {
+                let mut slot = cell.borrow_mut();
+                if slot.is_none() {
+                    *slot = Some(zstd::bulk::Decompressor::new().expect("zstd context"));
+                }
+                slot.as_mut()
+                    .expect("just set")
+                    .decompress(&payload, raw_len)
+            })
             .map_err(|e| format!("zstd frame does not decode: {e}"))?,
     };
     if out.len() != raw_len {

@@ -150,12 +150,29 @@ impl Repository {
         if names.is_empty() {
             return Err(Error::corrupt("keys/", "the repository has no key files"));
         }
+        if config_bytes.len() > 4
+            && &config_bytes[..4] == object::OBJECT_MAGIC
+            && config_bytes[4] > object::OBJECT_VERSION
+        {
+            return Err(Error::UnsupportedVersion {
+                object: CONFIG_PATH.into(),
+                version: config_bytes[4] as u32,
+                supported: object::OBJECT_VERSION as u32,
+            });
+        }
+        // Precedence of failures: a config that the unlocked master key
+        // cannot open, then a wrong password, then damaged key files.
         let mut last_corrupt = None;
+        let mut parsed_any = false;
+        let mut config_unopened = None;
         for name in names {
             let path = object_path(Kind::Key, &name);
             let bytes = backend.get(&path).await?;
             let body = match keys::parse(&bytes) {
-                Ok(b) => b,
+                Ok(b) => {
+                    parsed_any = true;
+                    b
+                }
                 Err(reason) => {
                     last_corrupt = Some(Error::corrupt(path, reason));
                     continue;
@@ -173,8 +190,12 @@ impl Repository {
             };
             // A key left behind by an interrupted `init` unlocks a master key
             // that does not open this config: skip it.
-            let Ok(plain) = object::open(&key, ObjectType::Config, &config_bytes) else {
-                continue;
+            let plain = match object::open(&key, ObjectType::Config, &config_bytes) {
+                Ok(plain) => plain,
+                Err(reason) => {
+                    config_unopened = Some(reason);
+                    continue;
+                }
             };
             let config: RepoConfig =
                 codec::decode(&plain).map_err(|e| Error::corrupt(CONFIG_PATH, e))?;
@@ -196,7 +217,16 @@ impl Repository {
                 key_id,
             });
         }
-        Err(last_corrupt.unwrap_or(Error::WrongPassword))
+        if let Some(reason) = config_unopened {
+            return Err(Error::corrupt(
+                CONFIG_PATH,
+                format!("it does not open with the key this password unlocks: {reason}"),
+            ));
+        }
+        Err(match last_corrupt {
+            Some(e) if !parsed_any => e,
+            _ => Error::WrongPassword,
+        })
     }
 
     /// The repository configuration.

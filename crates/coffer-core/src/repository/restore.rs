@@ -23,12 +23,14 @@ use crate::pack::{self, BlobEntry, BlobKind};
 use crate::snapshot::StreamEntry;
 use crate::tree::{Step, TreeNode, TreeWalker};
 
-/// Largest coalesced read (stored bytes).
-const MAX_READ: u64 = 4 * 1024 * 1024;
+/// Largest coalesced read (stored bytes; about 4x that once decoded).
+const MAX_READ: u64 = 2 * 1024 * 1024;
 /// Unneeded bytes a read may span to join two blobs.
 const MAX_GAP: u64 = 256 * 1024;
 /// Reads fetched ahead of the writer.
 const FETCH_AHEAD: usize = 4;
+/// Reads decoded at once.
+const DECODE_AHEAD: usize = 2;
 /// Decoded blobs queued for the writer.
 const WRITE_QUEUE: usize = 16;
 
@@ -300,13 +302,22 @@ async fn fetch_and_decode(
             })
         })
         .buffered(FETCH_AHEAD);
-    let mut fetched = std::pin::pin!(fetched);
-    while let Some(joined) = fetched.next().await {
-        let (read, bytes) = joined.expect("fetch task panicked");
-        let bytes = bytes?;
-        let (reader, tx) = (reader.clone(), write_tx.clone());
+    // Decode two reads at once so no core idles on the tail of one read.
+    let decoded = fetched
+        .map(|joined| {
+            let reader = reader.clone();
+            async move {
+                let (read, bytes) = joined.expect("fetch task panicked");
+                let bytes = bytes?;
+                blocking(move || reader.open_all(&read, &bytes)).await
+            }
+        })
+        .buffered(DECODE_AHEAD);
+    let mut decoded = std::pin::pin!(decoded);
+    while let Some(plains) = decoded.next().await {
+        let tx = write_tx.clone();
         blocking(move || {
-            for plain in reader.open_all(&read, &bytes)? {
+            for plain in plains? {
                 tx.send(plain).map_err(|_| {
                     Error::Output(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
                 })?;
