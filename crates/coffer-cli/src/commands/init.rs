@@ -17,7 +17,7 @@ pub async fn run(g: &Global, a: InitArgs) -> Result<()> {
         KdfParams {
             memory_kib: a.kdf_memory.saturating_mul(1024),
             iterations: a.kdf_iterations,
-            parallelism: 1,
+            parallelism: KdfParams::DEFAULT.parallelism,
         }
     };
     let opts = InitOptions {

@@ -5,14 +5,13 @@
 //! after all packs are stored are the index file and then the snapshot
 //! written.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use rayon::prelude::*;
 
 use super::Repository;
 use crate::backend::{object_path, Kind};
@@ -228,66 +227,126 @@ fn upload_aborted() -> Error {
     Error::InvalidArgument("upload stopped".into())
 }
 
+/// The stream as it is packed: its tree and its counters.
+#[derive(Default)]
+struct StreamState {
+    tree: TreeBuilder,
+    nodes: Vec<NodeBlob>,
+    chunks: u64,
+    size: u64,
+    stored_size: u64,
+    new_chunks: u64,
+    new_bytes: u64,
+}
+
+impl StreamState {
+    /// Takes the next chunk, in stream order, with its id and (when it was
+    /// not stored before) its compressed form.
+    fn push(
+        &mut self,
+        packer: &mut Packer,
+        chunk: &[u8],
+        id: BlobId,
+        packed: Option<Encoded>,
+    ) -> Result<()> {
+        let len = chunk.len() as u32;
+        let stored = match packer.known_length(&id) {
+            Some(l) => l,
+            None => {
+                // Compressed on rayon unless an earlier chunk of this same
+                // backup had the id (then it is known and we never get here).
+                let (enc, payload) =
+                    packed.unwrap_or_else(|| compress::compress(chunk, packer.level));
+                self.new_chunks += 1;
+                self.new_bytes += len as u64;
+                packer.add(BlobKind::Data, id, enc, &payload, len)?
+            }
+        };
+        self.chunks += 1;
+        self.size += len as u64;
+        self.stored_size += stored as u64;
+        let entry = TreeEntry {
+            id,
+            size: len as u64,
+        };
+        self.tree.push_chunk(&packer.key, entry, &mut self.nodes);
+        packer.add_nodes(&mut self.nodes)
+    }
+}
+
+/// Result of the CPU work on one chunk: its sequence number, id and, when the
+/// repository lacks it, its compressed form.
+type Hashed = (u64, BlobId, Option<Encoded>);
+
 /// Packer thread: chunks -> packs, and the stream's tree.
+///
+/// Chunks go to rayon one by one (MAC, and compression when new) with a
+/// bounded window of tasks in flight; results are taken back in stream order,
+/// so sealing and tree building here overlap with compression there and no
+/// core waits for the slowest chunk of a batch.
 fn pack_chunks(
     mut packer: Packer,
     rx: crossbeam_channel::Receiver<Result<Vec<Bytes>>>,
     allow_empty: bool,
 ) -> Result<PackerOutcome> {
-    let mut tree = TreeBuilder::default();
-    let mut nodes = Vec::new();
-    let (mut chunks, mut size, mut stored_size, mut new_chunks, mut new_bytes) =
-        (0u64, 0u64, 0u64, 0u64, 0u64);
+    let window = rayon::current_num_threads() * 3;
+    let (done_tx, done_rx) = crossbeam_channel::unbounded::<Hashed>();
+    let mut in_flight: VecDeque<(u64, Bytes)> = VecDeque::new();
+    let mut finished: BTreeMap<u64, (BlobId, Option<Encoded>)> = BTreeMap::new();
+    let mut state = StreamState::default();
+    let mut next_seq = 0u64;
+
+    let mut take_oldest = |packer: &mut Packer,
+                           state: &mut StreamState,
+                           in_flight: &mut VecDeque<(u64, Bytes)>|
+     -> Result<()> {
+        let (seq, chunk) = in_flight.pop_front().expect("a chunk in flight");
+        let (id, packed) = loop {
+            if let Some(r) = finished.remove(&seq) {
+                break r;
+            }
+            let (s, id, packed) = done_rx.recv().expect("a rayon task panicked");
+            finished.insert(s, (id, packed));
+        };
+        state.push(packer, &chunk, id, packed)
+    };
+
     for block in rx {
-        let block = block?;
-        let (key, index, level) = (&packer.key, &packer.index, packer.level);
-        // CPU-heavy part on rayon: MAC every chunk, compress the ones the
-        // repository does not have yet.
-        let hashed: Vec<(BlobId, Option<Encoded>)> = block
-            .par_iter()
-            .map(|c| {
-                let id = key.blob_id(c);
-                let packed = (!index.contains(&id)).then(|| compress::compress(c, level));
-                (id, packed)
-            })
-            .collect();
-        for (chunk, (id, packed)) in block.iter().zip(hashed) {
-            let len = chunk.len() as u32;
-            let stored = match packer.known_length(&id) {
-                Some(l) => l,
-                None => {
-                    let (enc, payload) = packed.unwrap_or_else(|| compress::compress(chunk, level));
-                    new_chunks += 1;
-                    new_bytes += len as u64;
-                    packer.add(BlobKind::Data, id, enc, &payload, len)?
-                }
-            };
-            chunks += 1;
-            size += len as u64;
-            stored_size += stored as u64;
-            tree.push_chunk(
-                &packer.key,
-                TreeEntry {
-                    id,
-                    size: len as u64,
-                },
-                &mut nodes,
+        for chunk in block? {
+            if in_flight.len() >= window {
+                take_oldest(&mut packer, &mut state, &mut in_flight)?;
+            }
+            let (key, index, level, tx) = (
+                packer.key.clone(),
+                packer.index.clone(),
+                packer.level,
+                done_tx.clone(),
             );
-            packer.add_nodes(&mut nodes)?;
+            let c = chunk.clone();
+            rayon::spawn_fifo(move || {
+                let id = key.blob_id(&c);
+                let packed = (!index.contains(&id)).then(|| compress::compress(&c, level));
+                let _ = tx.send((next_seq, id, packed));
+            });
+            in_flight.push_back((next_seq, chunk));
+            next_seq += 1;
         }
     }
-    if size == 0 && !allow_empty {
+    while !in_flight.is_empty() {
+        take_oldest(&mut packer, &mut state, &mut in_flight)?;
+    }
+    if state.size == 0 && !allow_empty {
         return Err(Error::EmptyInput);
     }
-    let root = tree.finish(&packer.key, &mut nodes);
-    packer.add_nodes(&mut nodes)?;
+    let root = state.tree.finish(&packer.key, &mut state.nodes);
+    packer.add_nodes(&mut state.nodes)?;
     packer.flush()?;
     Ok(PackerOutcome {
         root,
-        chunks,
-        stored_size,
-        new_chunks,
-        new_bytes,
+        chunks: state.chunks,
+        stored_size: state.stored_size,
+        new_chunks: state.new_chunks,
+        new_bytes: state.new_bytes,
     })
 }
 
