@@ -5,6 +5,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 /// Which rows of a generated dump differ from day one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,33 +106,108 @@ pub fn coffer_bin() -> PathBuf {
     dir.join("coffer")
 }
 
+/// Where a test repository lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// A local directory.
+    Local,
+    /// A bucket on the S3-compatible test server (`.ci/s3-server.sh`).
+    S3,
+}
+
+/// The stores to run backend-independent tests on: always the local
+/// directory, plus S3 when the test server's environment is set. With
+/// `COFFER_TEST_REQUIRE_S3` (CI), a missing S3 server is a failure.
+pub fn stores() -> Vec<Store> {
+    if std::env::var_os("COFFER_TEST_S3_BUCKET").is_some() {
+        vec![Store::Local, Store::S3]
+    } else {
+        assert!(
+            std::env::var_os("COFFER_TEST_REQUIRE_S3").is_none(),
+            "COFFER_TEST_REQUIRE_S3 is set but no S3 test server is configured"
+        );
+        vec![Store::Local]
+    }
+}
+
+/// An object store client on the S3 test bucket, under `prefix`.
+pub fn s3_client(prefix: &str) -> Arc<dyn ObjectStore> {
+    let bucket = std::env::var("COFFER_TEST_S3_BUCKET").expect("COFFER_TEST_S3_BUCKET");
+    let store = object_store::aws::AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .build()
+        .expect("S3 client for the test bucket");
+    Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
 /// A throwaway repository with a password file, driven through the binary.
 pub struct TestRepo {
-    /// Temporary directory holding the repository and password file.
+    /// Temporary directory holding the password file (and a local repository).
     pub dir: tempfile::TempDir,
-    /// Repository path.
+    /// Where the repository is.
+    pub store: Store,
+    /// `COFFER_REPOSITORY` for this repository.
+    pub location: String,
+    /// Local repository path (meaningful for [`Store::Local`]).
     pub repo: PathBuf,
     /// Password file path.
     pub password_file: PathBuf,
+    s3: Option<Arc<dyn ObjectStore>>,
 }
 
 impl TestRepo {
-    /// A location with a password file but no repository yet.
+    /// A local location with a password file but no repository yet.
     pub fn uninitialised() -> Self {
+        Self::uninitialised_on(Store::Local)
+    }
+
+    /// A location on `store` with a password file but no repository yet.
+    pub fn uninitialised_on(store: Store) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let password_file = dir.path().join("password");
         std::fs::write(&password_file, "correct horse\n").expect("write password");
         let repo = dir.path().join("repo");
+        let (location, s3) = match store {
+            Store::Local => (repo.to_string_lossy().into_owned(), None),
+            Store::S3 => {
+                // A fresh prefix per test: tests share one bucket.
+                let name = dir
+                    .path()
+                    .file_name()
+                    .expect("tempdir name")
+                    .to_string_lossy()
+                    .into_owned();
+                let prefix = format!("t/{}", name.trim_start_matches('.'));
+                let bucket = std::env::var("COFFER_TEST_S3_BUCKET").expect("COFFER_TEST_S3_BUCKET");
+                (format!("s3://{bucket}/{prefix}"), Some(s3_client(&prefix)))
+            }
+        };
         TestRepo {
             dir,
+            store,
+            location,
             repo,
             password_file,
+            s3,
         }
     }
 
-    /// A fresh repository (`coffer init` with the fast test KDF).
+    /// A fresh local repository (`coffer init` with the fast test KDF).
     pub fn new() -> Self {
-        let r = Self::uninitialised();
+        Self::new_on(Store::Local)
+    }
+
+    /// A fresh repository on `store`.
+    pub fn new_on(store: Store) -> Self {
+        let r = Self::uninitialised_on(store);
         let out = r.run(&["init"], b"");
         assert!(out.status.success(), "init failed: {}", stderr(&out));
         r
@@ -138,7 +217,7 @@ impl TestRepo {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(coffer_bin());
         c.args(args)
-            .env("COFFER_REPOSITORY", &self.repo)
+            .env("COFFER_REPOSITORY", &self.location)
             .env("COFFER_PASSWORD_FILE", &self.password_file)
             .env("COFFER_INSECURE_FAST_KDF", "1")
             .env_remove("COFFER_PASSWORD");
@@ -155,23 +234,103 @@ impl TestRepo {
         let mut args = vec!["backup", "--stdin", "--json"];
         args.extend_from_slice(extra);
         let out = self.run(&args, input);
-        assert!(out.status.success(), "backup failed: {}", stderr(&out));
+        assert!(
+            out.status.success(),
+            "backup failed on {:?}: {}",
+            self.store,
+            stderr(&out)
+        );
         serde_json::from_slice(&out.stdout).expect("backup --json output")
     }
 
     /// Restores a snapshot to bytes (asserting success).
     pub fn restore(&self, snapshot: &str) -> Vec<u8> {
         let out = self.run(&["restore", snapshot], b"");
-        assert!(out.status.success(), "restore failed: {}", stderr(&out));
+        assert!(
+            out.status.success(),
+            "restore failed on {:?}: {}",
+            self.store,
+            stderr(&out)
+        );
         out.stdout
     }
 
-    /// Files (relative paths) under a repository folder.
-    pub fn files(&self, folder: &str) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        collect(&self.repo.join(folder), &mut out);
+    /// Objects under a repository folder (`data`, `index`, ...): their keys
+    /// relative to the repository root and sizes, sorted.
+    pub fn objects(&self, folder: &str) -> Vec<(String, u64)> {
+        let mut out = match &self.s3 {
+            None => {
+                let mut files = Vec::new();
+                collect(&self.repo.join(folder), &mut files);
+                files
+                    .into_iter()
+                    .filter(|p| !p.to_string_lossy().contains('#'))
+                    .map(|p| {
+                        let key = p
+                            .strip_prefix(&self.repo)
+                            .expect("inside repo")
+                            .to_string_lossy()
+                            .into_owned();
+                        let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+                        (key, size)
+                    })
+                    .collect()
+            }
+            Some(s3) => block_on(async {
+                use futures::TryStreamExt;
+                let metas: Vec<_> = s3
+                    .list(Some(&ObjectPath::from(folder)))
+                    .try_collect()
+                    .await
+                    .expect("list");
+                metas
+                    .into_iter()
+                    .map(|m| (m.location.to_string(), m.size))
+                    .collect::<Vec<_>>()
+            }),
+        };
         out.sort();
         out
+    }
+
+    /// Reads a stored object.
+    pub fn read_object(&self, key: &str) -> Vec<u8> {
+        match &self.s3 {
+            None => std::fs::read(self.repo.join(key)).expect("read object"),
+            Some(s3) => block_on(async {
+                let r = s3.get(&ObjectPath::from(key)).await.expect("get object");
+                r.bytes().await.expect("object bytes").to_vec()
+            }),
+        }
+    }
+
+    /// Overwrites (or creates) a stored object, as damage would.
+    pub fn write_object(&self, key: &str, bytes: &[u8]) {
+        match &self.s3 {
+            None => {
+                let path = self.repo.join(key);
+                std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+                std::fs::write(path, bytes).expect("write object");
+            }
+            Some(s3) => block_on(async {
+                let payload = object_store::PutPayload::from(bytes::Bytes::copy_from_slice(bytes));
+                s3.put(&ObjectPath::from(key), payload)
+                    .await
+                    .expect("put object");
+            }),
+        }
+    }
+
+    /// Deletes a stored object.
+    pub fn delete_object(&self, key: &str) {
+        match &self.s3 {
+            None => std::fs::remove_file(self.repo.join(key)).expect("delete object"),
+            Some(s3) => block_on(async {
+                s3.delete(&ObjectPath::from(key))
+                    .await
+                    .expect("delete object")
+            }),
+        }
     }
 }
 

@@ -48,6 +48,6 @@ fn a_full_disk_exits_19_and_keeps_earlier_snapshots() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("storage is full"), "{err}");
 
-    assert_eq!(repo.files("snapshots").len(), 1);
+    assert_eq!(repo.objects("snapshots").len(), 1);
     assert!(repo.restore(first["snapshot_id"].as_str().unwrap()) == small);
 }

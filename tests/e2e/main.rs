@@ -7,3 +7,4 @@ mod errors;
 mod full_disk;
 mod golden;
 mod round_trip;
+mod s3;

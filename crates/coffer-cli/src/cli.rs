@@ -18,7 +18,8 @@ pub struct Cli {
 /// Settings shared by every command.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Repository location: a directory, file://PATH, or memory:// (tests)
+    /// Repository location: a directory, file://PATH, s3://BUCKET/PREFIX,
+    /// gs://BUCKET/PREFIX, az://CONTAINER/PREFIX, or memory:// (tests)
     #[arg(
         short = 'r',
         long = "repo",
@@ -30,6 +31,20 @@ pub struct Global {
     /// File whose first line is the repository password
     #[arg(long, env = "COFFER_PASSWORD_FILE", global = true, value_name = "PATH")]
     pub password_file: Option<PathBuf>,
+    /// Storage option KEY=VALUE (repeatable): S3/GCS/Azure settings such as
+    /// endpoint, region, allow_http, or retry_timeout, max_retries, timeout
+    #[arg(short = 'o', long = "option", global = true, value_name = "KEY=VALUE", value_parser = parse_option)]
+    pub options: Vec<(String, String)>,
+    /// Also print the storage requests made (PUT/GET/HEAD/LIST/DELETE, bytes) on stderr
+    #[arg(short = 'v', long, global = true)]
+    pub verbose: bool,
+}
+
+fn parse_option(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_ascii_lowercase(), v.to_string())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -31,6 +31,8 @@ pub const STORAGE: u8 = 18;
 pub const STORAGE_FULL: u8 = 19;
 /// The repository was written by a newer coffer.
 pub const UNSUPPORTED: u8 = 20;
+/// The storage refused the credentials or the operation.
+pub const ACCESS_DENIED: u8 = 21;
 
 /// A usage problem found after parsing (missing password, bad value).
 #[derive(Debug)]
@@ -53,7 +55,8 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         if let Some(e) = cause.downcast_ref::<Error>() {
             return match e {
                 e if e.is_broken_pipe() => SUCCESS,
-                Error::RepositoryNotFound { .. } => NO_REPOSITORY,
+                Error::RepositoryNotFound { .. } | Error::ContainerNotFound { .. } => NO_REPOSITORY,
+                Error::AccessDenied { .. } => ACCESS_DENIED,
                 Error::RepositoryExists { .. } => REPOSITORY_EXISTS,
                 Error::WrongPassword => WRONG_PASSWORD,
                 Error::SnapshotNotFound { .. } | Error::StreamNotFound { .. } => NOT_FOUND,

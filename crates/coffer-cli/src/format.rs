@@ -19,6 +19,20 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// The `-v` line about storage requests.
+pub fn requests(r: &coffer_core::backend::counting::RequestCounts) -> String {
+    format!(
+        "storage requests: {} PUT, {} GET, {} HEAD, {} LIST, {} DELETE; {} up, {} down",
+        r.put,
+        r.get,
+        r.head,
+        r.list,
+        r.delete,
+        bytes(r.bytes_up),
+        bytes(r.bytes_down)
+    )
+}
+
 /// The snapshot time in this machine's time zone, to the second.
 pub fn local_time(s: &Snapshot) -> String {
     let z = s.zoned_time().with_time_zone(jiff::tz::TimeZone::system());

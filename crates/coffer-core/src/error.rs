@@ -14,6 +14,26 @@ pub enum Error {
         /// The repository location as the user gave it.
         location: String,
     },
+    /// The bucket or container named by the location does not exist.
+    #[error("bucket {container:?} does not exist ({location}); coffer does not create buckets")]
+    ContainerNotFound {
+        /// Bucket or container name.
+        container: String,
+        /// The repository location as the user gave it.
+        location: String,
+    },
+    /// The store refused the credentials or the operation.
+    #[error("access denied during {op} of {path} in {location}: check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...) and the bucket policy ({detail})")]
+    AccessDenied {
+        /// The operation.
+        op: &'static str,
+        /// The repository location.
+        location: String,
+        /// The object or prefix.
+        path: String,
+        /// What the store said.
+        detail: String,
+    },
     /// `init` found an existing repository.
     #[error("a repository already exists at {location}")]
     RepositoryExists {

@@ -4,11 +4,11 @@ use anyhow::Result;
 use coffer_core::BackupOptions;
 use serde_json::json;
 
-use crate::cli::{BackupArgs, Global};
+use crate::cli::BackupArgs;
 use crate::format;
 
-pub async fn run(g: &Global, a: BackupArgs) -> Result<()> {
-    let repo = super::open(g).await?;
+pub async fn run(session: &super::Session<'_>, a: BackupArgs) -> Result<()> {
+    let repo = session.open().await?;
     let actor = super::actor();
     let opts = BackupOptions {
         name: a.stdin_filename,
@@ -36,6 +36,7 @@ pub async fn run(g: &Global, a: BackupArgs) -> Result<()> {
             "bytes_added": s.bytes_uploaded,
             "packs_written": s.packs_written,
             "duration_seconds": secs,
+            "requests": repo.backend().requests(),
         });
         println!("{v}");
     }

@@ -1,16 +1,16 @@
 //! `coffer init`: create a repository with a first password key.
 
 use anyhow::Result;
-use coffer_core::backend::Backend;
 use coffer_core::chunker::ChunkerParams;
 use coffer_core::crypto::KdfParams;
 use coffer_core::{InitOptions, Repository};
 
-use crate::cli::{Global, InitArgs};
+use crate::cli::InitArgs;
 use crate::password;
 
-pub async fn run(g: &Global, a: InitArgs) -> Result<()> {
-    let location = super::location(g)?;
+pub async fn run(session: &super::Session<'_>, a: InitArgs) -> Result<()> {
+    let g = session.global;
+    let location = session.location()?;
     let kdf = if a.insecure_fast_kdf {
         KdfParams::INSECURE_FAST
     } else {
@@ -26,7 +26,7 @@ pub async fn run(g: &Global, a: InitArgs) -> Result<()> {
         pack_size: a.pack_size.saturating_mul(1024 * 1024),
         compression_level: a.compression,
     };
-    let backend = Backend::from_location(location, true)?;
+    let backend = session.backend(true)?;
     let password = password::read(g.password_file.as_deref(), true)?;
     let repo = Repository::init(backend, &password, opts, &super::actor()).await?;
     eprintln!(

@@ -7,34 +7,73 @@ mod restore;
 mod snapshots;
 
 use anyhow::Result;
+use coffer_core::backend::counting::RequestCounts;
 use coffer_core::backend::Backend;
 use coffer_core::{Actor, Repository};
 
 use crate::cli::{Cli, Command, Global};
-use crate::exit::UsageError;
-use crate::password;
 
-/// Runs the parsed command.
-pub async fn run(cli: Cli) -> Result<()> {
-    match cli.command {
-        Command::Init(a) => init::run(&cli.global, a).await,
-        Command::Backup(a) => backup::run(&cli.global, a).await,
-        Command::Snapshots(a) => snapshots::run(&cli.global, a).await,
-        Command::Restore(a) => restore::run(&cli.global, a).await,
+use crate::exit::UsageError;
+use crate::{format, password};
+
+/// What a command shares: the global settings and, once opened, the storage
+/// (kept to report the requests made).
+pub struct Session<'a> {
+    pub global: &'a Global,
+    backend: std::sync::Mutex<Option<Backend>>,
+}
+
+impl Session<'_> {
+    /// The repository location.
+    fn location(&self) -> Result<&str> {
+        self.global.repo.as_deref().ok_or_else(|| {
+            UsageError("no repository given: set COFFER_REPOSITORY or pass --repo".into()).into()
+        })
+    }
+
+    /// Opens the storage (creating a local directory when `create`).
+    fn backend(&self, create: bool) -> Result<Backend> {
+        let backend = Backend::open(self.location()?, create, &self.global.options)?;
+        *self.backend.lock().expect("session lock") = Some(backend.clone());
+        Ok(backend)
+    }
+
+    /// Opens and unlocks the repository.
+    async fn open(&self) -> Result<Repository> {
+        let backend = self.backend(false)?;
+        let password = password::read(self.global.password_file.as_deref(), false)?;
+        Ok(Repository::open(backend, &password).await?)
+    }
+
+    /// Requests made so far, if storage was opened.
+    pub fn requests(&self) -> Option<RequestCounts> {
+        self.backend
+            .lock()
+            .expect("session lock")
+            .as_ref()
+            .map(Backend::requests)
     }
 }
 
-fn location(g: &Global) -> Result<&str> {
-    g.repo.as_deref().ok_or_else(|| {
-        UsageError("no repository given: set COFFER_REPOSITORY or pass --repo".into()).into()
-    })
-}
-
-/// Opens and unlocks the repository named by the global settings.
-async fn open(g: &Global) -> Result<Repository> {
-    let backend = Backend::from_location(location(g)?, false)?;
-    let password = password::read(g.password_file.as_deref(), false)?;
-    Ok(Repository::open(backend, &password).await?)
+/// Runs the parsed command; with `-v`, reports the storage requests made,
+/// whether the command succeeded or not.
+pub async fn run(cli: Cli) -> Result<()> {
+    let session = Session {
+        global: &cli.global,
+        backend: std::sync::Mutex::new(None),
+    };
+    let result = match cli.command {
+        Command::Init(a) => init::run(&session, a).await,
+        Command::Backup(a) => backup::run(&session, a).await,
+        Command::Snapshots(a) => snapshots::run(&session, a).await,
+        Command::Restore(a) => restore::run(&session, a).await,
+    };
+    if cli.global.verbose {
+        if let Some(r) = session.requests() {
+            eprintln!("{}", format::requests(&r));
+        }
+    }
+    result
 }
 
 /// This machine and user.

@@ -10,10 +10,10 @@ use anyhow::{Context, Result};
 use coffer_core::snapshot;
 use coffer_core::Error;
 
-use crate::cli::{Global, RestoreArgs};
+use crate::cli::RestoreArgs;
 
-pub async fn run(g: &Global, a: RestoreArgs) -> Result<()> {
-    let repo = super::open(g).await?;
+pub async fn run(session: &super::Session<'_>, a: RestoreArgs) -> Result<()> {
+    let repo = session.open().await?;
     let snaps = repo.list_snapshots().await?;
     let (id, snap) = snapshot::select(&snaps, &a.snapshot)?;
     let stream = snap.stream(id, a.stream.as_deref())?.clone();

@@ -3,11 +3,11 @@
 use anyhow::Result;
 use serde_json::json;
 
-use crate::cli::{Global, SnapshotsArgs};
+use crate::cli::SnapshotsArgs;
 use crate::format;
 
-pub async fn run(g: &Global, a: SnapshotsArgs) -> Result<()> {
-    let repo = super::open(g).await?;
+pub async fn run(session: &super::Session<'_>, a: SnapshotsArgs) -> Result<()> {
+    let repo = session.open().await?;
     let snaps = repo.list_snapshots().await?;
     if a.json {
         let list: Vec<_> = snaps

@@ -142,6 +142,7 @@ impl Repository {
     /// decrypts `config` with the master key found.
     pub async fn open(backend: Backend, password: &[u8]) -> Result<Self> {
         let Some(config_bytes) = backend.get_opt(CONFIG_PATH).await? else {
+            backend.check_container().await?;
             return Err(Error::RepositoryNotFound {
                 location: backend.location().to_string(),
             });

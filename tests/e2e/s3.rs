@@ -1,0 +1,146 @@
+//! What only an object store can get wrong: credentials, buckets, endpoints,
+//! options, many writers at once, and what each command costs in requests.
+//! Runs against the S3-compatible test server (`.ci/s3-server.sh`).
+
+use std::process::Stdio;
+
+use coffer_e2e::{dump_like, noise, run_with_input, stderr, stores, Change, Store, TestRepo};
+
+use crate::errors::assert_fails;
+
+/// An initialised S3 repository, or `None` when no S3 server is configured
+/// (CI always configures one and sets COFFER_TEST_REQUIRE_S3).
+fn s3_repo() -> Option<TestRepo> {
+    if !stores().contains(&Store::S3) {
+        eprintln!(
+            "skipped: no S3 test server (start one with `eval \"$(.ci/s3-server.sh start)\"`)"
+        );
+        return None;
+    }
+    Some(TestRepo::new_on(Store::S3))
+}
+
+#[test]
+fn wrong_credentials_exit_21_and_name_the_cause() {
+    let Some(repo) = s3_repo() else { return };
+    let mut cmd = repo.command(&["snapshots", "-o", "max_retries=1", "-o", "retry_timeout=2s"]);
+    cmd.env("AWS_SECRET_ACCESS_KEY", "not-the-secret");
+    assert_fails(&run_with_input(cmd, b""), 21, "access denied");
+}
+
+#[test]
+fn a_missing_bucket_exits_10_and_names_the_bucket() {
+    let Some(repo) = s3_repo() else { return };
+    let out = repo.run(
+        &["snapshots", "--repo", "s3://no-such-bucket-here/repo"],
+        b"",
+    );
+    assert_fails(&out, 10, "\"no-such-bucket-here\" does not exist");
+    let out = repo.run(&["init", "--repo", "s3://no-such-bucket-here/repo"], b"");
+    assert_fails(&out, 10, "does not exist");
+}
+
+#[test]
+fn an_unreachable_endpoint_fails_fast_with_exit_18() {
+    let Some(repo) = s3_repo() else { return };
+    let started = std::time::Instant::now();
+    let mut cmd = repo.command(&["snapshots", "-o", "max_retries=2", "-o", "retry_timeout=3s"]);
+    // Nothing listens on port 9 of the loopback address.
+    cmd.env("AWS_ENDPOINT_URL", "http://127.0.0.1:9");
+    let out = run_with_input(cmd, b"");
+    assert_fails(&out, 18, "storage error");
+    assert!(
+        started.elapsed().as_secs() < 30,
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn an_unknown_option_is_an_error_not_ignored() {
+    let Some(repo) = s3_repo() else { return };
+    assert_fails(
+        &repo.run(&["snapshots", "-o", "endpiont=http://x"], b""),
+        2,
+        "unknown S3 option \"endpiont\"",
+    );
+    assert_fails(
+        &repo.run(&["snapshots", "-o", "retry_timeout=soon"], b""),
+        2,
+        "not a duration",
+    );
+}
+
+#[test]
+fn eight_concurrent_backups_into_one_repository_all_succeed() {
+    let Some(repo) = s3_repo() else { return };
+    let streams: Vec<Vec<u8>> = (0..8u64)
+        .map(|i| {
+            // Half shared content, half unique: writers race on the same blobs.
+            let mut s = dump_like(3_000_000, Change::None);
+            s.extend_from_slice(&noise(1_000_000, i + 1));
+            s
+        })
+        .collect();
+    let children: Vec<_> = streams
+        .iter()
+        .enumerate()
+        .map(|(i, data)| {
+            let name = format!("db{i}.sql");
+            let mut child = repo
+                .command(&["backup", "--stdin", "--json", "--stdin-filename", &name])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            let data = data.clone();
+            let feeder =
+                std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &data).unwrap());
+            (child, feeder)
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for (child, feeder) in children {
+        feeder.join().unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        ids.push(v["snapshot_id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(repo.objects("snapshots").len(), 8);
+    for (id, data) in ids.iter().zip(&streams) {
+        assert!(&repo.restore(id) == data, "snapshot {id} differs");
+    }
+}
+
+#[test]
+fn a_repeat_backup_reads_no_data_packs_and_reports_its_requests() {
+    let Some(repo) = s3_repo() else { return };
+    let data = dump_like(20_000_000, Change::None);
+    let first = repo.backup(&data, &[]);
+    let packs = first["packs_written"].as_u64().unwrap();
+    assert!(
+        first["requests"]["put"].as_u64().unwrap() >= packs + 2,
+        "packs, index, snapshot"
+    );
+
+    let second = repo.backup(&data, &[]);
+    let r = &second["requests"];
+    assert_eq!(r["put"], 1, "only the snapshot is written: {r}");
+    assert_eq!(r["delete"], 0);
+    // config, one key file, one index file: nothing else is read.
+    assert!(r["get"].as_u64().unwrap() <= 3, "{r}");
+    assert!(
+        r["bytes_down"].as_u64().unwrap() < 100_000,
+        "read pack data: {r}"
+    );
+
+    let out = repo.run(&["-v", "snapshots"], b"");
+    assert!(
+        stderr(&out).contains("storage requests: 0 PUT"),
+        "{}",
+        stderr(&out)
+    );
+}
