@@ -6,5 +6,6 @@ mod dedup;
 mod errors;
 mod full_disk;
 mod golden;
+mod requests;
 mod round_trip;
 mod s3;

@@ -33,6 +33,65 @@ pub struct IndexedPack {
     pub blobs: Vec<BlobEntry>,
 }
 
+/// What a writer does with the index after a backup, so that readers keep
+/// reading at most about two index files however many backups were made
+/// (see "Index consolidation" in docs/format.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexPlan {
+    /// Write nothing: no new packs and at most one small file besides the
+    /// largest.
+    Nothing,
+    /// Write a file with the new packs plus the small files' packs, which it
+    /// supersedes.
+    Delta {
+        /// The small live files folded in.
+        supersedes: Vec<IndexId>,
+    },
+    /// Write a file with every indexed pack plus the new ones, superseding
+    /// every live file.
+    Full {
+        /// Every live file.
+        supersedes: Vec<IndexId>,
+    },
+}
+
+/// A delta is folded into a full rewrite once it holds more than
+/// 1/`FULL_REWRITE_RATIO` of the largest file's blobs.
+pub const FULL_REWRITE_RATIO: u64 = 8;
+
+/// Chooses the index write after a backup. `live` lists the index files a
+/// reader would read now (id, blob count); `new_blobs` counts the blobs of
+/// the packs this backup stored.
+pub fn plan_index_write(live: &[(IndexId, u64)], new_blobs: u64) -> IndexPlan {
+    let Some(&(full_id, full_blobs)) = live.iter().max_by_key(|(id, n)| (*n, *id)) else {
+        return if new_blobs == 0 {
+            IndexPlan::Nothing
+        } else {
+            IndexPlan::Full {
+                supersedes: Vec::new(),
+            }
+        };
+    };
+    let deltas: Vec<(IndexId, u64)> = live
+        .iter()
+        .copied()
+        .filter(|(id, _)| *id != full_id)
+        .collect();
+    if new_blobs == 0 && deltas.len() <= 1 {
+        return IndexPlan::Nothing;
+    }
+    let delta_blobs: u64 = deltas.iter().map(|(_, n)| n).sum::<u64>() + new_blobs;
+    if delta_blobs * FULL_REWRITE_RATIO > full_blobs {
+        IndexPlan::Full {
+            supersedes: live.iter().map(|(id, _)| *id).collect(),
+        }
+    } else {
+        IndexPlan::Delta {
+            supersedes: deltas.into_iter().map(|(id, _)| id).collect(),
+        }
+    }
+}
+
 /// A pack known to the in-memory index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackInfo {
@@ -169,6 +228,34 @@ impl Index {
         self.slots.is_empty()
     }
 
+    /// Every pack and blob as one index file (for a full rewrite). Where a
+    /// blob is stored twice only the location the map kept is listed.
+    pub fn export(&self) -> IndexFile {
+        let mut blobs: Vec<Vec<BlobEntry>> = vec![Vec::new(); self.packs.len()];
+        for s in &self.slots {
+            let loc = self.get(&BlobId(s.id)).expect("slot is indexed");
+            blobs[loc.pack as usize].push(loc.entry);
+        }
+        let packs = self
+            .packs
+            .iter()
+            .zip(blobs)
+            .map(|(p, mut b)| {
+                b.sort_by_key(|e| e.offset);
+                IndexedPack {
+                    id: p.id,
+                    salt: p.salt,
+                    size: p.size,
+                    blobs: b,
+                }
+            })
+            .collect();
+        IndexFile {
+            supersedes: Vec::new(),
+            packs,
+        }
+    }
+
     /// Memory held by the blob map, for the ≤ 48 bytes/blob budget.
     pub fn heap_bytes(&self) -> usize {
         self.slots.capacity() * std::mem::size_of::<Slot>()
@@ -263,6 +350,75 @@ mod tests {
             "{}",
             idx.heap_bytes()
         );
+    }
+
+    fn id(n: u8) -> IndexId {
+        IndexId([n; 32])
+    }
+
+    #[test]
+    fn index_writes_keep_readers_at_two_files() {
+        use IndexPlan::*;
+        // First backup: its packs become the full file.
+        assert_eq!(plan_index_write(&[], 10), Full { supersedes: vec![] });
+        assert_eq!(plan_index_write(&[], 0), Nothing);
+        // A small day next to a big full file: a delta.
+        assert_eq!(
+            plan_index_write(&[(id(1), 1000)], 10),
+            Delta { supersedes: vec![] }
+        );
+        // The delta is folded into the next one.
+        assert_eq!(
+            plan_index_write(&[(id(1), 1000), (id(2), 10)], 10),
+            Delta {
+                supersedes: vec![id(2)]
+            }
+        );
+        // An unchanged day writes nothing while there are at most two files.
+        assert_eq!(plan_index_write(&[(id(1), 1000), (id(2), 10)], 0), Nothing);
+        // Concurrent writers left three files: fold the small ones even with no new data.
+        assert_eq!(
+            plan_index_write(&[(id(1), 1000), (id(2), 10), (id(3), 10)], 0),
+            Delta {
+                supersedes: vec![id(2), id(3)]
+            }
+        );
+        // A delta above 1/8 of the full file triggers a full rewrite.
+        assert_eq!(
+            plan_index_write(&[(id(1), 1000), (id(2), 100)], 30),
+            Full {
+                supersedes: vec![id(1), id(2)]
+            }
+        );
+    }
+
+    #[test]
+    fn export_lists_every_pack_and_blob() {
+        let file = IndexFile {
+            supersedes: vec![],
+            packs: vec![
+                IndexedPack {
+                    id: PackId([1; 32]),
+                    salt: [5; 32],
+                    size: 100,
+                    blobs: vec![entry(9, 37), entry(3, 57)],
+                },
+                IndexedPack {
+                    id: PackId([2; 32]),
+                    salt: [6; 32],
+                    size: 100,
+                    blobs: vec![entry(7, 37)],
+                },
+            ],
+        };
+        let mut idx = Index::default();
+        idx.add_file(&file).unwrap();
+        idx.finish();
+        let mut out = idx.export();
+        for p in &mut out.packs {
+            p.blobs.sort_by_key(|b| b.offset);
+        }
+        assert_eq!(out, file);
     }
 
     proptest! {

@@ -251,6 +251,18 @@ impl Backend {
 
     /// Names (last path segment) of all objects of a kind.
     pub async fn list(&self, kind: Kind) -> Result<Vec<String>> {
+        Ok(self
+            .list_with_times(kind)
+            .await?
+            .into_iter()
+            .map(|(name, _, _)| name)
+            .collect())
+    }
+
+    /// Names of all objects of a kind with their last-modified time (Unix
+    /// milliseconds, as precise as the store keeps it: some keep seconds)
+    /// and size.
+    pub async fn list_with_times(&self, kind: Kind) -> Result<Vec<(String, i64, u64)>> {
         let prefix = Path::from(kind.folder());
         let metas: Vec<_> = self
             .store
@@ -260,7 +272,10 @@ impl Backend {
             .map_err(|e| self.map_err("list", kind.folder(), e))?;
         Ok(metas
             .into_iter()
-            .filter_map(|m| m.location.filename().map(str::to_string))
+            .filter_map(|m| {
+                let name = m.location.filename()?.to_string();
+                Some((name, m.last_modified.timestamp_millis(), m.size))
+            })
             .collect())
     }
 }

@@ -13,14 +13,15 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
-use super::Repository;
+use super::{LiveIndex, Repository};
 use crate::backend::{object_path, Kind};
 use crate::chunker::Chunker;
 use crate::compress::{self, Encoding};
 use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
+use crate::id::IndexId;
 use crate::id::{BlobId, SnapshotId};
-use crate::index::{Index, IndexFile, IndexedPack};
+use crate::index::{plan_index_write, Index, IndexFile, IndexPlan, IndexedPack};
 use crate::pack::{BlobKind, FinishedPack, PackWriter};
 use crate::snapshot::{Snapshot, StreamEntry};
 use crate::tree::{NodeBlob, TreeBuilder, TreeEntry};
@@ -350,6 +351,67 @@ fn pack_chunks(
     })
 }
 
+/// The live index files as the index planner needs them: every file's blob
+/// count, and the content of all but the largest (which can be rebuilt from
+/// the in-memory index, so it is not kept twice).
+struct LiveFiles {
+    counts: Vec<(IndexId, u64)>,
+    small: Vec<(IndexId, IndexFile)>,
+    listed: Vec<IndexId>,
+}
+
+impl LiveFiles {
+    fn new(live: Vec<(IndexId, IndexFile)>, listed: Vec<IndexId>) -> Self {
+        let counts: Vec<(IndexId, u64)> = live
+            .iter()
+            .map(|(id, f)| (*id, f.packs.iter().map(|p| p.blobs.len() as u64).sum()))
+            .collect();
+        let largest = counts
+            .iter()
+            .max_by_key(|(id, n)| (*n, *id))
+            .map(|(id, _)| *id);
+        let small = live
+            .into_iter()
+            .filter(|(id, _)| Some(*id) != largest)
+            .collect();
+        LiveFiles {
+            counts,
+            small,
+            listed,
+        }
+    }
+
+    /// The index file this backup writes, if any (see [`plan_index_write`]).
+    fn next_file(self, index: &Index, new_packs: Vec<IndexedPack>) -> Option<IndexFile> {
+        let new_blobs = new_packs.iter().map(|p| p.blobs.len() as u64).sum();
+        match plan_index_write(&self.counts, new_blobs) {
+            IndexPlan::Nothing => None,
+            IndexPlan::Delta { supersedes: folded } => {
+                // Supersede lists are transitive: the new file also names
+                // everything the folded files replaced.
+                let mut supersedes = folded.clone();
+                let mut packs = Vec::new();
+                for (_, f) in self.small.into_iter().filter(|(id, _)| folded.contains(id)) {
+                    supersedes.extend(f.supersedes);
+                    packs.extend(f.packs);
+                }
+                supersedes.sort();
+                supersedes.dedup();
+                packs.extend(new_packs);
+                Some(IndexFile { supersedes, packs })
+            }
+            IndexPlan::Full { .. } => {
+                // Everything indexed is in it, so it replaces every index
+                // file that exists, live or already superseded.
+                let mut file = index.export();
+                file.packs.extend(new_packs);
+                file.supersedes = self.listed;
+                Some(file)
+            }
+        }
+    }
+}
+
 impl Repository {
     /// Backs up one stream read from `input` as a new snapshot.
     ///
@@ -367,7 +429,13 @@ impl Repository {
             .compression_level
             .unwrap_or(self.config.compression_level);
         crate::config::check_level(level).map_err(Error::InvalidArgument)?;
-        let index = Arc::new(self.load_index().await?);
+        let LiveIndex {
+            index,
+            live,
+            listed,
+        } = self.load_live_index().await?;
+        let live = LiveFiles::new(live, listed);
+        let index = Arc::new(index);
 
         let chunker = Chunker::new(self.config.chunker, self.key.chunker_seed());
         let (block_tx, block_rx) = crossbeam_channel::bounded(BLOCK_QUEUE);
@@ -413,13 +481,8 @@ impl Repository {
 
         let mut bytes_uploaded: u64 = packs.iter().map(|p| p.size).sum();
         let packs_written = packs.len() as u64;
-        if !packs.is_empty() {
-            let (_, len) = self
-                .write_index(&IndexFile {
-                    supersedes: Vec::new(),
-                    packs,
-                })
-                .await?;
+        if let Some(file) = live.next_file(&index, packs) {
+            let (_, len) = self.write_index(&file).await?;
             bytes_uploaded += len;
         }
         let time = opts.time.unwrap_or_else(jiff::Zoned::now);

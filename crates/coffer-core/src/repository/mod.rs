@@ -10,6 +10,7 @@ mod restore;
 pub use backup::{BackupOptions, BackupSummary};
 pub use restore::RestoreSummary;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -53,6 +54,15 @@ impl Default for InitOptions {
             compression_level: c.compression_level,
         }
     }
+}
+
+/// The index as loaded for a writer: the blob map and the live files it came
+/// from (to plan the next index write).
+pub(crate) struct LiveIndex {
+    pub index: Index,
+    pub live: Vec<(IndexId, IndexFile)>,
+    /// Every index file in the listing, live or superseded.
+    pub listed: Vec<IndexId>,
 }
 
 /// Who is acting: recorded in key files and snapshots.
@@ -281,21 +291,46 @@ impl Repository {
             .await
     }
 
-    /// Loads every index file into the in-memory index.
+    /// Loads the live index files (those no newer file supersedes) into the
+    /// in-memory index.
     pub async fn load_index(&self) -> Result<Index> {
-        let names = self.backend.list(Kind::Index).await?;
-        let files: Vec<(String, IndexFile)> = futures::stream::iter(names)
-            .map(|name| async move {
-                let plain = self
-                    .read_sealed(Kind::Index, ObjectType::Index, name.clone())
-                    .await?;
-                let file = codec::decode(&plain)
-                    .map_err(|e| Error::corrupt(object_path(Kind::Index, &name), e))?;
-                Ok::<_, Error>((name, file))
-            })
-            .buffer_unordered(METADATA_CONCURRENCY)
-            .try_collect()
-            .await?;
+        Ok(self.load_live_index().await?.index)
+    }
+
+    /// Reads index files newest first, skipping every file a file already
+    /// read supersedes: with consolidated indexes that is one or two GETs.
+    /// (Supersede lists are transitive, so the newest file names everything
+    /// it replaces, however many rewrites ago.)
+    pub(crate) async fn load_live_index(&self) -> Result<LiveIndex> {
+        let mut names = self.backend.list_with_times(Kind::Index).await?;
+        // Newest first. Stores that keep only seconds give ties; among them
+        // the larger file first, since a consolidation holds everything the
+        // files it supersedes held.
+        names.sort_by(|a, b| {
+            b.1.cmp(&a.1)
+                .then(b.2.cmp(&a.2))
+                .then_with(|| b.0.cmp(&a.0))
+        });
+        let listed: Vec<IndexId> = names
+            .iter()
+            .filter_map(|(n, _, _)| IndexId::from_hex(n))
+            .collect();
+        // One at a time, newest first: each file read may rule out older
+        // ones before they cost a GET.
+        let mut superseded: HashSet<String> = HashSet::new();
+        let mut files: Vec<(String, IndexFile)> = Vec::new();
+        for (name, _, _) in names {
+            if superseded.contains(&name) {
+                continue;
+            }
+            let file = self.read_index_file(name.clone()).await?;
+            superseded.extend(file.supersedes.iter().map(IndexId::to_hex));
+            files.push((name, file));
+        }
+        // A file read early may be superseded by one read later (clock skew
+        // between writers); drop it.
+        files.retain(|(n, _)| !superseded.contains(n));
+
         let mut index = Index::default();
         for (name, file) in &files {
             index
@@ -303,7 +338,27 @@ impl Repository {
                 .map_err(|e| Error::corrupt(object_path(Kind::Index, name), e))?;
         }
         index.finish();
-        Ok(index)
+        let live = files
+            .into_iter()
+            .map(|(name, file)| {
+                let id = IndexId::from_hex(&name).ok_or_else(|| {
+                    Error::corrupt(object_path(Kind::Index, &name), "name is not an index id")
+                })?;
+                Ok((id, file))
+            })
+            .collect::<Result<_>>()?;
+        Ok(LiveIndex {
+            index,
+            live,
+            listed,
+        })
+    }
+
+    async fn read_index_file(&self, name: String) -> Result<IndexFile> {
+        let plain = self
+            .read_sealed(Kind::Index, ObjectType::Index, name.clone())
+            .await?;
+        codec::decode(&plain).map_err(|e| Error::corrupt(object_path(Kind::Index, &name), e))
     }
 
     /// Writes an index file (after its packs are stored).

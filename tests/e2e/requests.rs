@@ -1,0 +1,55 @@
+//! Requests cost money on object storage: a daily backup's request count
+//! must not grow with the repository's history.
+
+use coffer_e2e::{dump_like, noise, stores, Change, TestRepo};
+
+fn requests(summary: &serde_json::Value, kind: &str) -> u64 {
+    summary["requests"][kind].as_u64().unwrap()
+}
+
+#[test]
+fn a_next_day_backup_after_100_snapshots_makes_few_requests() {
+    let base = dump_like(2_000_000, Change::None);
+    for store in stores() {
+        let repo = TestRepo::new_on(store);
+        let mut worst_reads = 0;
+        for day in 0..100u64 {
+            // The same dump plus a little new data each day.
+            let mut stream = base.clone();
+            stream.extend_from_slice(&noise(20_000, day + 1));
+            let s = repo.backup(&stream, &[]);
+            worst_reads = worst_reads.max(requests(&s, "get"));
+        }
+        assert_eq!(repo.objects("snapshots").len(), 100);
+        // Index files are consolidated: a backup never reads more than a
+        // few, however many backups came before.
+        assert!(worst_reads <= 5, "a backup made {worst_reads} GETs");
+
+        let mut stream = base.clone();
+        stream.extend_from_slice(&noise(20_000, 1000));
+        let s = repo.backup(&stream, &[]);
+        let packs = s["packs_written"].as_u64().unwrap();
+        let total: u64 = ["put", "get", "head", "list", "delete"]
+            .iter()
+            .map(|k| requests(&s, k))
+            .sum();
+        assert!(
+            total <= 8 + packs,
+            "{total} requests for {packs} new packs on {store:?}: {}",
+            s["requests"]
+        );
+        assert!(requests(&s, "list") <= 2, "{}", s["requests"]);
+        // Config, key file and index files only: no pack is downloaded.
+        let metadata: u64 = ["index", "keys"]
+            .iter()
+            .flat_map(|f| repo.objects(f))
+            .map(|(_, n)| n)
+            .sum();
+        assert!(
+            requests(&s, "bytes_down") < metadata + 10_000,
+            "{} vs {metadata}",
+            s["requests"]
+        );
+        assert!(repo.restore("latest") == stream);
+    }
+}
