@@ -6,6 +6,7 @@ mod dedup;
 mod errors;
 mod full_disk;
 mod golden;
+mod producer;
 mod requests;
 mod round_trip;
 mod s3;

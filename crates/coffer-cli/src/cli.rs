@@ -79,10 +79,18 @@ pub struct InitArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["stdin", "stdin_from_command"])))]
 pub struct BackupArgs {
     /// Read the stream from standard input
-    #[arg(long, required = true)]
+    #[arg(long)]
     pub stdin: bool,
+    /// Run the command given after `--` and back up its standard output; the
+    /// snapshot is written only if it exits with status 0
+    #[arg(long, requires = "command")]
+    pub stdin_from_command: bool,
+    /// The producer command, after `--` (e.g. `-- pg_dump --format=plain app`)
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
     /// Name recorded for the stream
     #[arg(long, default_value = "stdin", value_name = "NAME")]
     pub stdin_filename: String,

@@ -11,6 +11,9 @@ pub const FAILURE: u8 = 1;
 pub const USAGE: u8 = 2;
 /// The input was empty or could not be read: nothing was backed up.
 pub const INPUT: u8 = 3;
+/// The producer command failed, was killed or could not start: nothing was
+/// backed up.
+pub const PRODUCER: u8 = 4;
 /// No repository at the location.
 pub const NO_REPOSITORY: u8 = 10;
 /// Wrong password.
@@ -62,6 +65,7 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 Error::SnapshotNotFound { .. } | Error::StreamNotFound { .. } => NOT_FOUND,
                 Error::AmbiguousSnapshot { .. } => AMBIGUOUS,
                 Error::EmptyInput | Error::Input(_) => INPUT,
+                Error::Producer(_) => PRODUCER,
                 Error::Corrupt { .. } | Error::Missing { .. } => INTEGRITY,
                 Error::UnsupportedVersion { .. } => UNSUPPORTED,
                 Error::StorageFull { .. } => STORAGE_FULL,

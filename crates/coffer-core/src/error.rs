@@ -113,6 +113,9 @@ pub enum Error {
     /// Reading the input stream failed.
     #[error("reading the input failed: {0}")]
     Input(#[source] io::Error),
+    /// The producer command failed or could not start: no snapshot.
+    #[error("{0}")]
+    Producer(#[source] crate::producer::ProducerError),
     /// Writing the restored stream failed.
     #[error("writing the output failed: {0}")]
     Output(#[source] io::Error),

@@ -26,6 +26,7 @@ pub mod index;
 pub mod keys;
 pub mod object;
 pub mod pack;
+pub mod producer;
 pub mod repository;
 pub mod snapshot;
 pub mod tree;

@@ -1,7 +1,9 @@
-//! `coffer backup --stdin`: one stream in, one snapshot out.
+//! `coffer backup --stdin` or `--stdin-from-command -- CMD...`: one stream
+//! in, one snapshot out.
 
 use anyhow::Result;
-use coffer_core::BackupOptions;
+use coffer_core::producer::Producer;
+use coffer_core::{BackupOptions, Error};
 use serde_json::json;
 
 use crate::cli::BackupArgs;
@@ -20,7 +22,12 @@ pub async fn run(session: &super::Session<'_>, a: BackupArgs) -> Result<()> {
         allow_empty: a.allow_empty,
         upload_concurrency: a.connections,
     };
-    let s = repo.backup(std::io::stdin(), opts).await?;
+    let s = if a.stdin_from_command {
+        let producer = Producer::spawn(&a.command).map_err(Error::Producer)?;
+        repo.backup(producer, opts).await?
+    } else {
+        repo.backup(std::io::stdin(), opts).await?
+    };
     let stream = &s.snapshot.streams[0];
     let secs = s.duration.as_secs_f64();
     if a.json {

@@ -131,7 +131,11 @@ fn read_chunks(
         let eof = match read_full(&mut input, &mut buf, READ_BLOCK + chunker.max_size()) {
             Ok(eof) => eof,
             Err(e) => {
-                let _ = tx.send(Err(Error::Input(e)));
+                let err = match crate::producer::producer_error(&e) {
+                    Some(p) => Error::Producer(p.clone()),
+                    None => Error::Input(e),
+                };
+                let _ = tx.send(Err(err));
                 return;
             }
         };
