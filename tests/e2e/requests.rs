@@ -53,3 +53,44 @@ fn a_next_day_backup_after_100_snapshots_makes_few_requests() {
         assert!(repo.restore("latest") == stream);
     }
 }
+
+/// The number before `word` in the `-v` requests line.
+fn count_in_verbose(stderr: &str, word: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("storage requests:"))
+        .expect("a -v requests line");
+    let before = &line[..line.find(word).expect("kind in line")];
+    before
+        .trim_end()
+        .rsplit([' ', ','])
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_restore_makes_one_get_per_pack_it_touches() {
+    let data = dump_like(40_000_000, Change::None);
+    for store in stores() {
+        let repo = TestRepo::uninitialised_on(store);
+        assert!(repo
+            .run(&["init", "--pack-size", "2"], b"")
+            .status
+            .success());
+        repo.backup(&data, &[]);
+        let packs = repo.objects("data").len() as u64;
+        assert!(packs >= 4, "{packs} packs");
+        let out = repo.run(&["-v", "restore", "latest"], b"");
+        assert!(out.stdout == data);
+        let err = coffer_e2e::stderr(&out);
+        // Besides the packs: config, key file, index file, snapshot.
+        let gets = count_in_verbose(&err, "GET");
+        assert!(
+            gets <= packs + 4,
+            "{gets} GETs for {packs} packs on {store:?}: {err}"
+        );
+        assert_eq!(count_in_verbose(&err, "PUT"), 0);
+    }
+}

@@ -11,9 +11,13 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{
+    GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
+    PutPayload,
+};
 
 use crate::error::{Error, Result};
 use counting::{CountingStore, RequestCounts, RequestStats};
@@ -101,6 +105,42 @@ fn names_missing_container(e: &object_store::Error) -> bool {
     ]
     .iter()
     .any(|code| text.contains(code))
+}
+
+/// A local file's byte range as 1 MiB pieces, each read on a blocking thread.
+fn local_pieces(
+    file: std::fs::File,
+    range: Range<u64>,
+) -> BoxStream<'static, object_store::Result<Bytes>> {
+    const PIECE: u64 = 1024 * 1024;
+    let state = (Some(file), range.start, range.end);
+    futures::stream::try_unfold(state, |(file, pos, end)| async move {
+        let Some(mut file) = file else {
+            return Ok(None);
+        };
+        if pos >= end {
+            return Ok(None);
+        }
+        let len = (end - pos).min(PIECE) as usize;
+        let (file, piece) = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Seek, SeekFrom};
+            let mut buf = vec![0u8; len];
+            file.seek(SeekFrom::Start(pos))?;
+            file.read_exact(&mut buf)?;
+            Ok::<_, std::io::Error>((file, buf))
+        })
+        .await
+        .expect("blocking read task")
+        .map_err(|e| object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(e),
+        })?;
+        Ok(Some((
+            Bytes::from(piece),
+            (Some(file), pos + len as u64, end),
+        )))
+    })
+    .boxed()
 }
 
 impl Backend {
@@ -223,6 +263,25 @@ impl Backend {
         }
     }
 
+    /// A failed ranged read: past the end of the object means it is
+    /// truncated (corrupt); anything else is a storage error.
+    fn range_error(&self, path: &str, range: &Range<u64>, e: object_store::Error) -> Error {
+        let text = e.to_string().to_ascii_lowercase();
+        match e {
+            object_store::Error::NotFound { .. } => Error::Missing {
+                object: path.to_string(),
+            },
+            _ if text.contains("range") => Error::corrupt(
+                path,
+                format!(
+                    "truncated: cannot read bytes {}..{}",
+                    range.start, range.end
+                ),
+            ),
+            e => self.map_err("get", path, e),
+        }
+    }
+
     /// Reads a byte range; a short answer is reported as corruption.
     pub async fn get_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
         let want = range.end - range.start;
@@ -230,16 +289,7 @@ impl Backend {
             .store
             .get_range(&Path::from(path), range.clone())
             .await
-            .map_err(|e| match e {
-                object_store::Error::NotFound { .. } => Error::Missing {
-                    object: path.to_string(),
-                },
-                object_store::Error::Generic { .. } if !is_storage_full(&e) => Error::corrupt(
-                    path,
-                    format!("cannot read bytes {}..{}: {e}", range.start, range.end),
-                ),
-                e => self.map_err("get", path, e),
-            })?;
+            .map_err(|e| self.range_error(path, &range, e))?;
         if b.len() as u64 != want {
             return Err(Error::corrupt(
                 path,
@@ -247,6 +297,45 @@ impl Backend {
             ));
         }
         Ok(b)
+    }
+
+    /// Starts one ranged GET and returns its body as a stream of pieces, to
+    /// be consumed as it arrives. A body that ends early is reported as a
+    /// truncated object.
+    pub async fn get_range_stream(
+        &self,
+        path: &str,
+        range: Range<u64>,
+    ) -> Result<BoxStream<'static, Result<Bytes>>> {
+        let opts = GetOptions {
+            range: Some(GetRange::Bounded(range.clone())),
+            ..Default::default()
+        };
+        let result = self
+            .store
+            .get_opts(&Path::from(path), opts)
+            .await
+            .map_err(|e| self.range_error(path, &range, e))?;
+        if result.range != range {
+            return Err(Error::corrupt(
+                path,
+                format!(
+                    "truncated: asked for bytes {}..{}, got {}..{}",
+                    range.start, range.end, result.range.start, result.range.end
+                ),
+            ));
+        }
+        let pieces: BoxStream<'static, object_store::Result<Bytes>> = match result.payload {
+            // object_store reads local files 8 KiB per blocking task; read
+            // 1 MiB at a time instead.
+            GetResultPayload::File(file, _) => local_pieces(file, range.clone()),
+            GetResultPayload::Stream(s) => s,
+        };
+        let this = self.clone();
+        let path = path.to_string();
+        Ok(pieces
+            .map(move |p| p.map_err(|e| this.range_error(&path, &range, e)))
+            .boxed())
     }
 
     /// Names (last path segment) of all objects of a kind.

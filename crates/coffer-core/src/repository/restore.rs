@@ -23,14 +23,17 @@ use crate::pack::{self, BlobEntry, BlobKind};
 use crate::snapshot::StreamEntry;
 use crate::tree::{Step, TreeNode, TreeWalker};
 
-/// Largest coalesced read (stored bytes; about 4x that once decoded).
-const MAX_READ: u64 = 2 * 1024 * 1024;
-/// Unneeded bytes a read may span to join two blobs.
-const MAX_GAP: u64 = 256 * 1024;
-/// Reads fetched ahead of the writer.
-const FETCH_AHEAD: usize = 4;
-/// Reads decoded at once.
-const DECODE_AHEAD: usize = 2;
+/// Largest coalesced read: a whole pack visit is one GET, consumed as a
+/// stream, so the bound is only a guard.
+const MAX_READ: u64 = 256 * 1024 * 1024;
+/// Unneeded bytes a read may span to join two blobs of the same pack.
+const MAX_GAP: u64 = 1024 * 1024;
+/// Reads whose GET is started ahead of the one being consumed.
+const FETCH_AHEAD: usize = 3;
+/// Sealed bytes opened together on rayon.
+const DECODE_BATCH: u64 = 1024 * 1024;
+/// Batches being opened at once.
+const DECODE_AHEAD: usize = 3;
 /// Decoded blobs queued for the writer.
 const WRITE_QUEUE: usize = 16;
 
@@ -102,6 +105,18 @@ impl BlobReader {
             .collect()
     }
 
+    /// Opens a batch of sealed blobs of one pack, in parallel, in order.
+    fn open_batch(&self, pack: u32, batch: &[(BlobEntry, Bytes)]) -> Result<Vec<Vec<u8>>> {
+        let subkey = self.key.subkey(&self.index.pack(pack).salt);
+        batch
+            .par_iter()
+            .map(|(e, sealed)| {
+                pack::open_blob(&self.key, &subkey, e, sealed)
+                    .map_err(|reason| Error::corrupt(self.pack_path(pack), reason))
+            })
+            .collect()
+    }
+
     /// Loads tree nodes, coalescing neighbours in the same pack.
     async fn load_nodes(&self, ids: &[BlobId]) -> Result<HashMap<BlobId, TreeNode>> {
         let mut reads: Vec<Read> = Vec::new();
@@ -167,7 +182,7 @@ impl Repository {
             index: Arc::new(self.load_index().await?),
         };
 
-        let (write_tx, write_rx) = crossbeam_channel::bounded::<Vec<u8>>(WRITE_QUEUE);
+        let (write_tx, write_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
         let (written_tx, written_rx) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()
             .name("coffer-writer".into())
@@ -207,10 +222,10 @@ impl Repository {
 
 fn write_all<W: Write>(
     mut out: W,
-    rx: crossbeam_channel::Receiver<Vec<u8>>,
+    mut rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
 ) -> std::io::Result<u64> {
     let mut n = 0u64;
-    for buf in rx {
+    while let Some(buf) = rx.blocking_recv() {
         out.write_all(&buf)?;
         n += buf.len() as u64;
     }
@@ -284,47 +299,89 @@ async fn plan_reads(
     Ok((blobs, reads))
 }
 
-/// Fetches reads ahead (each on its own task so they progress in parallel),
-/// decodes them in order and hands the plaintext to the writer.
+/// Starts the GETs of upcoming reads ahead (each on its own task), then
+/// consumes one read's body at a time as it arrives, opening complete blobs
+/// in batches on rayon while more bytes come in, and hands the plaintext to
+/// the writer in order.
 async fn fetch_and_decode(
     reader: &BlobReader,
     rx: tokio::sync::mpsc::Receiver<Read>,
-    write_tx: crossbeam_channel::Sender<Vec<u8>>,
+    write_tx: tokio::sync::mpsc::Sender<Vec<u8>>,
 ) -> Result<()> {
     let reads =
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
-    let fetched = reads
+    let started = reads
         .map(|read| {
             let reader = reader.clone();
             tokio::spawn(async move {
-                let bytes = reader.fetch(&read).await;
-                (read, bytes)
+                let body = reader
+                    .backend
+                    .get_range_stream(&reader.pack_path(read.pack), read.start..read.end)
+                    .await;
+                (read, body)
             })
         })
         .buffered(FETCH_AHEAD);
-    // Decode two reads at once so no core idles on the tail of one read.
-    let decoded = fetched
-        .map(|joined| {
-            let reader = reader.clone();
-            async move {
-                let (read, bytes) = joined.expect("fetch task panicked");
-                let bytes = bytes?;
-                blocking(move || reader.open_all(&read, &bytes)).await
+    let mut started = std::pin::pin!(started);
+    let mut decoding = std::collections::VecDeque::new();
+    while let Some(joined) = started.next().await {
+        let (read, body) = joined.expect("fetch task panicked");
+        let mut body = body?;
+        let mut buf = bytes::BytesMut::new();
+        let mut buf_start = read.start;
+        let mut blobs = read.blobs.iter().peekable();
+        let mut batch: Vec<(BlobEntry, Bytes)> = Vec::new();
+        let mut batch_bytes = 0u64;
+        loop {
+            let piece = body.next().await.transpose()?;
+            let at_end = piece.is_none();
+            if let Some(p) = piece {
+                buf.extend_from_slice(&p);
             }
-        })
-        .buffered(DECODE_AHEAD);
-    let mut decoded = std::pin::pin!(decoded);
-    while let Some(plains) = decoded.next().await {
-        let tx = write_tx.clone();
-        blocking(move || {
-            for plain in plains? {
-                tx.send(plain).map_err(|_| {
-                    Error::Output(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
-                })?;
+            // Cut every blob that has fully arrived.
+            while let Some(e) = blobs.peek() {
+                let r = e.range();
+                if r.end > buf_start + buf.len() as u64 {
+                    break;
+                }
+                let mut part = buf.split_to((r.end - buf_start) as usize);
+                let sealed = part.split_off((r.start - buf_start) as usize).freeze();
+                buf_start = r.end;
+                batch_bytes += e.length as u64;
+                batch.push((**e, sealed));
+                blobs.next();
             }
-            Ok::<_, Error>(())
-        })
-        .await?;
+            if !batch.is_empty()
+                && (batch_bytes >= DECODE_BATCH || at_end || blobs.peek().is_none())
+            {
+                let (r, b, pack) = (reader.clone(), std::mem::take(&mut batch), read.pack);
+                decoding.push_back(tokio::task::spawn_blocking(move || r.open_batch(pack, &b)));
+                batch_bytes = 0;
+            }
+            while decoding.len() > DECODE_AHEAD || (at_end && !decoding.is_empty()) {
+                let plains = decoding
+                    .pop_front()
+                    .expect("non-empty")
+                    .await
+                    .expect("decode task panicked")?;
+                for plain in plains {
+                    write_tx.send(plain).await.map_err(|_| closed_output())?;
+                }
+            }
+            if at_end {
+                break;
+            }
+        }
+        if blobs.peek().is_some() {
+            return Err(Error::corrupt(
+                reader.pack_path(read.pack),
+                "truncated: the read ended before its last blob",
+            ));
+        }
     }
     Ok(())
+}
+
+fn closed_output() -> Error {
+    Error::Output(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
 }
