@@ -220,6 +220,7 @@ impl TestRepo {
             .env("COFFER_REPOSITORY", &self.location)
             .env("COFFER_PASSWORD_FILE", &self.password_file)
             .env("COFFER_INSECURE_FAST_KDF", "1")
+            .env("COFFER_CACHE_DIR", self.dir.path().join("cache"))
             .env_remove("COFFER_PASSWORD");
         c
     }

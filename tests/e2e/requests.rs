@@ -25,9 +25,10 @@ fn a_next_day_backup_after_100_snapshots_makes_few_requests() {
         // few, however many backups came before.
         assert!(worst_reads <= 5, "a backup made {worst_reads} GETs");
 
+        // A fresh pod: no local cache.
         let mut stream = base.clone();
         stream.extend_from_slice(&noise(20_000, 1000));
-        let s = repo.backup(&stream, &[]);
+        let s = repo.backup(&stream, &["--no-cache"]);
         let packs = s["packs_written"].as_u64().unwrap();
         let total: u64 = ["put", "get", "head", "list", "delete"]
             .iter()
@@ -92,5 +93,42 @@ fn a_restore_makes_one_get_per_pack_it_touches() {
             "{gets} GETs for {packs} packs on {store:?}: {err}"
         );
         assert_eq!(count_in_verbose(&err, "PUT"), 0);
+    }
+}
+
+#[test]
+fn the_metadata_cache_saves_downloads_and_survives_damage() {
+    for store in stores() {
+        let repo = TestRepo::new_on(store);
+        for day in 0..5u64 {
+            repo.backup(&noise(50_000, day), &[]);
+        }
+        let gets = |args: &[&str]| {
+            let out = repo.run(args, b"");
+            assert!(out.status.success(), "{}", coffer_e2e::stderr(&out));
+            count_in_verbose(&coffer_e2e::stderr(&out), "GET")
+        };
+        // config + key file + 5 snapshots without the cache; config + key with it.
+        assert_eq!(gets(&["-v", "--no-cache", "snapshots"]), 7);
+        gets(&["-v", "snapshots"]);
+        assert_eq!(gets(&["-v", "snapshots"]), 2);
+        // A damaged cached copy is fetched again, not trusted.
+        let cached = repo.dir.path().join("cache");
+        let snap = std::fs::read_dir(&cached)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path()
+            .join("snapshots");
+        let one = std::fs::read_dir(&snap)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        std::fs::write(&one, b"garbage").unwrap();
+        assert_eq!(gets(&["-v", "snapshots"]), 3);
+        assert_eq!(gets(&["-v", "snapshots"]), 2);
     }
 }

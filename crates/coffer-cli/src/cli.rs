@@ -35,6 +35,13 @@ pub struct Global {
     /// endpoint, region, allow_http, or retry_timeout, max_retries, timeout
     #[arg(short = 'o', long = "option", global = true, value_name = "KEY=VALUE", value_parser = parse_option)]
     pub options: Vec<(String, String)>,
+    /// Keep copies of index and snapshot objects here [default:
+    /// $XDG_CACHE_HOME/coffer or ~/.cache/coffer]
+    #[arg(long, env = "COFFER_CACHE_DIR", global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Do not use the local metadata cache
+    #[arg(long, global = true)]
+    pub no_cache: bool,
     /// Also print the storage requests made (PUT/GET/HEAD/LIST/DELETE, bytes) on stderr
     #[arg(short = 'v', long, global = true)]
     pub verbose: bool,

@@ -15,6 +15,7 @@
 //! This crate never prints and never exits: every failure is an [`Error`].
 
 pub mod backend;
+pub mod cache;
 pub mod chunker;
 pub mod codec;
 pub mod compress;

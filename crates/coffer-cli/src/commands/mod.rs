@@ -9,6 +9,7 @@ mod snapshots;
 use anyhow::Result;
 use coffer_core::backend::counting::RequestCounts;
 use coffer_core::backend::Backend;
+use coffer_core::cache::Cache;
 use coffer_core::{Actor, Repository};
 
 use crate::cli::{Cli, Command, Global};
@@ -42,7 +43,13 @@ impl Session<'_> {
     async fn open(&self) -> Result<Repository> {
         let backend = self.backend(false)?;
         let password = password::read(self.global.password_file.as_deref(), false)?;
-        Ok(Repository::open(backend, &password).await?)
+        let mut repo = Repository::open(backend, &password).await?;
+        if !self.global.no_cache {
+            if let Some(root) = self.global.cache_dir.clone().or_else(Cache::default_root) {
+                repo.use_cache(root);
+            }
+        }
+        Ok(repo)
     }
 
     /// Requests made so far, if storage was opened.

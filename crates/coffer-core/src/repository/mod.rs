@@ -17,6 +17,7 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::backend::{object_path, Backend, Kind, Put, CONFIG_PATH};
+use crate::cache::Cache;
 use crate::chunker::ChunkerParams;
 use crate::codec;
 use crate::config::{RepoConfig, REPO_VERSION};
@@ -80,6 +81,7 @@ pub struct Repository {
     key: Arc<MasterKey>,
     config: RepoConfig,
     key_id: KeyId,
+    cache: Option<Cache>,
 }
 
 impl std::fmt::Debug for Repository {
@@ -145,6 +147,7 @@ impl Repository {
             key: Arc::new(key),
             config,
             key_id,
+            cache: None,
         })
     }
 
@@ -226,6 +229,7 @@ impl Repository {
                 key: Arc::new(key),
                 config,
                 key_id,
+                cache: None,
             });
         }
         if let Some(reason) = config_unopened {
@@ -238,6 +242,12 @@ impl Repository {
             Some(e) if !parsed_any => e,
             _ => Error::WrongPassword,
         })
+    }
+
+    /// Keeps copies of index and snapshot objects under `root` (see
+    /// [`Cache`]), so later commands do not download them again.
+    pub fn use_cache(&mut self, root: impl Into<std::path::PathBuf>) {
+        self.cache = Some(Cache::new(root, &self.config.id));
     }
 
     /// The repository configuration.
@@ -258,12 +268,24 @@ impl Repository {
     /// Reads a content-named object and checks its bytes hash to its name.
     async fn read_named(&self, kind: Kind, name: &str) -> Result<(String, Bytes)> {
         let path = object_path(kind, name);
+        let cacheable = matches!(kind, Kind::Index | Kind::Snapshot);
+        if let Some(hit) = self
+            .cache
+            .as_ref()
+            .filter(|_| cacheable)
+            .and_then(|c| c.get(kind, name))
+        {
+            return Ok((path, Bytes::from(hit)));
+        }
         let bytes = self.backend.get(&path).await?;
         if hex::encode(content_hash(&bytes)) != name {
             return Err(Error::corrupt(
                 path,
                 "content does not match its name (damaged in storage)",
             ));
+        }
+        if let Some(cache) = self.cache.as_ref().filter(|_| cacheable) {
+            cache.put(kind, name, &bytes);
         }
         Ok((path, bytes))
     }
@@ -311,6 +333,10 @@ impl Repository {
                 .then(b.2.cmp(&a.2))
                 .then_with(|| b.0.cmp(&a.0))
         });
+        if let Some(cache) = &self.cache {
+            let all: Vec<String> = names.iter().map(|(n, _, _)| n.clone()).collect();
+            cache.retain(Kind::Index, &all);
+        }
         let listed: Vec<IndexId> = names
             .iter()
             .filter_map(|(n, _, _)| IndexId::from_hex(n))
@@ -380,6 +406,9 @@ impl Repository {
     /// All snapshots, oldest first.
     pub async fn list_snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
         let names = self.backend.list(Kind::Snapshot).await?;
+        if let Some(cache) = &self.cache {
+            cache.retain(Kind::Snapshot, &names);
+        }
         let mut snaps: Vec<(SnapshotId, Snapshot)> = futures::stream::iter(names)
             .map(|name| async move {
                 let path = object_path(Kind::Snapshot, &name);

@@ -4,7 +4,7 @@
 //! and write them in order from a writer thread. Nothing unverified is ever
 //! written; every queue is bounded.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,6 +34,8 @@ const FETCH_AHEAD: usize = 3;
 const DECODE_BATCH: u64 = 1024 * 1024;
 /// Batches being opened at once.
 const DECODE_AHEAD: usize = 3;
+/// Tree packs up to this size are read whole (one GET) on first use.
+const WHOLE_TREE_PACK: u64 = 4 * 1024 * 1024;
 /// Decoded blobs queued for the writer.
 const WRITE_QUEUE: usize = 16;
 
@@ -118,8 +120,18 @@ impl BlobReader {
     }
 
     /// Loads tree nodes, coalescing neighbours in the same pack.
-    async fn load_nodes(&self, ids: &[BlobId]) -> Result<HashMap<BlobId, TreeNode>> {
+    ///
+    /// A small tree pack (the usual case: one per backup) is read whole the
+    /// first time any of its nodes is needed, and all its nodes are kept, so
+    /// walking a tree costs one GET per tree pack, not one per level.
+    /// `whole` records the packs already read that way.
+    async fn load_nodes(
+        &self,
+        ids: &[BlobId],
+        whole: &mut HashSet<u32>,
+    ) -> Result<HashMap<BlobId, TreeNode>> {
         let mut reads: Vec<Read> = Vec::new();
+        let mut nodes = HashMap::new();
         let mut locs: Vec<_> = ids
             .iter()
             .map(|id| {
@@ -137,6 +149,12 @@ impl BlobReader {
             .collect::<Result<_>>()?;
         locs.sort_by_key(|l| (l.pack, l.entry.offset));
         locs.dedup_by_key(|l| l.entry.id);
+        for pack in locs.iter().map(|l| l.pack).collect::<HashSet<u32>>() {
+            if self.index.pack(pack).size <= WHOLE_TREE_PACK && whole.insert(pack) {
+                nodes.extend(self.load_whole_tree_pack(pack).await?);
+            }
+        }
+        locs.retain(|l| !nodes.contains_key(&l.entry.id));
         for loc in locs {
             if !reads
                 .last_mut()
@@ -151,7 +169,6 @@ impl BlobReader {
                 });
             }
         }
-        let mut nodes = HashMap::new();
         for read in reads {
             let bytes = self.fetch(&read).await?;
             let this = self.clone();
@@ -163,6 +180,37 @@ impl BlobReader {
             }
         }
         Ok(nodes)
+    }
+}
+
+impl BlobReader {
+    /// Reads a whole tree pack with one GET and opens every tree blob in it
+    /// (the pack's own header lists them).
+    async fn load_whole_tree_pack(&self, pack: u32) -> Result<HashMap<BlobId, TreeNode>> {
+        let path = self.pack_path(pack);
+        let bytes = self
+            .backend
+            .get_range(&path, 0..self.index.pack(pack).size)
+            .await?;
+        let this = self.clone();
+        blocking(move || {
+            let (salt, entries) = pack::read_header(&this.key, &bytes)
+                .map_err(|r| Error::corrupt(path.clone(), r))?;
+            let subkey = this.key.subkey(&salt);
+            entries
+                .iter()
+                .filter(|e| e.kind == BlobKind::Tree as u8)
+                .map(|e| {
+                    let sealed = &bytes[e.offset as usize..e.offset as usize + e.length as usize];
+                    let plain = pack::open_blob(&this.key, &subkey, e, sealed)
+                        .map_err(|r| Error::corrupt(path.clone(), r))?;
+                    let node =
+                        TreeNode::decode(&plain).map_err(|r| Error::corrupt(path.clone(), r))?;
+                    Ok((e.id, node))
+                })
+                .collect()
+        })
+        .await
     }
 }
 
@@ -242,6 +290,7 @@ async fn plan_reads(
 ) -> Result<(u64, u64)> {
     let mut walker = TreeWalker::new(stream.root_entry());
     let mut cache: HashMap<BlobId, TreeNode> = HashMap::new();
+    let mut whole_packs = HashSet::new();
     let mut current: Option<Read> = None;
     let (mut blobs, mut reads) = (0u64, 0u64);
     let closed = || Error::Output(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
@@ -250,12 +299,24 @@ async fn plan_reads(
             Step::Need(id) => {
                 let node = match cache.remove(&id) {
                     Some(n) => n,
-                    None => reader.load_nodes(&[id]).await?.remove(&id).expect("loaded"),
+                    None => {
+                        let mut got = reader.load_nodes(&[id], &mut whole_packs).await?;
+                        let node = got.remove(&id).expect("loaded");
+                        cache.extend(got);
+                        node
+                    }
                 };
                 if node.level > 0 {
                     // Fetch all children at once: they sit side by side in a tree pack.
-                    let ids: Vec<BlobId> = node.entries.iter().map(|e| e.id).collect();
-                    cache.extend(reader.load_nodes(&ids).await?);
+                    let ids: Vec<BlobId> = node
+                        .entries
+                        .iter()
+                        .map(|e| e.id)
+                        .filter(|id| !cache.contains_key(id))
+                        .collect();
+                    if !ids.is_empty() {
+                        cache.extend(reader.load_nodes(&ids, &mut whole_packs).await?);
+                    }
                 }
                 walker
                     .provide(node)

@@ -1,0 +1,92 @@
+//! The local metadata cache: copies of index and snapshot objects (as
+//! stored, still encrypted) under `<dir>/<repository id>/`, so a repeat
+//! command does not download them again. These objects are content-named and
+//! never change, so a cached copy is valid as long as its bytes hash to its
+//! name; a damaged or stale copy is simply fetched again. Best effort: a
+//! cache that cannot be written is ignored.
+
+use std::path::PathBuf;
+
+use crate::backend::{object_path, Kind};
+use crate::id::content_hash;
+
+/// A cache directory for one repository.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    dir: PathBuf,
+}
+
+impl Cache {
+    /// The cache of repository `repo_id` under `root`.
+    pub fn new(root: impl Into<PathBuf>, repo_id: &[u8; 32]) -> Self {
+        Cache {
+            dir: root.into().join(hex::encode(repo_id)),
+        }
+    }
+
+    /// The default root: `$XDG_CACHE_HOME/coffer`, else `~/.cache/coffer`.
+    pub fn default_root() -> Option<PathBuf> {
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+        Some(base.join("coffer"))
+    }
+
+    fn path(&self, kind: Kind, name: &str) -> PathBuf {
+        self.dir.join(object_path(kind, name))
+    }
+
+    /// A cached object whose bytes still hash to its name.
+    pub fn get(&self, kind: Kind, name: &str) -> Option<Vec<u8>> {
+        let bytes = std::fs::read(self.path(kind, name)).ok()?;
+        (hex::encode(content_hash(&bytes)) == name).then_some(bytes)
+    }
+
+    /// Stores a copy (atomically: a temporary file renamed into place).
+    pub fn put(&self, kind: Kind, name: &str, bytes: &[u8]) {
+        let path = self.path(kind, name);
+        let Some(parent) = path.parent() else { return };
+        let tmp = parent.join(format!(".{name}.tmp{}", std::process::id()));
+        let _ = std::fs::create_dir_all(parent)
+            .and_then(|()| std::fs::write(&tmp, bytes))
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        let _ = std::fs::remove_file(&tmp);
+    }
+
+    /// Drops cached objects of `kind` that are no longer in the repository.
+    pub fn retain(&self, kind: Kind, names: &[String]) {
+        let Ok(entries) = std::fs::read_dir(self.dir.join(object_path(kind, ""))) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !names.contains(&name) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stores_verifies_and_forgets() {
+        let dir = std::env::temp_dir().join(format!("coffer-cache-test-{}", std::process::id()));
+        let cache = Cache::new(&dir, &[7; 32]);
+        let bytes = b"sealed snapshot".to_vec();
+        let name = hex::encode(content_hash(&bytes));
+        assert_eq!(cache.get(Kind::Snapshot, &name), None);
+        cache.put(Kind::Snapshot, &name, &bytes);
+        assert_eq!(cache.get(Kind::Snapshot, &name), Some(bytes.clone()));
+        // A damaged copy is not returned.
+        std::fs::write(cache.path(Kind::Snapshot, &name), b"damaged").unwrap();
+        assert_eq!(cache.get(Kind::Snapshot, &name), None);
+        cache.put(Kind::Snapshot, &name, &bytes);
+        cache.retain(Kind::Snapshot, &[]);
+        assert_eq!(cache.get(Kind::Snapshot, &name), None);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
