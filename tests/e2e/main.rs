@@ -5,6 +5,7 @@ mod crash;
 mod dedup;
 mod errors;
 mod full_disk;
+mod garbage_server;
 mod golden;
 mod producer;
 mod requests;
