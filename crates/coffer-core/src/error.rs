@@ -122,6 +122,10 @@ pub enum Error {
     /// The repository location is not understood.
     #[error("unsupported repository location {0:?}")]
     UnsupportedLocation(String),
+    /// A pipeline stage stopped unexpectedly (a bug, or the cause is reported
+    /// by another stage).
+    #[error("internal error: {0}")]
+    Internal(String),
     /// An argument is out of range.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -229,7 +229,7 @@ impl Packer {
 }
 
 fn upload_aborted() -> Error {
-    Error::InvalidArgument("upload stopped".into())
+    Error::Internal("the uploader stopped".into())
 }
 
 /// The stream as it is packed: its tree and its counters.
@@ -481,7 +481,7 @@ impl Repository {
         let packs = self.upload_packs(pack_rx, slot_tx, concurrency).await?;
         let outcome = done_rx
             .await
-            .map_err(|_| Error::InvalidArgument("packer thread panicked".into()))??;
+            .map_err(|_| Error::Internal("the packer thread panicked".into()))??;
 
         let mut bytes_uploaded: u64 = packs.iter().map(|p| p.size).sum();
         let packs_written = packs.len() as u64;
