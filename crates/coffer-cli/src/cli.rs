@@ -64,6 +64,24 @@ pub enum Command {
     Snapshots(SnapshotsArgs),
     /// Write a snapshot's stream to stdout or a file
     Restore(RestoreArgs),
+    /// Verify the repository; report every problem found
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Also download every pack and verify every blob in it
+    #[arg(long, conflicts_with = "read_data_subset")]
+    pub read_data: bool,
+    /// Download and verify a subset of the packs: "10%" (random) or "n/t"
+    /// (bucket n of t, by pack id; 1/7..7/7 over a week read everything)
+    #[arg(long, value_name = "SUBSET", value_parser = parse_subset)]
+    pub read_data_subset: Option<coffer_core::ReadData>,
+}
+
+fn parse_subset(s: &str) -> Result<coffer_core::ReadData, String> {
+    coffer_core::ReadData::parse_subset(s)
+        .ok_or_else(|| format!("{s:?} is neither a percentage (10%) nor n/t (2/7)"))
 }
 
 #[derive(Debug, Args)]

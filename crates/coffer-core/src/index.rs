@@ -134,6 +134,7 @@ const _: () = assert!(std::mem::size_of::<Slot>() == 48);
 #[derive(Default)]
 pub struct Index {
     packs: Vec<PackInfo>,
+    pack_numbers: std::collections::HashMap<PackId, u32>,
     slots: Vec<Slot>,
     sorted: bool,
 }
@@ -152,12 +153,21 @@ impl Index {
         if self.packs.len() >= MAX_PACKS {
             return Err(format!("more than {MAX_PACKS} packs"));
         }
-        let n = self.packs.len() as u32;
-        self.packs.push(PackInfo {
-            id: p.id,
-            salt: p.salt,
-            size: p.size,
-        });
+        // A pack named by several index files (a superseded one and its
+        // consolidation, or two concurrent writers) keeps one number.
+        let n = match self.pack_numbers.get(&p.id) {
+            Some(&n) => n,
+            None => {
+                let n = self.packs.len() as u32;
+                self.packs.push(PackInfo {
+                    id: p.id,
+                    salt: p.salt,
+                    size: p.size,
+                });
+                self.pack_numbers.insert(p.id, n);
+                n
+            }
+        };
         for b in &p.blobs {
             if b.kind > 0xf || b.encoding > 0xf {
                 return Err(format!(
@@ -260,6 +270,7 @@ impl Index {
     pub fn heap_bytes(&self) -> usize {
         self.slots.capacity() * std::mem::size_of::<Slot>()
             + self.packs.capacity() * std::mem::size_of::<PackInfo>()
+            + self.pack_numbers.capacity() * (std::mem::size_of::<PackId>() + 4)
     }
 }
 

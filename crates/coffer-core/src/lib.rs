@@ -34,5 +34,6 @@ pub mod tree;
 
 pub use error::{Error, Result};
 pub use repository::{
-    Actor, BackupOptions, BackupSummary, InitOptions, Repository, RestoreSummary,
+    Actor, BackupOptions, BackupSummary, CheckOptions, CheckReport, InitOptions, Problem, ReadData,
+    Repository, RestoreSummary,
 };

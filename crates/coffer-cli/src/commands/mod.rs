@@ -2,6 +2,7 @@
 //! the repository and naming who acts.
 
 mod backup;
+mod check;
 mod init;
 mod restore;
 mod snapshots;
@@ -74,6 +75,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Backup(a) => backup::run(&session, a).await,
         Command::Snapshots(a) => snapshots::run(&session, a).await,
         Command::Restore(a) => restore::run(&session, a).await,
+        Command::Check(a) => check::run(&session, a).await,
     };
     if cli.global.verbose {
         if let Some(r) = session.requests() {

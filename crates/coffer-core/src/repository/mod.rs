@@ -5,9 +5,11 @@
 //! missing.
 
 mod backup;
+mod check;
 mod restore;
 
 pub use backup::{BackupOptions, BackupSummary};
+pub use check::{CheckOptions, CheckReport, Problem, ReadData};
 pub use restore::RestoreSummary;
 
 use std::collections::HashSet;
@@ -266,9 +268,9 @@ impl Repository {
     }
 
     /// Reads a content-named object and checks its bytes hash to its name.
-    async fn read_named(&self, kind: Kind, name: &str) -> Result<(String, Bytes)> {
+    async fn read_named(&self, kind: Kind, name: &str, cached: bool) -> Result<(String, Bytes)> {
         let path = object_path(kind, name);
-        let cacheable = matches!(kind, Kind::Index | Kind::Snapshot);
+        let cacheable = cached && matches!(kind, Kind::Index | Kind::Snapshot);
         if let Some(hit) = self
             .cache
             .as_ref()
@@ -306,8 +308,14 @@ impl Repository {
         Ok((hash, len))
     }
 
-    async fn read_sealed(&self, kind: Kind, otype: ObjectType, name: String) -> Result<Vec<u8>> {
-        let (path, bytes) = self.read_named(kind, &name).await?;
+    async fn read_sealed(
+        &self,
+        kind: Kind,
+        otype: ObjectType,
+        name: String,
+        cached: bool,
+    ) -> Result<Vec<u8>> {
+        let (path, bytes) = self.read_named(kind, &name, cached).await?;
         let key = self.key.clone();
         blocking(move || object::open(&key, otype, &bytes).map_err(|e| Error::corrupt(path, e)))
             .await
@@ -349,7 +357,7 @@ impl Repository {
             if superseded.contains(&name) {
                 continue;
             }
-            let file = self.read_index_file(name.clone()).await?;
+            let file = self.read_index_file(name.clone(), true).await?;
             superseded.extend(file.supersedes.iter().map(IndexId::to_hex));
             files.push((name, file));
         }
@@ -380,9 +388,10 @@ impl Repository {
         })
     }
 
-    async fn read_index_file(&self, name: String) -> Result<IndexFile> {
+    /// Reads one index file (`cached`: the local cache may answer).
+    pub(crate) async fn read_index_file(&self, name: String, cached: bool) -> Result<IndexFile> {
         let plain = self
-            .read_sealed(Kind::Index, ObjectType::Index, name.clone())
+            .read_sealed(Kind::Index, ObjectType::Index, name.clone(), cached)
             .await?;
         codec::decode(&plain).map_err(|e| Error::corrupt(object_path(Kind::Index, &name), e))
     }
@@ -403,6 +412,22 @@ impl Repository {
         Ok((SnapshotId(hash), len))
     }
 
+    /// Reads and decodes one snapshot object.
+    pub(crate) async fn read_snapshot(
+        &self,
+        name: String,
+        cached: bool,
+    ) -> Result<(SnapshotId, Snapshot)> {
+        let path = object_path(Kind::Snapshot, &name);
+        let id = SnapshotId::from_hex(&name)
+            .ok_or_else(|| Error::corrupt(path.clone(), "name is not a snapshot id"))?;
+        let plain = self
+            .read_sealed(Kind::Snapshot, ObjectType::Snapshot, name, cached)
+            .await?;
+        let snap = codec::decode(&plain).map_err(|e| Error::corrupt(path, e))?;
+        Ok((id, snap))
+    }
+
     /// All snapshots, oldest first.
     pub async fn list_snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
         let names = self.backend.list(Kind::Snapshot).await?;
@@ -410,16 +435,7 @@ impl Repository {
             cache.retain(Kind::Snapshot, &names);
         }
         let mut snaps: Vec<(SnapshotId, Snapshot)> = futures::stream::iter(names)
-            .map(|name| async move {
-                let path = object_path(Kind::Snapshot, &name);
-                let id = SnapshotId::from_hex(&name)
-                    .ok_or_else(|| Error::corrupt(path.clone(), "name is not a snapshot id"))?;
-                let plain = self
-                    .read_sealed(Kind::Snapshot, ObjectType::Snapshot, name)
-                    .await?;
-                let snap = codec::decode(&plain).map_err(|e| Error::corrupt(path, e))?;
-                Ok::<_, Error>((id, snap))
-            })
+            .map(|name| self.read_snapshot(name, true))
             .buffer_unordered(METADATA_CONCURRENCY)
             .try_collect()
             .await?;

@@ -77,14 +77,14 @@ impl Read {
 
 /// Fetches byte ranges of packs and opens the blobs in them.
 #[derive(Clone)]
-struct BlobReader {
-    backend: Backend,
-    key: Arc<MasterKey>,
-    index: Arc<Index>,
+pub(super) struct BlobReader {
+    pub(super) backend: Backend,
+    pub(super) key: Arc<MasterKey>,
+    pub(super) index: Arc<Index>,
 }
 
 impl BlobReader {
-    fn pack_path(&self, pack: u32) -> String {
+    pub(super) fn pack_path(&self, pack: u32) -> String {
         object_path(Kind::Pack, &self.index.pack(pack).id.to_hex())
     }
 
@@ -125,7 +125,7 @@ impl BlobReader {
     /// first time any of its nodes is needed, and all its nodes are kept, so
     /// walking a tree costs one GET per tree pack, not one per level.
     /// `whole` records the packs already read that way.
-    async fn load_nodes(
+    pub(super) async fn load_nodes(
         &self,
         ids: &[BlobId],
         whole: &mut HashSet<u32>,

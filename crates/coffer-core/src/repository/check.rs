@@ -1,0 +1,395 @@
+//! `check`: verifies a repository and reports every problem with the object
+//! it concerns, never stopping at the first. Structure: every index and
+//! snapshot object opens, every indexed pack exists with the indexed size,
+//! every snapshot's tree resolves and every chunk it lists is indexed. With
+//! `read_data`, packs are downloaded and every blob in them is opened
+//! (hash of the pack, AEAD, length, keyed MAC) and compared with the index.
+//! Reading only: check never changes the repository, and it reads storage,
+//! never the local cache.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use futures::StreamExt;
+
+use super::restore::BlobReader;
+use super::{blocking, Repository};
+use crate::backend::{object_path, Kind};
+use crate::error::{Error, Result};
+use crate::id::{content_hash, BlobId, PackId};
+use crate::index::{Index, IndexedPack};
+use crate::pack::{self, BlobKind};
+use crate::snapshot::Snapshot;
+use crate::tree::{Step, TreeWalker};
+
+/// Which packs `check` downloads and verifies blob by blob.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ReadData {
+    /// None: structure only.
+    None,
+    /// Every pack.
+    All,
+    /// A random fraction (0..=1) of the packs.
+    Fraction(f64),
+    /// Bucket `n` of `t` (1-based), chosen by the pack id's first byte, so
+    /// that `1/7` ... `7/7` on seven days together read everything.
+    Bucket {
+        /// This bucket, 1..=t.
+        n: u32,
+        /// Number of buckets.
+        t: u32,
+    },
+}
+
+impl ReadData {
+    /// Parses `--read-data-subset`: `10%` or `n/t`.
+    pub fn parse_subset(s: &str) -> Option<Self> {
+        if let Some(p) = s.strip_suffix('%') {
+            let p: f64 = p.trim().parse().ok()?;
+            return (p > 0.0 && p <= 100.0).then_some(ReadData::Fraction(p / 100.0));
+        }
+        let (n, t) = s.split_once('/')?;
+        let (n, t): (u32, u32) = (n.trim().parse().ok()?, t.trim().parse().ok()?);
+        (t >= 1 && (1..=t).contains(&n)).then_some(ReadData::Bucket { n, t })
+    }
+
+    fn selects(&self, id: &PackId) -> bool {
+        match *self {
+            ReadData::None => false,
+            ReadData::All => true,
+            ReadData::Fraction(f) => {
+                let r = u64::from_le_bytes(crate::crypto::random_bytes());
+                (r as f64 / u64::MAX as f64) < f
+            }
+            ReadData::Bucket { n, t } => u32::from(id.0[0]) % t == n - 1,
+        }
+    }
+}
+
+/// What to check.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckOptions {
+    /// Packs to download and verify.
+    pub read_data: ReadData,
+}
+
+/// One finding, with the object it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Repository path or blob id.
+    pub object: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The outcome of a check.
+#[derive(Debug, Clone, Default)]
+pub struct CheckReport {
+    /// Damage: missing or corrupt objects, unresolvable snapshots.
+    pub errors: Vec<Problem>,
+    /// Harmless leftovers (packs no index names, from interrupted backups).
+    pub notes: Vec<Problem>,
+    /// Snapshots checked.
+    pub snapshots: usize,
+    /// Packs in the index.
+    pub packs: usize,
+    /// Packs downloaded and verified.
+    pub packs_read: usize,
+    /// Blobs opened while reading packs.
+    pub blobs_read: u64,
+}
+
+impl CheckReport {
+    fn error(&mut self, object: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(Problem {
+            object: object.into(),
+            message: message.into(),
+        });
+    }
+
+    fn error_from(&mut self, e: &Error) {
+        let (object, message) = match e {
+            Error::Corrupt { object, reason } => (object.clone(), reason.clone()),
+            Error::Missing { object } => (object.clone(), "is missing".into()),
+            other => (String::new(), other.to_string()),
+        };
+        self.error(object, message);
+    }
+}
+
+/// Most missing chunks reported per stream; the rest are counted.
+const MISSING_REPORTED: usize = 10;
+
+impl Repository {
+    /// Checks the repository; storage failures (not damage) end it early
+    /// with an error, damage is collected in the report.
+    pub async fn check(&self, opts: CheckOptions) -> Result<CheckReport> {
+        let mut report = CheckReport::default();
+
+        // Every index file, live or superseded: each must open, and their
+        // union is what the packs are checked against.
+        let mut index = Index::default();
+        for name in self.backend.list(Kind::Index).await? {
+            match self.read_index_file(name.clone(), false).await {
+                Ok(file) => {
+                    if let Err(e) = index.add_file(&file) {
+                        report.error(object_path(Kind::Index, &name), e);
+                    }
+                }
+                Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => report.error_from(&e),
+                Err(e) => return Err(e),
+            }
+        }
+        index.finish();
+        let expected = index.export();
+        report.packs = expected.packs.len();
+
+        // Packs: present, with the indexed size; unindexed ones are leftovers.
+        let stored: HashMap<String, u64> = self
+            .backend
+            .list_with_times(Kind::Pack)
+            .await?
+            .into_iter()
+            .map(|(n, _, size)| (n, size))
+            .collect();
+        let indexed: HashSet<String> = expected.packs.iter().map(|p| p.id.to_hex()).collect();
+        for p in &expected.packs {
+            let path = object_path(Kind::Pack, &p.id.to_hex());
+            match stored.get(&p.id.to_hex()) {
+                None => report.error(
+                    path,
+                    format!("is missing ({} indexed blobs are lost)", p.blobs.len()),
+                ),
+                Some(&size) if size != p.size => {
+                    report.error(path, format!("has {size} bytes, the index says {}", p.size))
+                }
+                Some(_) => {}
+            }
+        }
+        let mut leftovers: Vec<&String> = stored.keys().filter(|n| !indexed.contains(*n)).collect();
+        leftovers.sort();
+        for name in leftovers {
+            report.notes.push(Problem {
+                object: object_path(Kind::Pack, name),
+                message: "is in no index (left by an interrupted backup; prune reclaims it)".into(),
+            });
+        }
+
+        // Snapshots and their trees.
+        let index = Arc::new(index);
+        let reader = BlobReader {
+            backend: self.backend.clone(),
+            key: self.key.clone(),
+            index: index.clone(),
+        };
+        for name in self.backend.list(Kind::Snapshot).await? {
+            let (id, snap) = match self.read_snapshot(name, false).await {
+                Ok(s) => s,
+                Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => {
+                    report.error_from(&e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            report.snapshots += 1;
+            check_snapshot(&reader, &id.to_hex(), &snap, &mut report).await?;
+        }
+
+        // Data: download selected packs and open every blob.
+        let selected: Vec<IndexedPack> = expected
+            .packs
+            .into_iter()
+            .filter(|p| {
+                stored.get(&p.id.to_hex()) == Some(&p.size) && opts.read_data.selects(&p.id)
+            })
+            .collect();
+        let results: Vec<Result<(u64, Vec<Problem>)>> = futures::stream::iter(selected)
+            .map(|p| read_pack(self, p))
+            .buffer_unordered(2)
+            .collect()
+            .await;
+        for r in results {
+            let (blobs, problems) = r?;
+            report.packs_read += 1;
+            report.blobs_read += blobs;
+            report.errors.extend(problems);
+        }
+        Ok(report)
+    }
+}
+
+/// Walks every stream of a snapshot: tree nodes must load and agree, every
+/// chunk must be indexed as data with the size the tree records.
+async fn check_snapshot(
+    reader: &BlobReader,
+    id: &str,
+    snap: &Snapshot,
+    report: &mut CheckReport,
+) -> Result<()> {
+    let object = object_path(Kind::Snapshot, id);
+    let mut whole = HashSet::new();
+    for stream in &snap.streams {
+        let mut walker = TreeWalker::new(stream.root_entry());
+        let (mut missing, mut bytes) = (0usize, 0u64);
+        loop {
+            match walker.next_step() {
+                Step::Need(node_id) => {
+                    let node = match reader.load_nodes(&[node_id], &mut whole).await {
+                        Ok(mut nodes) => nodes.remove(&node_id),
+                        Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => {
+                            report.error_from(&e);
+                            None
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    let Some(node) = node else {
+                        report.error(
+                            &object,
+                            format!(
+                                "stream {:?}: tree node {node_id} cannot be read",
+                                stream.name
+                            ),
+                        );
+                        break;
+                    };
+                    if let Err(reason) = walker.provide(node) {
+                        report.error(&object, format!("stream {:?}: {reason}", stream.name));
+                        break;
+                    }
+                }
+                Step::Chunk(chunk) => {
+                    bytes += chunk.size;
+                    let ok = reader.index.get(&chunk.id).is_some_and(|l| {
+                        l.kind() == Some(BlobKind::Data) && l.entry.raw_length as u64 == chunk.size
+                    });
+                    if !ok {
+                        missing += 1;
+                        if missing <= MISSING_REPORTED {
+                            report.error(
+                                &object,
+                                format!(
+                                    "stream {:?}: data blob {} is not indexed",
+                                    stream.name, chunk.id
+                                ),
+                            );
+                        }
+                    }
+                }
+                Step::Done => {
+                    if bytes != stream.size {
+                        report.error(
+                            &object,
+                            format!(
+                                "stream {:?}: tree covers {bytes} bytes, snapshot says {}",
+                                stream.name, stream.size
+                            ),
+                        );
+                    }
+                    break;
+                }
+            }
+        }
+        if missing > MISSING_REPORTED {
+            report.error(
+                &object,
+                format!(
+                    "stream {:?}: {} more data blobs are not indexed",
+                    stream.name,
+                    missing - MISSING_REPORTED
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Downloads one pack and opens every blob it holds; returns the number of
+/// blobs opened and the problems found.
+async fn read_pack(repo: &Repository, expected: IndexedPack) -> Result<(u64, Vec<Problem>)> {
+    let path = object_path(Kind::Pack, &expected.id.to_hex());
+    let bytes = match repo.backend.get(&path).await {
+        Ok(b) => b,
+        Err(Error::Missing { object }) => {
+            return Ok((
+                0,
+                vec![Problem {
+                    object,
+                    message: "disappeared during the check".into(),
+                }],
+            ))
+        }
+        Err(e) => return Err(e),
+    };
+    let key = repo.key.clone();
+    Ok(blocking(move || {
+        let mut problems = Vec::new();
+        let mut err = |message: String| {
+            problems.push(Problem {
+                object: path.clone(),
+                message,
+            })
+        };
+        if PackId(content_hash(&bytes)) != expected.id {
+            err("content does not match its name (damaged in storage)".into());
+        }
+        let (salt, header) = match pack::read_header(&key, &bytes) {
+            Ok(h) => h,
+            Err(reason) => {
+                err(format!("header: {reason}"));
+                return (0, problems);
+            }
+        };
+        if salt != expected.salt {
+            err("the index records another salt for this pack".into());
+        }
+        let in_header: HashMap<BlobId, &pack::BlobEntry> =
+            header.iter().map(|e| (e.id, e)).collect();
+        for e in &expected.blobs {
+            if in_header.get(&e.id).map(|h| **h) != Some(*e) {
+                err(format!(
+                    "blob {} is indexed here but not in the pack's header",
+                    e.id.short()
+                ));
+            }
+        }
+        let subkey = key.subkey(&salt);
+        let mut opened = 0;
+        for e in &header {
+            let (start, end) = (e.offset as usize, e.offset as usize + e.length as usize);
+            match bytes
+                .get(start..end)
+                .ok_or("lies outside the pack".to_string())
+                .and_then(|sealed| pack::open_blob(&key, &subkey, e, sealed))
+            {
+                Ok(_) => opened += 1,
+                Err(reason) => err(reason),
+            }
+        }
+        (opened, problems)
+    })
+    .await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subsets_parse() {
+        assert_eq!(ReadData::parse_subset("10%"), Some(ReadData::Fraction(0.1)));
+        assert_eq!(
+            ReadData::parse_subset("2/7"),
+            Some(ReadData::Bucket { n: 2, t: 7 })
+        );
+        assert_eq!(ReadData::parse_subset("0/7"), None);
+        assert_eq!(ReadData::parse_subset("8/7"), None);
+        assert_eq!(ReadData::parse_subset("150%"), None);
+        assert_eq!(ReadData::parse_subset("x"), None);
+        // Buckets partition the packs.
+        let id = PackId([200; 32]);
+        let hits = (1..=7)
+            .filter(|n| ReadData::Bucket { n: *n, t: 7 }.selects(&id))
+            .count();
+        assert_eq!(hits, 1);
+    }
+}
