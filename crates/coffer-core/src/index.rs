@@ -303,9 +303,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn lookups_find_pack_and_entry() {
-        let file = IndexFile {
+    fn two_packs() -> IndexFile {
+        IndexFile {
             supersedes: vec![],
             packs: vec![
                 IndexedPack {
@@ -321,7 +320,12 @@ mod tests {
                     blobs: vec![entry(7, 37)],
                 },
             ],
-        };
+        }
+    }
+
+    #[test]
+    fn lookups_find_pack_and_entry() {
+        let file = two_packs();
         let decoded: IndexFile = codec::decode(&codec::encode(&file)).unwrap();
         assert_eq!(decoded, file);
         let mut idx = Index::default();
@@ -405,23 +409,7 @@ mod tests {
 
     #[test]
     fn export_lists_every_pack_and_blob() {
-        let file = IndexFile {
-            supersedes: vec![],
-            packs: vec![
-                IndexedPack {
-                    id: PackId([1; 32]),
-                    salt: [5; 32],
-                    size: 100,
-                    blobs: vec![entry(9, 37), entry(3, 57)],
-                },
-                IndexedPack {
-                    id: PackId([2; 32]),
-                    salt: [6; 32],
-                    size: 100,
-                    blobs: vec![entry(7, 37)],
-                },
-            ],
-        };
+        let file = two_packs();
         let mut idx = Index::default();
         idx.add_file(&file).unwrap();
         idx.finish();

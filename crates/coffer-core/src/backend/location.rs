@@ -177,6 +177,21 @@ fn provider_keys(provider: &[(String, String)]) -> Vec<(String, String)> {
     all
 }
 
+/// Applies coffer's client defaults, then the `-o` keys, to a provider's
+/// builder; a key the provider does not know is an error.
+fn configure<B, K: std::str::FromStr>(
+    mut builder: B,
+    provider: &[(String, String)],
+    name: &str,
+    set: impl Fn(B, K, &str) -> B,
+) -> Result<B> {
+    for (k, v) in &provider_keys(provider) {
+        let key: K = k.parse().map_err(|_| unknown(k, name))?;
+        builder = set(builder, key, v);
+    }
+    Ok(builder)
+}
+
 fn unknown(key: &str, provider: &str) -> Error {
     invalid(format!(
         "unknown {provider} option {key:?} (see `coffer --help` for the accepted keys)"
@@ -235,11 +250,12 @@ pub fn open_store(
             Ok(Arc::new(fs))
         }
         Location::S3 { bucket, prefix } => {
-            let mut b = AmazonS3Builder::from_env();
-            for (k, v) in &provider_keys(&provider) {
-                let key: AmazonS3ConfigKey = k.parse().map_err(|_| unknown(k, "S3"))?;
-                b = b.with_config(key, v);
-            }
+            let b = configure(
+                AmazonS3Builder::from_env(),
+                &provider,
+                "S3",
+                |b, k: AmazonS3ConfigKey, v| b.with_config(k, v),
+            )?;
             let store = b
                 .with_bucket_name(bucket)
                 .with_retry(retry(&net))
@@ -248,11 +264,12 @@ pub fn open_store(
             Ok(with_prefix(Arc::new(store), prefix))
         }
         Location::Gcs { bucket, prefix } => {
-            let mut b = GoogleCloudStorageBuilder::from_env();
-            for (k, v) in &provider_keys(&provider) {
-                let key: GoogleConfigKey = k.parse().map_err(|_| unknown(k, "GCS"))?;
-                b = b.with_config(key, v);
-            }
+            let b = configure(
+                GoogleCloudStorageBuilder::from_env(),
+                &provider,
+                "GCS",
+                |b, k: GoogleConfigKey, v| b.with_config(k, v),
+            )?;
             let store = b
                 .with_bucket_name(bucket)
                 .with_retry(retry(&net))
@@ -261,11 +278,12 @@ pub fn open_store(
             Ok(with_prefix(Arc::new(store), prefix))
         }
         Location::Azure { container, prefix } => {
-            let mut b = MicrosoftAzureBuilder::from_env();
-            for (k, v) in &provider_keys(&provider) {
-                let key: AzureConfigKey = k.parse().map_err(|_| unknown(k, "Azure"))?;
-                b = b.with_config(key, v);
-            }
+            let b = configure(
+                MicrosoftAzureBuilder::from_env(),
+                &provider,
+                "Azure",
+                |b, k: AzureConfigKey, v| b.with_config(k, v),
+            )?;
             let store = b
                 .with_container_name(container)
                 .with_retry(retry(&net))
