@@ -8,6 +8,7 @@ mod errors;
 mod full_disk;
 mod garbage_server;
 mod golden;
+mod keys;
 mod producer;
 mod requests;
 mod round_trip;

@@ -66,6 +66,34 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Verify the repository; report every problem found
     Check(CheckArgs),
+    /// Manage the passwords (key files) that open the repository
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// List the key files
+    List,
+    /// Add a password
+    Add(NewKeyArgs),
+    /// Remove a key file (not the one in use, not the last)
+    Remove {
+        /// Key id or unique prefix
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// Change the password in use (adds the new key, then removes the old)
+    Passwd(NewKeyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NewKeyArgs {
+    /// File whose first line is the new password
+    #[arg(long, env = "COFFER_NEW_PASSWORD_FILE", value_name = "PATH")]
+    pub new_password_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub kdf: KdfArgs,
 }
 
 #[derive(Debug, Args)]
@@ -84,8 +112,9 @@ fn parse_subset(s: &str) -> Result<coffer_core::ReadData, String> {
         .ok_or_else(|| format!("{s:?} is neither a percentage (10%) nor n/t (2/7)"))
 }
 
+/// How a new password key is derived.
 #[derive(Debug, Args)]
-pub struct InitArgs {
+pub struct KdfArgs {
     /// Argon2id memory for the password key, in MiB
     #[arg(long, default_value_t = 64, value_name = "MIB")]
     pub kdf_memory: u32,
@@ -95,6 +124,28 @@ pub struct InitArgs {
     /// Use a deliberately weak, instant key derivation (tests only)
     #[arg(long, env = "COFFER_INSECURE_FAST_KDF", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
     pub insecure_fast_kdf: bool,
+}
+
+impl KdfArgs {
+    /// The Argon2id parameters these flags ask for.
+    pub fn params(&self) -> coffer_core::crypto::KdfParams {
+        use coffer_core::crypto::KdfParams;
+        if self.insecure_fast_kdf {
+            KdfParams::INSECURE_FAST
+        } else {
+            KdfParams {
+                memory_kib: self.kdf_memory.saturating_mul(1024),
+                iterations: self.kdf_iterations,
+                parallelism: KdfParams::DEFAULT.parallelism,
+            }
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub kdf: KdfArgs,
     /// Target pack size in MiB
     #[arg(long, default_value_t = 16, value_name = "MIB")]
     pub pack_size: u32,

@@ -62,7 +62,9 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 Error::AccessDenied { .. } => ACCESS_DENIED,
                 Error::RepositoryExists { .. } => REPOSITORY_EXISTS,
                 Error::WrongPassword => WRONG_PASSWORD,
-                Error::SnapshotNotFound { .. } | Error::StreamNotFound { .. } => NOT_FOUND,
+                Error::SnapshotNotFound { .. }
+                | Error::StreamNotFound { .. }
+                | Error::KeyNotFound(_) => NOT_FOUND,
                 Error::AmbiguousSnapshot { .. } => AMBIGUOUS,
                 Error::EmptyInput | Error::Input(_) => INPUT,
                 Error::Producer(_) => PRODUCER,

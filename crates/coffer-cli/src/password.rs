@@ -11,6 +11,15 @@ use crate::exit::UsageError;
 
 /// Reads the password; `confirm` asks twice at a prompt (for `init`).
 pub fn read(file: Option<&Path>, confirm: bool) -> Result<Vec<u8>> {
+    read_from(file, "COFFER_PASSWORD", "repository password: ", confirm)
+}
+
+/// Reads a new password for `key add` / `key passwd`.
+pub fn read_new(file: Option<&Path>) -> Result<Vec<u8>> {
+    read_from(file, "COFFER_NEW_PASSWORD", "new password: ", true)
+}
+
+fn read_from(file: Option<&Path>, env: &str, prompt: &str, confirm: bool) -> Result<Vec<u8>> {
     if let Some(path) = file {
         let text = std::fs::read(path)
             .with_context(|| format!("cannot read password file {}", path.display()))?;
@@ -21,7 +30,7 @@ pub fn read(file: Option<&Path>, confirm: bool) -> Result<Vec<u8>> {
         }
         return Ok(line.to_vec());
     }
-    if let Some(pw) = std::env::var_os("COFFER_PASSWORD") {
+    if let Some(pw) = std::env::var_os(env) {
         if !pw.is_empty() {
             return Ok(pw.into_encoded_bytes());
         }
@@ -33,7 +42,7 @@ pub fn read(file: Option<&Path>, confirm: bool) -> Result<Vec<u8>> {
         )
         .into());
     }
-    let pw = rpassword::prompt_password("repository password: ")?;
+    let pw = rpassword::prompt_password(prompt)?;
     if confirm && rpassword::prompt_password("repeat password: ")? != pw {
         return Err(UsageError("the passwords do not match".into()).into());
     }

@@ -57,6 +57,9 @@ pub enum Error {
         /// How many snapshots it matches.
         count: usize,
     },
+    /// No key file matches, or a key id prefix matches several.
+    #[error("{0}")]
+    KeyNotFound(String),
     /// The snapshot has no stream of that name.
     #[error("snapshot {snapshot} has no stream named {name:?}")]
     StreamNotFound {

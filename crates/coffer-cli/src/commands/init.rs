@@ -2,7 +2,6 @@
 
 use anyhow::Result;
 use coffer_core::chunker::ChunkerParams;
-use coffer_core::crypto::KdfParams;
 use coffer_core::{InitOptions, Repository};
 
 use crate::cli::InitArgs;
@@ -11,15 +10,8 @@ use crate::password;
 pub async fn run(session: &super::Session<'_>, a: InitArgs) -> Result<()> {
     let g = session.global;
     let location = session.location()?;
-    let kdf = if a.insecure_fast_kdf {
-        KdfParams::INSECURE_FAST
-    } else {
-        KdfParams {
-            memory_kib: a.kdf_memory.saturating_mul(1024),
-            iterations: a.kdf_iterations,
-            parallelism: KdfParams::DEFAULT.parallelism,
-        }
-    };
+    let kdf = a.kdf.params();
+
     let opts = InitOptions {
         kdf,
         chunker: ChunkerParams::DEFAULT,

@@ -4,6 +4,7 @@
 mod backup;
 mod check;
 mod init;
+mod key;
 mod restore;
 mod snapshots;
 
@@ -76,6 +77,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Snapshots(a) => snapshots::run(&session, a).await,
         Command::Restore(a) => restore::run(&session, a).await,
         Command::Check(a) => check::run(&session, a).await,
+        Command::Key(a) => key::run(&session, a).await,
     };
     if cli.global.verbose {
         if let Some(r) = session.requests() {

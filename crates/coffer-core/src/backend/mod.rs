@@ -244,6 +244,14 @@ impl Backend {
         }
     }
 
+    /// Deletes an object (only `key remove` and, later, `prune` do this).
+    pub async fn delete(&self, path: &str) -> Result<()> {
+        self.store
+            .delete(&Path::from(path))
+            .await
+            .map_err(|e| self.map_err("delete", path, e))
+    }
+
     /// Reads a whole object.
     pub async fn get(&self, path: &str) -> Result<Bytes> {
         let r = self

@@ -6,10 +6,12 @@
 
 mod backup;
 mod check;
+mod passwords;
 mod restore;
 
 pub use backup::{BackupOptions, BackupSummary};
 pub use check::{CheckOptions, CheckReport, Problem, ReadData};
+pub use passwords::KeyInfo;
 pub use restore::RestoreSummary;
 
 use std::collections::HashSet;
