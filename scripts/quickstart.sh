@@ -9,7 +9,7 @@ bin=$PWD/target/release
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-export COFFER_REPOSITORY=$work/repo COFFER_PASSWORD_FILE=$work/password
+export COFFER_REPOSITORY=$work/repo COFFER_PASSWORD_FILE=$work/password COFFER_CACHE_DIR=$work/cache
 echo "a long passphrase for the quickstart" > "$COFFER_PASSWORD_FILE"
 
 set -x
