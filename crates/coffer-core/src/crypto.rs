@@ -87,18 +87,21 @@ pub struct SubKey {
 pub struct AuthError;
 
 impl SubKey {
-    /// Encrypts `buf` in place and appends the tag.
-    pub fn seal_in_place(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], buf: &mut Vec<u8>) {
-        self.cipher
-            .encrypt_in_place(&Nonce::from(*nonce), aad, buf)
+    /// Encrypts `buf[start..]` in place and appends its tag: seals a message
+    /// at the end of a growing buffer without copying it.
+    pub fn seal_tail(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], buf: &mut Vec<u8>, start: usize) {
+        let tag = self
+            .cipher
+            .encrypt_inout_detached(&Nonce::from(*nonce), aad, (&mut buf[start..]).into())
             .expect("AES-GCM input below its size limit");
+        buf.extend_from_slice(tag.as_slice());
     }
 
     /// Returns a sealed copy of `plaintext`.
     pub fn seal(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
         let mut buf = Vec::with_capacity(plaintext.len() + TAG_LEN);
         buf.extend_from_slice(plaintext);
-        self.seal_in_place(nonce, aad, &mut buf);
+        self.seal_tail(nonce, aad, &mut buf, 0);
         buf
     }
 
@@ -216,6 +219,7 @@ mod tests {
         fn seal_open_round_trip_and_tamper(data: Vec<u8>, aad: Vec<u8>, flip in any::<usize>()) {
             let key = MasterKey::generate().subkey(&[9; 32]);
             let nonce = [3u8; 12];
+            let plain = data.clone();
             let sealed = key.seal(&nonce, &aad, &data);
             prop_assert_eq!(sealed.len(), data.len() + TAG_LEN);
             prop_assert_eq!(key.open(&nonce, &aad, &sealed).unwrap(), data);
@@ -224,6 +228,10 @@ mod tests {
             bad[i] ^= 1;
             prop_assert!(key.open(&nonce, &aad, &bad).is_err());
             prop_assert!(key.open(&[4u8; 12], &aad, &sealed).is_err());
+            let mut tail = b"prefix".to_vec();
+            tail.extend_from_slice(&plain);
+            key.seal_tail(&nonce, &aad, &mut tail, 6);
+            prop_assert_eq!(&tail[6..], &sealed[..]);
         }
     }
 }

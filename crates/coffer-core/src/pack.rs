@@ -131,7 +131,8 @@ impl PackWriter {
         }
     }
 
-    /// Seals and appends one blob whose payload is already encoded.
+    /// Seals and appends one blob whose payload is already encoded; returns
+    /// its sealed length.
     pub fn add(
         &mut self,
         kind: BlobKind,
@@ -139,7 +140,7 @@ impl PackWriter {
         encoding: Encoding,
         payload: &[u8],
         raw_len: u32,
-    ) {
+    ) -> u32 {
         let offset = u32::try_from(self.buf.len()).expect("packs stay below 4 GiB");
         let entry = BlobEntry {
             kind: kind as u8,
@@ -149,11 +150,12 @@ impl PackWriter {
             length: (payload.len() + TAG_LEN) as u32,
             raw_length: raw_len,
         };
-        let mut sealed = payload.to_vec();
+        let start = self.buf.len();
+        self.buf.extend_from_slice(payload);
         self.subkey
-            .seal_in_place(&blob_nonce(offset), &blob_aad(&entry), &mut sealed);
-        self.buf.extend_from_slice(&sealed);
+            .seal_tail(&blob_nonce(offset), &blob_aad(&entry), &mut self.buf, start);
         self.entries.push(entry);
+        entry.length
     }
 
     /// Bytes written so far.

@@ -187,7 +187,9 @@ impl Backend {
         match e {
             // A write or a root listing that finds nothing means the bucket
             // itself is missing; a read of a missing object is just that.
-            object_store::Error::NotFound { .. } if op != "get" && self.container.is_some() => {
+            object_store::Error::NotFound { .. }
+                if matches!(op, "put" | "list") && self.container.is_some() =>
+            {
                 Error::ContainerNotFound {
                     container: self.container.clone().unwrap_or_default(),
                     location: self.location.clone(),

@@ -188,8 +188,7 @@ impl Packer {
         };
         let w =
             slot.get_or_insert_with(|| PackWriter::new(&self.key, self.pack_size + 1024 * 1024));
-        w.add(kind, id, encoding, payload, raw_len);
-        let sealed = (payload.len() + crate::crypto::TAG_LEN) as u32;
+        let sealed = w.add(kind, id, encoding, payload, raw_len);
         self.session.insert(id, sealed);
         if w.len() >= self.pack_size {
             let full = slot.take().expect("just used");

@@ -293,7 +293,6 @@ async fn plan_reads(
     let mut whole_packs = HashSet::new();
     let mut current: Option<Read> = None;
     let (mut blobs, mut reads) = (0u64, 0u64);
-    let closed = || Error::Output(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
     loop {
         match walker.next_step() {
             Step::Need(id) => {
@@ -346,7 +345,7 @@ async fn plan_reads(
                     };
                     if let Some(done) = current.replace(next) {
                         reads += 1;
-                        tx.send(done).await.map_err(|_| closed())?;
+                        tx.send(done).await.map_err(|_| closed_output())?;
                     }
                 }
             }
@@ -355,7 +354,7 @@ async fn plan_reads(
     }
     if let Some(done) = current {
         reads += 1;
-        tx.send(done).await.map_err(|_| closed())?;
+        tx.send(done).await.map_err(|_| closed_output())?;
     }
     Ok((blobs, reads))
 }
