@@ -1,5 +1,7 @@
-//! Killing `backup` with SIGKILL at any moment leaves no snapshot and no
-//! damage: earlier snapshots restore, the next backup works.
+//! Killing `backup`, `forget` or `prune` with SIGKILL at any moment (at
+//! random, and at injected points between write steps) loses no committed
+//! snapshot: check passes, every snapshot restores byte for byte, the next
+//! backup and prune work.
 
 use std::io::Write;
 use std::process::Stdio;
@@ -61,4 +63,148 @@ fn a_killed_backup_leaves_no_snapshot_and_the_next_one_works() {
         assert!(repo.restore(second["snapshot_id"].as_str().unwrap()) == day2);
         assert!(repo.restore(first["snapshot_id"].as_str().unwrap()) == day1);
     }
+}
+
+/// A repository with four snapshots of changing data (small packs, so
+/// forgetting and pruning touch many objects); returns it with each
+/// snapshot's id and content.
+fn history(store: Store) -> (TestRepo, Vec<(String, Vec<u8>)>) {
+    let repo = small_pack_repo(store);
+    let mut snaps = Vec::new();
+    for day in 0..4u64 {
+        let mut data = dump_like(2_000_000, Change::Clustered);
+        data.extend_from_slice(&coffer_e2e::noise(1_500_000, day));
+        let s = repo.backup(&data, &[]);
+        snaps.push((s["snapshot_id"].as_str().unwrap().to_string(), data));
+    }
+    (repo, snaps)
+}
+
+/// After a crash: check passes (leftovers are only notes), every snapshot
+/// still listed restores byte for byte, and the newest `must_survive` are
+/// among them.
+fn assert_sound(repo: &TestRepo, snaps: &[(String, Vec<u8>)], must_survive: usize, when: &str) {
+    let out = repo.run(&["check"], b"");
+    assert!(
+        out.status.success(),
+        "{when}: check failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(&out)
+    );
+    let listed = String::from_utf8(repo.run(&["snapshots", "--json"], b"").stdout).unwrap();
+    for (i, (id, data)) in snaps.iter().enumerate() {
+        let alive = listed.contains(id.as_str());
+        assert!(
+            alive || i + must_survive < snaps.len(),
+            "{when}: snapshot {id} was lost"
+        );
+        if alive {
+            assert!(
+                repo.restore(id) == *data,
+                "{when}: snapshot {id} restores wrong"
+            );
+        }
+    }
+}
+
+fn killed_at(repo: &TestRepo, args: &[&str], point: &str) {
+    let mut cmd = repo.command(args);
+    cmd.env("COFFER_FAILPOINTS", format!("{point}=kill"));
+    let out = coffer_e2e::run_with_input(cmd, b"");
+    assert!(!out.status.success(), "{args:?} was not killed at {point}");
+}
+
+#[test]
+fn killing_forget_and_prune_at_every_write_step_loses_nothing() {
+    for store in stores() {
+        let (repo, snaps) = history(store);
+        killed_at(&repo, &["forget", "--keep-last", "2"], "forget-deleted-one");
+        assert_sound(&repo, &snaps, 2, "forget killed after one deletion");
+        let out = repo.run(&["forget", "--keep-last", "2"], b"");
+        assert!(out.status.success(), "{}", stderr(&out));
+        for point in ["prune-locked", "prune-after-index", "prune-deleting-packs"] {
+            killed_at(
+                &repo,
+                &["prune", "--delete-delay", "0h", "--max-unused", "0"],
+                point,
+            );
+            assert_sound(&repo, &snaps, 2, point);
+        }
+        // The next backup and prune work (the dead prune's lock is stale).
+        let data = dump_like(1_000_000, Change::Scattered);
+        let s = repo.backup(&data, &[]);
+        let out = repo.run(&["prune", "--delete-delay", "0h"], b"");
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_sound(&repo, &snaps, 2, "after the final prune");
+        assert!(repo.restore(s["snapshot_id"].as_str().unwrap()) == data);
+    }
+}
+
+#[test]
+fn killing_backup_between_its_write_steps_leaves_no_snapshot() {
+    let (repo, snaps) = history(Store::Local);
+    for point in ["backup-before-index", "backup-before-snapshot"] {
+        let mut cmd = repo.command(&["backup", "--stdin"]);
+        cmd.env("COFFER_FAILPOINTS", format!("{point}=kill"));
+        let out = coffer_e2e::run_with_input(cmd, &coffer_e2e::noise(2_000_000, 77));
+        assert!(!out.status.success());
+        assert_eq!(repo.objects("snapshots").len(), 4, "{point}");
+        assert_sound(&repo, &snaps, 4, point);
+    }
+    let out = repo.run(&["prune", "--delete-delay", "0h"], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_sound(&repo, &snaps, 4, "after prune");
+}
+
+/// SIGKILL at random moments of a prune that deletes and repacks. CI runs
+/// 6 rounds; `COFFER_CRASH_ROUNDS=200` is the longer run (docs/architecture.md).
+#[test]
+fn prune_killed_at_random_moments_loses_nothing() {
+    let (repo, snaps) = history(Store::Local);
+    let rounds: u64 = std::env::var("COFFER_CRASH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(6);
+    let mut seed = 0x5eed_u64;
+    for round in 0..rounds {
+        if round == 2 {
+            let out = repo.run(&["forget", "--keep-last", "2"], b"");
+            assert!(out.status.success());
+        }
+        if round % 3 == 1 {
+            // Fresh work for the next prunes: a snapshot to forget later.
+            let extra = coffer_e2e::noise(1_000_000, 1000 + round);
+            repo.backup(&extra, &["--tag", "extra"]);
+            let out = repo.run(
+                &[
+                    "forget",
+                    "--tag",
+                    "extra",
+                    "--keep-last",
+                    "0",
+                    "--keep-tag",
+                    "none",
+                    "--force",
+                ],
+                b"",
+            );
+            assert!(out.status.success(), "{}", stderr(&out));
+        }
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let mut child = repo
+            .command(&["prune", "--delete-delay", "0h", "--max-unused", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(seed % 400));
+        let _ = child.kill();
+        child.wait().unwrap();
+        assert_sound(&repo, &snaps, 2, &format!("prune killed in round {round}"));
+    }
+    let out = repo.run(&["prune", "--delete-delay", "0h"], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_sound(&repo, &snaps, 2, "final prune");
 }

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use coffer_core::policy::{Duration, GroupBy};
 
 /// Encrypted, deduplicating backups of database dump streams.
 #[derive(Debug, Parser)]
@@ -64,6 +65,11 @@ pub enum Command {
     Snapshots(SnapshotsArgs),
     /// Write a snapshot's stream to stdout or a file
     Restore(RestoreArgs),
+    /// Remove snapshots by retention policy or by id (data stays until prune)
+    Forget(ForgetArgs),
+    /// Reclaim the space of data no snapshot uses (two-phase: safe while
+    /// backups run)
+    Prune(PruneCommandArgs),
     /// Verify the repository; report every problem found
     Check(CheckArgs),
     /// Manage the passwords (key files) that open the repository
@@ -176,6 +182,10 @@ pub struct BackupArgs {
     /// Host name recorded in the snapshot (default: this machine's)
     #[arg(long, value_name = "HOST")]
     pub host: Option<String>,
+    /// Snapshot time instead of now: "2024-05-01 02:00:00" (local time) or
+    /// RFC 3339 with an offset ("2024-05-01T02:00:00+02:00")
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub time: Option<jiff::Zoned>,
     /// zstd level for this backup (default: the repository's)
     #[arg(long, value_name = "LEVEL")]
     pub compression: Option<i32>,
@@ -188,6 +198,15 @@ pub struct BackupArgs {
     /// Print the summary as JSON on stdout
     #[arg(long)]
     pub json: bool,
+    /// Re-read the index before committing when the backup ran longer than
+    /// this many seconds (tests only; default 1800)
+    #[arg(
+        long,
+        hide = true,
+        env = "COFFER_RECHECK_AFTER_SECS",
+        default_value_t = 1800
+    )]
+    pub recheck_after_secs: u64,
 }
 
 #[derive(Debug, Args)]
@@ -208,4 +227,130 @@ pub struct RestoreArgs {
     /// Which stream of the snapshot (default: the first)
     #[arg(long, value_name = "NAME")]
     pub stream: Option<String>,
+}
+
+/// `--time`: local "YYYY-MM-DD HH:MM[:SS]" (as restic takes it), or a
+/// timestamp with an offset, which is kept as the snapshot's offset.
+fn parse_time(s: &str) -> Result<jiff::Zoned, String> {
+    use jiff::fmt::temporal::Pieces;
+    let bad = |e: &dyn std::fmt::Display| {
+        format!("{s:?} is not a time like \"2024-05-01 02:00:00\" or \"2024-05-01T02:00:00+02:00\" ({e})")
+    };
+    let pieces = Pieces::parse(s).map_err(|e| bad(&e))?;
+    let time = pieces.time().unwrap_or(jiff::civil::Time::midnight());
+    let datetime = pieces.date().to_datetime(time);
+    let zone = match pieces.offset() {
+        Some(jiff::fmt::temporal::PiecesOffset::Zulu) => jiff::tz::TimeZone::UTC,
+        Some(jiff::fmt::temporal::PiecesOffset::Numeric(n)) => {
+            jiff::tz::TimeZone::fixed(n.offset())
+        }
+        _ => jiff::tz::TimeZone::system(),
+    };
+    datetime.to_zoned(zone).map_err(|e| bad(&e))
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// Snapshots to remove (ids or unique prefixes); instead of a policy
+    #[arg(value_name = "SNAPSHOT", conflicts_with_all = ["keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "keep_within", "keep_within_hourly", "keep_within_daily", "keep_within_weekly", "keep_within_monthly", "keep_within_yearly", "keep_tag"])]
+    pub ids: Vec<String>,
+    /// Keep the newest N snapshots (-1: all)
+    #[arg(short = 'l', long, value_name = "N", allow_negative_numbers = true, value_parser = parse_count)]
+    pub keep_last: Option<i32>,
+    /// Keep the newest snapshot of each of the last N hours that have one (-1: all)
+    #[arg(short = 'H', long, value_name = "N", allow_negative_numbers = true, value_parser = parse_count)]
+    pub keep_hourly: Option<i32>,
+    /// Keep the newest snapshot of each of the last N days that have one (-1: all)
+    #[arg(short = 'd', long, value_name = "N", allow_negative_numbers = true, value_parser = parse_count)]
+    pub keep_daily: Option<i32>,
+    /// Keep the newest snapshot of each of the last N ISO weeks that have one (-1: all)
+    #[arg(short = 'w', long, value_name = "N", allow_negative_numbers = true, value_parser = parse_count)]
+    pub keep_weekly: Option<i32>,
+    /// Keep the newest snapshot of each of the last N months that have one (-1: all)
+    #[arg(short = 'm', long, value_name = "N", allow_negative_numbers = true, value_parser = parse_count)]
+    pub keep_monthly: Option<i32>,
+    /// Keep the newest snapshot of each of the last N years that have one (-1: all)
+    #[arg(short = 'y', long, value_name = "N", allow_negative_numbers = true, value_parser = parse_count)]
+    pub keep_yearly: Option<i32>,
+    /// Keep every snapshot newer than the newest one minus DURATION (e.g. 1y5m7d2h)
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within: Option<Duration>,
+    /// Keep hourly snapshots within DURATION of the newest
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within_hourly: Option<Duration>,
+    /// Keep daily snapshots within DURATION of the newest
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within_daily: Option<Duration>,
+    /// Keep weekly snapshots within DURATION of the newest
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within_weekly: Option<Duration>,
+    /// Keep monthly snapshots within DURATION of the newest
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within_monthly: Option<Duration>,
+    /// Keep yearly snapshots within DURATION of the newest
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within_yearly: Option<Duration>,
+    /// Keep snapshots carrying all of these tags (TAG[,TAG...]; repeatable: any list)
+    #[arg(long, value_name = "TAGS")]
+    pub keep_tag: Vec<String>,
+    /// Apply the policy per group of snapshots sharing these fields: host,
+    /// tags, name ('' for one group)
+    #[arg(short = 'g', long, default_value = "host,name", value_name = "FIELDS")]
+    pub group_by: GroupBy,
+    /// Only consider snapshots of this host (repeatable)
+    #[arg(long, value_name = "HOST")]
+    pub host: Vec<String>,
+    /// Only consider snapshots carrying all of these tags (TAG[,TAG...]; repeatable: any list)
+    #[arg(long, value_name = "TAGS")]
+    pub tag: Vec<String>,
+    /// Only consider snapshots holding a stream of this name (repeatable)
+    #[arg(long, value_name = "NAME")]
+    pub name: Vec<String>,
+    /// Say what would be removed, remove nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Print the decisions as JSON (the shape of restic's `forget --json`)
+    #[arg(long)]
+    pub json: bool,
+    /// Allow a policy to remove every snapshot of a group
+    #[arg(long)]
+    pub force: bool,
+    /// Run `prune` afterwards when snapshots were removed
+    #[arg(long)]
+    pub prune: bool,
+    #[command(flatten)]
+    pub prune_args: PruneArgs,
+}
+
+fn parse_count(s: &str) -> Result<i32, String> {
+    match s.parse::<i32>() {
+        Ok(n) if n >= -1 => Ok(n),
+        _ => Err(format!("{s:?} is not a count (a number, or -1 for all)")),
+    }
+}
+
+/// Settings shared by `prune` and `forget --prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Unused space tolerated in kept packs before they are repacked: a
+    /// percentage of the repository ("5%"), a size ("200M"), or "unlimited"
+    #[arg(long, default_value = "5%", value_name = "LIMIT")]
+    pub max_unused: String,
+    /// How long packs wait between being marked unused and being deleted, so
+    /// a backup running meanwhile can still use them (e.g. 1d, 12h; 0h only
+    /// when no backup can be running)
+    #[arg(long, default_value = "1d", value_name = "DURATION")]
+    pub delete_delay: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneCommandArgs {
+    #[command(flatten)]
+    pub prune: PruneArgs,
+    /// Say what would be deleted and repacked, change nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Print the summary as JSON
+    #[arg(long)]
+    pub json: bool,
 }

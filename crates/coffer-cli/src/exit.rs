@@ -36,6 +36,9 @@ pub const STORAGE_FULL: u8 = 19;
 pub const UNSUPPORTED: u8 = 20;
 /// The storage refused the credentials or the operation.
 pub const ACCESS_DENIED: u8 = 21;
+/// Another prune holds the repository, or a concurrent prune removed data a
+/// long backup relied on (nothing was committed; run it again).
+pub const CONFLICT: u8 = 22;
 
 /// A usage problem found after parsing (missing password, bad value).
 #[derive(Debug)]
@@ -60,6 +63,7 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 e if e.is_broken_pipe() => SUCCESS,
                 Error::RepositoryNotFound { .. } | Error::ContainerNotFound { .. } => NO_REPOSITORY,
                 Error::AccessDenied { .. } => ACCESS_DENIED,
+                Error::Locked(_) | Error::ConcurrentPrune(_) => CONFLICT,
                 Error::RepositoryExists { .. } => REPOSITORY_EXISTS,
                 Error::WrongPassword => WRONG_PASSWORD,
                 Error::SnapshotNotFound { .. }

@@ -41,11 +41,10 @@ pub fn local_time(s: &Snapshot) -> String {
 
 /// The `coffer snapshots` table.
 pub fn snapshot_table(snaps: &[(SnapshotId, Snapshot)]) -> String {
-    let header = ["ID", "Time", "Host", "Name", "Tags", "Size", "Stored"].map(String::from);
-    let mut rows = vec![header.to_vec()];
-    for (id, s) in snaps {
+    let header = ["ID", "Time", "Host", "Name", "Tags", "Size", "Stored"];
+    let rows = snaps.iter().map(|(id, s)| {
         let names: Vec<&str> = s.streams.iter().map(|x| x.name.as_str()).collect();
-        rows.push(vec![
+        vec![
             id.short(),
             local_time(s),
             s.host.clone(),
@@ -53,13 +52,24 @@ pub fn snapshot_table(snaps: &[(SnapshotId, Snapshot)]) -> String {
             s.tags.join(","),
             bytes(s.size()),
             bytes(s.stored_size()),
-        ]);
-    }
-    let widths: Vec<usize> = (0..rows[0].len())
+        ]
+    });
+    let mut out = table(&header, rows);
+    out.push_str(&format!("{} snapshots\n", snaps.len()));
+    out
+}
+
+/// Left-aligned columns under a header and a rule.
+pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
+    let mut rows: Vec<Vec<String>> =
+        std::iter::once(header.iter().map(|h| h.to_string()).collect())
+            .chain(rows)
+            .collect();
+    let widths: Vec<usize> = (0..header.len())
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
-    for (i, row) in rows.iter().enumerate() {
+    for (i, row) in rows.iter_mut().enumerate() {
         let line: Vec<String> = row
             .iter()
             .zip(&widths)
@@ -72,8 +82,31 @@ pub fn snapshot_table(snaps: &[(SnapshotId, Snapshot)]) -> String {
             out.push('\n');
         }
     }
-    out.push_str(&format!("{} snapshots\n", snaps.len()));
     out
+}
+
+/// A snapshot as `snapshots --json` (and `forget --json`) print it.
+pub fn snapshot_json(id: &SnapshotId, s: &Snapshot) -> serde_json::Value {
+    serde_json::json!({
+        "id": id.to_hex(),
+        "short_id": id.short(),
+        "time": s.zoned_time().timestamp().to_string(),
+        "time_local": s.zoned_time().to_string(),
+        "host": s.host,
+        "user": s.user,
+        "tags": s.tags,
+        "program_version": s.program_version,
+        "size": s.size(),
+        "stored_size": s.stored_size(),
+        "streams": s.streams.iter().map(|st| serde_json::json!({
+            "name": st.name,
+            "size": st.size,
+            "stored_size": st.stored_size,
+            "added_size": st.added_size,
+            "chunks": st.chunks,
+            "root": st.root.to_hex(),
+        })).collect::<Vec<_>>(),
+    })
 }
 
 #[cfg(test)]

@@ -54,6 +54,11 @@ impl Cache {
         let _ = std::fs::remove_file(&tmp);
     }
 
+    /// Drops one cached object (deleted from the repository).
+    pub fn remove(&self, kind: Kind, name: &str) {
+        let _ = std::fs::remove_file(self.path(kind, name));
+    }
+
     /// Drops cached objects of `kind` that are no longer in the repository.
     pub fn retain(&self, kind: Kind, names: &[String]) {
         let Ok(entries) = std::fs::read_dir(self.dir.join(object_path(kind, ""))) else {

@@ -125,6 +125,13 @@ pub enum Error {
     /// The repository location is not understood.
     #[error("unsupported repository location {0:?}")]
     UnsupportedLocation(String),
+    /// A concurrent `prune` removed (or marked for removal) data this
+    /// command relies on; nothing was committed. Run it again.
+    #[error("{0}; nothing was committed, run the backup again")]
+    ConcurrentPrune(String),
+    /// Another `prune` holds the repository's prune lock.
+    #[error("{0}")]
+    Locked(String),
     /// A pipeline stage stopped unexpectedly (a bug, or the cause is reported
     /// by another stage).
     #[error("internal error: {0}")]

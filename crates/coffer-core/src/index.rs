@@ -9,14 +9,58 @@ use crate::crypto::SALT_LEN;
 use crate::id::{BlobId, IndexId, PackId};
 use crate::pack::{BlobEntry, BlobKind};
 
-/// Payload of an `index/<id>` object.
+/// Payload of an `index/<id>` object (object type 4; type 2 files, written
+/// before `prune` existed, are read as [`IndexFileV1`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
 pub struct IndexFile {
-    /// Index files whose content this one fully includes; readers may ignore
-    /// those (used when indexes are consolidated; empty for now).
+    /// Index files whose content this one fully includes, transitively;
+    /// readers ignore those.
     pub supersedes: Vec<IndexId>,
     /// Packs described by this file.
     pub packs: Vec<IndexedPack>,
+    /// Packs `prune` found unused and will delete once they have been marked
+    /// for the deletion delay. Their blobs still restore, but backups do not
+    /// deduplicate against them. A pack marked in any live file is marked.
+    pub marked: Vec<MarkedPack>,
+}
+
+/// A pack waiting for deletion, and since when.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct MarkedPack {
+    /// When `prune` marked it (Unix nanoseconds, prune's clock).
+    pub marked_unix_ns: i64,
+    /// The pack as it was indexed.
+    pub pack: IndexedPack,
+}
+
+/// Payload of a type 2 `index/<id>` object: [`IndexFile`] without marks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
+pub struct IndexFileV1 {
+    /// As [`IndexFile::supersedes`].
+    pub supersedes: Vec<IndexId>,
+    /// As [`IndexFile::packs`].
+    pub packs: Vec<IndexedPack>,
+}
+
+impl From<IndexFileV1> for IndexFile {
+    fn from(v1: IndexFileV1) -> Self {
+        IndexFile {
+            supersedes: v1.supersedes,
+            packs: v1.packs,
+            marked: Vec::new(),
+        }
+    }
+}
+
+impl IndexFile {
+    /// Blobs listed, marked packs included (for planning consolidation).
+    pub fn blob_count(&self) -> u64 {
+        self.packs
+            .iter()
+            .chain(self.marked.iter().map(|m| &m.pack))
+            .map(|p| p.blobs.len() as u64)
+            .sum()
+    }
 }
 
 /// One pack and its blobs, as listed in an index file.
@@ -101,6 +145,8 @@ pub struct PackInfo {
     pub salt: [u8; SALT_LEN],
     /// Size in bytes.
     pub size: u64,
+    /// Marked for deletion by `prune` at this time (Unix ns).
+    pub marked: Option<i64>,
 }
 
 /// Where a blob is, as answered by [`Index::get`].
@@ -145,11 +191,26 @@ impl Index {
         for p in &file.packs {
             self.add_pack(p)?;
         }
+        for m in &file.marked {
+            self.add_marked_pack(&m.pack, m.marked_unix_ns)?;
+        }
         Ok(())
     }
 
-    /// Adds one pack's blobs.
-    pub fn add_pack(&mut self, p: &IndexedPack) -> Result<(), String> {
+    /// Adds a pack marked for deletion. A mark wins over an unmarked listing
+    /// of the same pack in another file; of several marks the latest counts.
+    pub fn add_marked_pack(&mut self, p: &IndexedPack, marked_unix_ns: i64) -> Result<(), String> {
+        let n = self.add_pack(p)?;
+        let info = &mut self.packs[n as usize];
+        info.marked = Some(
+            info.marked
+                .map_or(marked_unix_ns, |t| t.max(marked_unix_ns)),
+        );
+        Ok(())
+    }
+
+    /// Adds one pack's blobs; returns its number.
+    pub fn add_pack(&mut self, p: &IndexedPack) -> Result<u32, String> {
         if self.packs.len() >= MAX_PACKS {
             return Err(format!("more than {MAX_PACKS} packs"));
         }
@@ -163,6 +224,7 @@ impl Index {
                     id: p.id,
                     salt: p.salt,
                     size: p.size,
+                    marked: None,
                 });
                 self.pack_numbers.insert(p.id, n);
                 n
@@ -186,12 +248,20 @@ impl Index {
             });
         }
         self.sorted = false;
-        Ok(())
+        Ok(n)
     }
 
-    /// Sorts the map; duplicates (a blob stored twice) keep one location.
+    /// Sorts the map; duplicates (a blob stored twice) keep one location,
+    /// one in an unmarked pack if there is one.
     pub fn finish(&mut self) {
-        self.slots.sort_unstable_by_key(|s| s.id);
+        let packs = &self.packs;
+        let marked = |s: &Slot| {
+            packs[(s.pack_kind_enc & 0x00ff_ffff) as usize]
+                .marked
+                .is_some()
+        };
+        self.slots
+            .sort_unstable_by(|a, b| a.id.cmp(&b.id).then(marked(a).cmp(&marked(b))));
         self.slots.dedup_by(|a, b| a.id == b.id);
         self.slots.shrink_to_fit();
         self.sorted = true;
@@ -218,9 +288,26 @@ impl Index {
         })
     }
 
-    /// True when the blob is stored.
+    /// True when the blob is stored (possibly only in a marked pack).
     pub fn contains(&self, id: &BlobId) -> bool {
         self.get(id).is_some()
+    }
+
+    /// The blob's location if it is in a pack not marked for deletion: the
+    /// only locations a backup may deduplicate against.
+    pub fn get_usable(&self, id: &BlobId) -> Option<BlobLocation> {
+        self.get(id)
+            .filter(|l| self.packs[l.pack as usize].marked.is_none())
+    }
+
+    /// Number of packs known.
+    pub fn pack_count(&self) -> usize {
+        self.packs.len()
+    }
+
+    /// The number of a pack, if known.
+    pub fn pack_number(&self, id: &PackId) -> Option<u32> {
+        self.pack_numbers.get(id).copied()
     }
 
     /// The pack with a given number.
@@ -238,32 +325,33 @@ impl Index {
         self.slots.is_empty()
     }
 
-    /// Every pack and blob as one index file (for a full rewrite). Where a
-    /// blob is stored twice only the location the map kept is listed.
+    /// Every pack and blob as one index file (for a full rewrite), marks
+    /// included. Where a blob is stored twice only the location the map kept
+    /// is listed.
     pub fn export(&self) -> IndexFile {
         let mut blobs: Vec<Vec<BlobEntry>> = vec![Vec::new(); self.packs.len()];
         for s in &self.slots {
             let loc = self.get(&BlobId(s.id)).expect("slot is indexed");
             blobs[loc.pack as usize].push(loc.entry);
         }
-        let packs = self
-            .packs
-            .iter()
-            .zip(blobs)
-            .map(|(p, mut b)| {
-                b.sort_by_key(|e| e.offset);
-                IndexedPack {
-                    id: p.id,
-                    salt: p.salt,
-                    size: p.size,
-                    blobs: b,
-                }
-            })
-            .collect();
-        IndexFile {
-            supersedes: Vec::new(),
-            packs,
+        let mut file = IndexFile::default();
+        for (p, mut b) in self.packs.iter().zip(blobs) {
+            b.sort_by_key(|e| e.offset);
+            let pack = IndexedPack {
+                id: p.id,
+                salt: p.salt,
+                size: p.size,
+                blobs: b,
+            };
+            match p.marked {
+                None => file.packs.push(pack),
+                Some(marked_unix_ns) => file.marked.push(MarkedPack {
+                    marked_unix_ns,
+                    pack,
+                }),
+            }
         }
+        file
     }
 
     /// Memory held by the blob map, for the ≤ 48 bytes/blob budget.
@@ -306,6 +394,7 @@ mod tests {
     fn two_packs() -> IndexFile {
         IndexFile {
             supersedes: vec![],
+            marked: vec![],
             packs: vec![
                 IndexedPack {
                     id: PackId([1; 32]),
@@ -418,6 +507,48 @@ mod tests {
             p.blobs.sort_by_key(|b| b.offset);
         }
         assert_eq!(out, file);
+    }
+
+    #[test]
+    fn marks_win_and_usable_lookups_skip_marked_packs() {
+        let mut marked = two_packs();
+        let pack = marked.packs.remove(0);
+        marked.packs.clear();
+        marked.marked.push(MarkedPack {
+            marked_unix_ns: 7,
+            pack: pack.clone(),
+        });
+        let mut idx = Index::default();
+        idx.add_file(&two_packs()).unwrap();
+        idx.add_file(&marked).unwrap();
+        idx.finish();
+        let loc = idx.get(&BlobId([9; 32])).unwrap();
+        assert_eq!(idx.pack(loc.pack).marked, Some(7));
+        assert!(idx.get_usable(&BlobId([9; 32])).is_none());
+        assert!(idx.get_usable(&BlobId([7; 32])).is_some());
+        let out = idx.export();
+        assert_eq!(out.marked.len(), 1);
+        assert_eq!(out.marked[0].pack.id, pack.id);
+        assert_eq!(out.packs.len(), 1);
+        // A copy of the blob in an unmarked pack is preferred.
+        let mut copy = pack.clone();
+        copy.id = PackId([3; 32]);
+        idx.add_pack(&copy).unwrap();
+        idx.finish();
+        let loc = idx.get_usable(&BlobId([9; 32])).unwrap();
+        assert_eq!(idx.pack(loc.pack).id, PackId([3; 32]));
+    }
+
+    #[test]
+    fn version_1_files_decode() {
+        let v1 = IndexFileV1 {
+            supersedes: vec![id(4)],
+            packs: two_packs().packs,
+        };
+        let decoded: IndexFileV1 = codec::decode(&codec::encode(&v1)).unwrap();
+        let file = IndexFile::from(decoded);
+        assert_eq!(file.packs, two_packs().packs);
+        assert!(file.marked.is_empty());
     }
 
     proptest! {

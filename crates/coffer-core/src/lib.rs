@@ -22,11 +22,13 @@ pub mod compress;
 pub mod config;
 pub mod crypto;
 mod error;
+pub mod failpoint;
 pub mod id;
 pub mod index;
 pub mod keys;
 pub mod object;
 pub mod pack;
+pub mod policy;
 pub mod producer;
 pub mod repository;
 pub mod snapshot;
@@ -34,6 +36,6 @@ pub mod tree;
 
 pub use error::{Error, Result};
 pub use repository::{
-    Actor, BackupOptions, BackupSummary, CheckOptions, CheckReport, InitOptions, Problem, ReadData,
-    Repository, RestoreSummary,
+    Actor, BackupOptions, BackupSummary, CheckOptions, CheckReport, InitOptions, MaxUnused,
+    Problem, PruneOptions, PruneReport, ReadData, Repository, RestoreSummary,
 };

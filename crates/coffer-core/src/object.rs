@@ -21,10 +21,19 @@ const NONCE: [u8; 12] = [0; 12];
 pub enum ObjectType {
     /// The repository `config`.
     Config = 1,
-    /// An `index/<id>` file.
+    /// An `index/<id>` file without marks (read, no longer written).
     Index = 2,
     /// A `snapshots/<id>` file.
     Snapshot = 3,
+    /// An `index/<id>` file with marked packs.
+    IndexV2 = 4,
+    /// A `locks/<id>` object.
+    Lock = 5,
+}
+
+/// The type byte of an object, if it has a valid-looking header.
+pub fn type_byte(bytes: &[u8]) -> Option<u8> {
+    (bytes.len() > HEADER_LEN && &bytes[..4] == OBJECT_MAGIC).then(|| bytes[5])
 }
 
 /// Seals a codec payload into an object.

@@ -17,10 +17,11 @@ pub async fn run(session: &super::Session<'_>, a: BackupArgs) -> Result<()> {
         tags: a.tags.into_iter().filter(|t| !t.is_empty()).collect(),
         host: a.host.unwrap_or(actor.host),
         user: actor.user,
-        time: None,
+        time: a.time,
         compression_level: a.compression,
         allow_empty: a.allow_empty,
         upload_concurrency: a.connections,
+        recheck_after: std::time::Duration::from_secs(a.recheck_after_secs),
     };
     let s = if a.stdin_from_command {
         let producer = Producer::spawn(&a.command).map_err(Error::Producer)?;

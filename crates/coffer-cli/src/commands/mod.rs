@@ -3,8 +3,10 @@
 
 mod backup;
 mod check;
+mod forget;
 mod init;
 mod key;
+mod prune;
 mod restore;
 mod snapshots;
 
@@ -76,6 +78,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Backup(a) => backup::run(&session, a).await,
         Command::Snapshots(a) => snapshots::run(&session, a).await,
         Command::Restore(a) => restore::run(&session, a).await,
+        Command::Forget(a) => forget::run(&session, a).await,
+        Command::Prune(a) => prune::run(&session, a).await,
         Command::Check(a) => check::run(&session, a).await,
         Command::Key(a) => key::run(&session, a).await,
     };

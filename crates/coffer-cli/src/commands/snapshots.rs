@@ -1,7 +1,6 @@
 //! `coffer snapshots`: the table, or JSON for machines.
 
 use anyhow::Result;
-use serde_json::json;
 
 use crate::cli::SnapshotsArgs;
 use crate::format;
@@ -12,28 +11,7 @@ pub async fn run(session: &super::Session<'_>, a: SnapshotsArgs) -> Result<()> {
     if a.json {
         let list: Vec<_> = snaps
             .iter()
-            .map(|(id, s)| {
-                json!({
-                    "id": id.to_hex(),
-                    "short_id": id.short(),
-                    "time": s.zoned_time().timestamp().to_string(),
-                    "time_local": s.zoned_time().to_string(),
-                    "host": s.host,
-                    "user": s.user,
-                    "tags": s.tags,
-                    "program_version": s.program_version,
-                    "size": s.size(),
-                    "stored_size": s.stored_size(),
-                    "streams": s.streams.iter().map(|st| json!({
-                        "name": st.name,
-                        "size": st.size,
-                        "stored_size": st.stored_size,
-                        "added_size": st.added_size,
-                        "chunks": st.chunks,
-                        "root": st.root.to_hex(),
-                    })).collect::<Vec<_>>(),
-                })
-            })
+            .map(|(id, s)| format::snapshot_json(id, s))
             .collect();
         println!("{}", serde_json::to_string_pretty(&list)?);
     } else {

@@ -34,6 +34,8 @@ pub enum Kind {
     Index,
     /// `snapshots/<id>`
     Snapshot,
+    /// `locks/<id>`
+    Lock,
 }
 
 impl Kind {
@@ -43,6 +45,7 @@ impl Kind {
             Kind::Pack => "data",
             Kind::Index => "index",
             Kind::Snapshot => "snapshots",
+            Kind::Lock => "locks",
         }
     }
 }
@@ -246,12 +249,23 @@ impl Backend {
         }
     }
 
-    /// Deletes an object (only `key remove` and, later, `prune` do this).
+    /// Deletes an object (only `key remove`, `forget` and `prune` do
+    /// this). An object already gone is not an error: deletions are retried
+    /// after crashes.
     pub async fn delete(&self, path: &str) -> Result<()> {
-        self.store
-            .delete(&Path::from(path))
-            .await
-            .map_err(|e| self.map_err("delete", path, e))
+        match self.store.delete(&Path::from(path)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.map_err("delete", path, e)),
+        }
+    }
+
+    /// True when the object exists (one HEAD).
+    pub async fn exists(&self, path: &str) -> Result<bool> {
+        match self.store.head(&Path::from(path)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.map_err("head", path, e)),
+        }
     }
 
     /// Reads a whole object.

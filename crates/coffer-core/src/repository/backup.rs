@@ -19,8 +19,7 @@ use crate::chunker::Chunker;
 use crate::compress::{self, Encoding};
 use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
-use crate::id::IndexId;
-use crate::id::{BlobId, SnapshotId};
+use crate::id::{BlobId, IndexId, PackId, SnapshotId};
 use crate::index::{plan_index_write, Index, IndexFile, IndexPlan, IndexedPack};
 use crate::pack::{BlobKind, FinishedPack, PackWriter};
 use crate::snapshot::{Snapshot, StreamEntry};
@@ -53,6 +52,30 @@ pub struct BackupOptions {
     pub allow_empty: bool,
     /// Packs uploaded at once.
     pub upload_concurrency: usize,
+    /// A backup running longer than this re-reads the index before
+    /// committing and fails rather than commit a snapshot whose data a
+    /// concurrent prune marked or deleted. Must stay below the prune delay.
+    pub recheck_after: Duration,
+}
+
+/// Default [`BackupOptions::recheck_after`]; `prune` refuses delays between
+/// zero and twice this.
+pub const RECHECK_AFTER: Duration = Duration::from_secs(30 * 60);
+
+/// Fails when a pack the backup reuses is no longer indexed or is marked.
+fn check_still_usable(index: &Index, reused: &[PackId]) -> Result<()> {
+    for id in reused {
+        let usable = index
+            .pack_number(id)
+            .is_some_and(|n| index.pack(n).marked.is_none());
+        if !usable {
+            return Err(Error::ConcurrentPrune(format!(
+                "pack {} that this backup reuses was marked for deletion by a prune while the backup ran",
+                id.short()
+            )));
+        }
+    }
+    Ok(())
 }
 
 impl Default for BackupOptions {
@@ -66,6 +89,7 @@ impl Default for BackupOptions {
             compression_level: None,
             allow_empty: false,
             upload_concurrency: 2,
+            recheck_after: RECHECK_AFTER,
         }
     }
 }
@@ -92,6 +116,8 @@ pub struct BackupSummary {
 /// What the packer thread hands back when the stream ends.
 struct PackerOutcome {
     root: TreeEntry,
+    /// Numbers of the indexed packs reused.
+    reused: Vec<u32>,
     chunks: u64,
     stored_size: u64,
     new_chunks: u64,
@@ -159,6 +185,9 @@ struct Packer {
     tree: Option<PackWriter>,
     /// Blobs added in this backup, with their sealed length.
     session: HashMap<BlobId, u32>,
+    /// Packs of the loaded index this backup deduplicated against, by
+    /// number (checked again before committing a long backup).
+    reused: Vec<bool>,
     out: tokio::sync::mpsc::UnboundedSender<FinishedPack>,
     /// One token per upload slot: a finished pack waits here until a slot is
     /// free, so at most `concurrency` packs exist besides the open ones.
@@ -166,12 +195,14 @@ struct Packer {
 }
 
 impl Packer {
-    /// Stored length of an already known blob.
-    fn known_length(&self, id: &BlobId) -> Option<u32> {
-        self.index
-            .get(id)
-            .map(|l| l.entry.length)
-            .or_else(|| self.session.get(id).copied())
+    /// Stored length of an already known blob (one in a pack marked for
+    /// deletion does not count: it is stored again).
+    fn known_length(&mut self, id: &BlobId) -> Option<u32> {
+        if let Some(l) = self.index.get_usable(id) {
+            self.reused[l.pack as usize] = true;
+            return Some(l.entry.length);
+        }
+        self.session.get(id).copied()
     }
 
     fn add(
@@ -329,7 +360,8 @@ fn pack_chunks(
             let c = chunk.clone();
             rayon::spawn_fifo(move || {
                 let id = key.blob_id(&c);
-                let packed = (!index.contains(&id)).then(|| compress::compress(&c, level));
+                let packed =
+                    (index.get_usable(&id).is_none()).then(|| compress::compress(&c, level));
                 let _ = tx.send((next_seq, id, packed));
             });
             in_flight.push_back((next_seq, chunk));
@@ -345,8 +377,12 @@ fn pack_chunks(
     let root = state.tree.finish(&packer.key, &mut state.nodes);
     packer.add_nodes(&mut state.nodes)?;
     packer.flush()?;
+    let reused = (0..packer.reused.len() as u32)
+        .filter(|&n| packer.reused[n as usize])
+        .collect();
     Ok(PackerOutcome {
         root,
+        reused,
         chunks: state.chunks,
         stored_size: state.stored_size,
         new_chunks: state.new_chunks,
@@ -365,10 +401,8 @@ struct LiveFiles {
 
 impl LiveFiles {
     fn new(live: Vec<(IndexId, IndexFile)>, listed: Vec<IndexId>) -> Self {
-        let counts: Vec<(IndexId, u64)> = live
-            .iter()
-            .map(|(id, f)| (*id, f.packs.iter().map(|p| p.blobs.len() as u64).sum()))
-            .collect();
+        let counts: Vec<(IndexId, u64)> =
+            live.iter().map(|(id, f)| (*id, f.blob_count())).collect();
         let largest = counts
             .iter()
             .max_by_key(|(id, n)| (*n, *id))
@@ -393,15 +427,21 @@ impl LiveFiles {
                 // Supersede lists are transitive: the new file also names
                 // everything the folded files replaced.
                 let mut supersedes = folded.clone();
-                let mut packs = Vec::new();
+                let (mut packs, mut marked) = (Vec::new(), Vec::new());
                 for (_, f) in self.small.into_iter().filter(|(id, _)| folded.contains(id)) {
                     supersedes.extend(f.supersedes);
                     packs.extend(f.packs);
+                    // Marks are carried, never dropped: only prune unmarks.
+                    marked.extend(f.marked);
                 }
                 supersedes.sort();
                 supersedes.dedup();
                 packs.extend(new_packs);
-                Some(IndexFile { supersedes, packs })
+                Some(IndexFile {
+                    supersedes,
+                    packs,
+                    marked,
+                })
             }
             IndexPlan::Full { .. } => {
                 // Everything indexed is in it, so it replaces every index
@@ -463,6 +503,7 @@ impl Repository {
             data: None,
             tree: None,
             session: HashMap::new(),
+            reused: vec![false; index.pack_count()],
             out: pack_tx,
             upload_slots: slot_rx,
         };
@@ -482,12 +523,48 @@ impl Repository {
             .await
             .map_err(|_| Error::Internal("the packer thread panicked".into()))??;
 
-        let mut bytes_uploaded: u64 = packs.iter().map(|p| p.size).sum();
+        let mut bytes_uploaded: u64 = packs.iter().map(|p| p.0.size).sum();
         let packs_written = packs.len() as u64;
+        let uploaded: Vec<(PackId, Instant)> = packs.iter().map(|p| (p.0.id, p.1)).collect();
+        let packs: Vec<IndexedPack> = packs.into_iter().map(|p| p.0).collect();
+        crate::failpoint::reach("backup-before-index");
+        let long_running = started.elapsed() >= opts.recheck_after;
+        let (index, live) = if long_running {
+            // A prune may have marked packs this backup reuses since the
+            // index was loaded: see "Prune" in docs/format.md.
+            let reused: Vec<PackId> = outcome.reused.iter().map(|&n| index.pack(n).id).collect();
+            let fresh = self.load_live_index().await?;
+            check_still_usable(&fresh.index, &reused)?;
+            (
+                Arc::new(fresh.index),
+                LiveFiles::new(fresh.live, fresh.listed),
+            )
+        } else {
+            (index, live)
+        };
         if let Some(file) = live.next_file(&index, packs) {
             let (_, len) = self.write_index(&file).await?;
             bytes_uploaded += len;
         }
+        if long_running {
+            // Packs uploaded long ago were unindexed until now; a prune
+            // deletes unindexed packs older than its delay. Now indexed,
+            // they are safe, if they are still there.
+            for (id, at) in uploaded {
+                if at.elapsed() >= opts.recheck_after
+                    && !self
+                        .backend
+                        .exists(&object_path(Kind::Pack, &id.to_hex()))
+                        .await?
+                {
+                    return Err(Error::ConcurrentPrune(format!(
+                        "pack {} that this backup uploaded was deleted while the backup ran",
+                        id.short()
+                    )));
+                }
+            }
+        }
+        crate::failpoint::reach("backup-before-snapshot");
         let time = opts.time.unwrap_or_else(jiff::Zoned::now);
         let snapshot = Snapshot {
             time_unix_ns: time.timestamp().as_nanosecond() as i64,
@@ -525,7 +602,7 @@ impl Repository {
         rx: tokio::sync::mpsc::UnboundedReceiver<FinishedPack>,
         slots: crossbeam_channel::Sender<()>,
         concurrency: usize,
-    ) -> Result<Vec<IndexedPack>> {
+    ) -> Result<Vec<(IndexedPack, Instant)>> {
         let incoming =
             futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) });
         let uploads = incoming
@@ -537,12 +614,13 @@ impl Repository {
                     self.backend.put_new(&path, pack.bytes).await?;
                     // Free the slot; the packer may be gone already, which is fine.
                     let _ = slots.try_send(());
-                    Ok::<_, Error>(IndexedPack {
+                    let indexed = IndexedPack {
                         id: pack.id,
                         salt: pack.salt,
                         size,
                         blobs: pack.blobs,
-                    })
+                    };
+                    Ok::<_, Error>((indexed, Instant::now()))
                 }
             })
             .buffer_unordered(concurrency);

@@ -126,23 +126,30 @@ impl Repository {
     pub async fn check(&self, opts: CheckOptions) -> Result<CheckReport> {
         let mut report = CheckReport::default();
 
-        // Every index file, live or superseded: each must open, and their
-        // union is what the packs are checked against.
-        let mut index = Index::default();
+        // Every index file must open; the live ones (superseded by no
+        // other) are what the packs are checked against. Superseded files
+        // are leftovers that prune deletes.
+        let mut files = Vec::new();
         for name in self.backend.list(Kind::Index).await? {
             match self.read_index_file(name.clone(), false).await {
-                Ok(file) => {
-                    if let Err(e) = index.add_file(&file) {
-                        report.error(object_path(Kind::Index, &name), e);
-                    }
-                }
+                Ok(file) => files.push((name, file)),
                 Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => report.error_from(&e),
                 Err(e) => return Err(e),
             }
         }
+        let superseded: HashSet<String> = files
+            .iter()
+            .flat_map(|(_, f)| f.supersedes.iter().map(|i| i.to_hex()))
+            .collect();
+        let mut index = Index::default();
+        for (name, file) in files.iter().filter(|(n, _)| !superseded.contains(n)) {
+            if let Err(e) = index.add_file(file) {
+                report.error(object_path(Kind::Index, name), e);
+            }
+        }
         index.finish();
         let expected = index.export();
-        report.packs = expected.packs.len();
+        report.packs = expected.packs.len() + expected.marked.len();
 
         // Packs: present, with the indexed size; unindexed ones are leftovers.
         let stored: HashMap<String, u64> = self
@@ -152,7 +159,12 @@ impl Repository {
             .into_iter()
             .map(|(n, _, size)| (n, size))
             .collect();
-        let indexed: HashSet<String> = expected.packs.iter().map(|p| p.id.to_hex()).collect();
+        let indexed: HashSet<String> = expected
+            .packs
+            .iter()
+            .chain(expected.marked.iter().map(|m| &m.pack))
+            .map(|p| p.id.to_hex())
+            .collect();
         for p in &expected.packs {
             let path = object_path(Kind::Pack, &p.id.to_hex());
             match stored.get(&p.id.to_hex()) {
@@ -166,12 +178,35 @@ impl Repository {
                 Some(_) => {}
             }
         }
+        for m in &expected.marked {
+            let path = object_path(Kind::Pack, &m.pack.id.to_hex());
+            let message = if stored.contains_key(&m.pack.id.to_hex()) {
+                "is marked for deletion by prune (its blobs are unused)"
+            } else {
+                "was deleted by prune (a stale mark the next prune drops)"
+            };
+            report.notes.push(Problem {
+                object: path,
+                message: message.into(),
+            });
+        }
         let mut leftovers: Vec<&String> = stored.keys().filter(|n| !indexed.contains(*n)).collect();
         leftovers.sort();
         for name in leftovers {
             report.notes.push(Problem {
                 object: object_path(Kind::Pack, name),
                 message: "is in no index (left by an interrupted backup; prune reclaims it)".into(),
+            });
+        }
+        let mut stale: Vec<&String> = superseded
+            .iter()
+            .filter(|n| files.iter().any(|(f, _)| f == *n))
+            .collect();
+        stale.sort();
+        for name in stale {
+            report.notes.push(Problem {
+                object: object_path(Kind::Index, name),
+                message: "is superseded by a newer index file (prune deletes it)".into(),
             });
         }
 

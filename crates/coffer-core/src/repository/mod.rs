@@ -6,12 +6,16 @@
 
 mod backup;
 mod check;
+mod lock;
 mod passwords;
+mod prune;
 mod restore;
 
-pub use backup::{BackupOptions, BackupSummary};
+pub use backup::{BackupOptions, BackupSummary, RECHECK_AFTER};
 pub use check::{CheckOptions, CheckReport, Problem, ReadData};
+pub use lock::{LOCK_REFRESH, LOCK_STALE};
 pub use passwords::KeyInfo;
+pub use prune::{MaxUnused, PruneOptions, PruneReport};
 pub use restore::RestoreSummary;
 
 use std::collections::HashSet;
@@ -28,7 +32,7 @@ use crate::config::{RepoConfig, REPO_VERSION};
 use crate::crypto::{KdfParams, MasterKey};
 use crate::error::{Error, Result};
 use crate::id::{content_hash, IndexId, KeyId, SnapshotId};
-use crate::index::{Index, IndexFile};
+use crate::index::{Index, IndexFile, IndexFileV1};
 use crate::keys;
 use crate::object::{self, ObjectType};
 use crate::snapshot::Snapshot;
@@ -334,6 +338,19 @@ impl Repository {
     /// (Supersede lists are transitive, so the newest file names everything
     /// it replaces, however many rewrites ago.)
     pub(crate) async fn load_live_index(&self) -> Result<LiveIndex> {
+        // A prune deletes superseded index files right after writing the
+        // file that supersedes them; a listing taken just before may name
+        // files that are gone when read. Listing again resolves it.
+        let mut attempts = 0;
+        loop {
+            match self.load_live_index_once().await {
+                Err(Error::Missing { .. }) if attempts < 3 => attempts += 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn load_live_index_once(&self) -> Result<LiveIndex> {
         let mut names = self.backend.list_with_times(Kind::Index).await?;
         // Newest first. Stores that keep only seconds give ties; among them
         // the larger file first, since a consolidation holds everything the
@@ -390,18 +407,29 @@ impl Repository {
         })
     }
 
-    /// Reads one index file (`cached`: the local cache may answer).
+    /// Reads one index file (`cached`: the local cache may answer), of
+    /// either version.
     pub(crate) async fn read_index_file(&self, name: String, cached: bool) -> Result<IndexFile> {
-        let plain = self
-            .read_sealed(Kind::Index, ObjectType::Index, name.clone(), cached)
-            .await?;
-        codec::decode(&plain).map_err(|e| Error::corrupt(object_path(Kind::Index, &name), e))
+        let (path, bytes) = self.read_named(Kind::Index, &name, cached).await?;
+        let key = self.key.clone();
+        blocking(move || {
+            let bad = |e: String| Error::corrupt(path.clone(), e);
+            if object::type_byte(&bytes) == Some(ObjectType::Index as u8) {
+                let plain = object::open(&key, ObjectType::Index, &bytes).map_err(bad)?;
+                let v1: IndexFileV1 = codec::decode(&plain).map_err(bad)?;
+                Ok(v1.into())
+            } else {
+                let plain = object::open(&key, ObjectType::IndexV2, &bytes).map_err(bad)?;
+                codec::decode(&plain).map_err(bad)
+            }
+        })
+        .await
     }
 
     /// Writes an index file (after its packs are stored).
     pub(crate) async fn write_index(&self, file: &IndexFile) -> Result<(IndexId, u64)> {
         let (hash, len) = self
-            .write_named(Kind::Index, ObjectType::Index, &codec::encode(file))
+            .write_named(Kind::Index, ObjectType::IndexV2, &codec::encode(file))
             .await?;
         Ok((IndexId(hash), len))
     }
@@ -443,5 +471,23 @@ impl Repository {
             .await?;
         snaps.sort_by_key(|(id, s)| (s.time_unix_ns, *id));
         Ok(snaps)
+    }
+}
+
+impl Repository {
+    /// Deletes snapshot objects (the data they alone referenced stays until
+    /// `prune`). Each deletion is independent: a crash part-way leaves the
+    /// remaining snapshots intact, and running `forget` again finishes.
+    pub async fn forget(&self, ids: &[SnapshotId]) -> Result<()> {
+        for id in ids {
+            self.backend
+                .delete(&object_path(Kind::Snapshot, &id.to_hex()))
+                .await?;
+            if let Some(cache) = &self.cache {
+                cache.remove(Kind::Snapshot, &id.to_hex());
+            }
+            crate::failpoint::reach("forget-deleted-one");
+        }
+        Ok(())
     }
 }
