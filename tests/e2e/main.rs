@@ -15,3 +15,4 @@ mod prune;
 mod requests;
 mod round_trip;
 mod s3;
+mod streams;

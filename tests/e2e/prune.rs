@@ -349,6 +349,31 @@ fn concurrent_backups_and_prunes_lose_nothing() {
     }
 }
 
+/// Prune reads metadata (index, snapshots, tree packs), never data packs,
+/// unless it repacks.
+#[test]
+fn prune_reads_no_data_pack_unless_repacking() {
+    let repo = TestRepo::uninitialised();
+    assert!(repo
+        .run(&["init", "--pack-size", "1"], b"")
+        .status
+        .success());
+    let a = repo.backup(&noise(12_000_000, 8), &[]);
+    repo.backup(&noise(12_000_000, 9), &[]);
+    let data_packs = repo.objects("data").len() as u64;
+    assert!(data_packs >= 20, "{data_packs}");
+    assert!(repo.run(&["forget", &id(&a)], b"").status.success());
+    let r = prune(&repo, &["--delete-delay", "0h"]);
+    assert_eq!(r["packs_repacked"].as_u64(), Some(0), "{r}");
+    // config, key, index file, 1 snapshot, its tree pack, the lock listing...
+    let gets = r["requests"]["get"].as_u64().unwrap();
+    assert!(
+        gets <= 6,
+        "prune made {gets} GETs with {data_packs} packs: {r}"
+    );
+    assert!(r["packs_deleted"].as_u64().unwrap() >= 10, "{r}");
+}
+
 #[test]
 fn prune_rejects_bad_limits() {
     let repo = TestRepo::new();

@@ -161,7 +161,7 @@ pub struct InitArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("input").required(true).args(["stdin", "stdin_from_command"])))]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["stdin", "stdin_from_command", "streams"])))]
 pub struct BackupArgs {
     /// Read the stream from standard input
     #[arg(long)]
@@ -173,9 +173,14 @@ pub struct BackupArgs {
     /// The producer command, after `--` (e.g. `-- pg_dump --format=plain app`)
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
-    /// Name recorded for the stream
-    #[arg(long, default_value = "stdin", value_name = "NAME")]
-    pub stdin_filename: String,
+    /// A named stream from a shell command (repeatable; run one after
+    /// another, one snapshot holds them all), e.g. --stream
+    /// globals.sql='pg_dumpall --globals-only' --stream app.sql='pg_dump app'
+    #[arg(long = "stream", value_name = "NAME=COMMAND", value_parser = parse_stream, conflicts_with_all = ["stdin", "stdin_from_command", "stdin_filename"])]
+    pub streams: Vec<(String, String)>,
+    /// Name recorded for the stream [default: stdin]
+    #[arg(long, value_name = "NAME")]
+    pub stdin_filename: Option<String>,
     /// Tag the snapshot (repeatable, or comma-separated)
     #[arg(long = "tag", value_name = "TAG", value_delimiter = ',')]
     pub tags: Vec<String>,
@@ -320,6 +325,15 @@ pub struct ForgetArgs {
     pub prune: bool,
     #[command(flatten)]
     pub prune_args: PruneArgs,
+}
+
+fn parse_stream(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((name, cmd)) if !name.trim().is_empty() && !cmd.trim().is_empty() => {
+            Ok((name.trim().to_string(), cmd.to_string()))
+        }
+        _ => Err(format!("{s:?} is not NAME=COMMAND")),
+    }
 }
 
 fn parse_count(s: &str) -> Result<i32, String> {

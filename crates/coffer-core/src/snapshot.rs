@@ -41,7 +41,8 @@ pub struct StreamEntry {
     pub chunks: u64,
     /// Sum of the stored (compressed, sealed) sizes of its chunks.
     pub stored_size: u64,
-    /// Stored bytes this backup added to the repository for it.
+    /// Sealed bytes of the new blobs (chunks and tree nodes) this stream
+    /// added to the repository.
     pub added_size: u64,
 }
 
@@ -74,10 +75,20 @@ impl Snapshot {
         self.streams.iter().map(|s| s.stored_size).sum()
     }
 
-    /// A stream by name, or the only stream when `name` is `None`.
+    /// A stream by name, or the only stream when `name` is `None` (with
+    /// several streams, `None` is an error listing them).
     pub fn stream(&self, id: &SnapshotId, name: Option<&str>) -> Result<&StreamEntry> {
         let found = match name {
             Some(n) => self.streams.iter().find(|s| s.name == n),
+            None if self.streams.len() > 1 => {
+                let names: Vec<&str> = self.streams.iter().map(|s| s.name.as_str()).collect();
+                return Err(Error::InvalidArgument(format!(
+                    "snapshot {} holds {} streams ({}): choose one with --stream NAME",
+                    id.short(),
+                    names.len(),
+                    names.join(", ")
+                )));
+            }
             None => self.streams.first(),
         };
         found.ok_or_else(|| Error::StreamNotFound {

@@ -1,8 +1,9 @@
-//! `coffer backup --stdin` or `--stdin-from-command -- CMD...`: one stream
-//! in, one snapshot out.
+//! `coffer backup --stdin`, `--stdin-from-command -- CMD...`, or several
+//! `--stream NAME=COMMAND`: streams in, one snapshot out.
 
 use anyhow::Result;
 use coffer_core::producer::Producer;
+use coffer_core::repository::OpenStream;
 use coffer_core::{BackupOptions, Error};
 use serde_json::json;
 
@@ -13,7 +14,7 @@ pub async fn run(session: &super::Session<'_>, a: BackupArgs) -> Result<()> {
     let repo = session.open().await?;
     let actor = super::actor();
     let opts = BackupOptions {
-        name: a.stdin_filename,
+        name: a.stdin_filename.clone().unwrap_or_else(|| "stdin".into()),
         tags: a.tags.into_iter().filter(|t| !t.is_empty()).collect(),
         host: a.host.unwrap_or(actor.host),
         user: actor.user,
@@ -23,39 +24,71 @@ pub async fn run(session: &super::Session<'_>, a: BackupArgs) -> Result<()> {
         upload_concurrency: a.connections,
         recheck_after: std::time::Duration::from_secs(a.recheck_after_secs),
     };
-    let s = if a.stdin_from_command {
+    let s = if !a.streams.is_empty() {
+        let sources: Vec<(String, OpenStream)> = a
+            .streams
+            .into_iter()
+            .map(|(name, command)| {
+                let open: OpenStream = Box::new(move || {
+                    let argv = ["sh".to_string(), "-c".to_string(), command];
+                    let p = Producer::spawn(&argv).map_err(Error::Producer)?;
+                    Ok(Box::new(p) as Box<dyn std::io::Read + Send>)
+                });
+                (name, open)
+            })
+            .collect();
+        repo.backup_streams(sources, opts).await?
+    } else if a.stdin_from_command {
         let producer = Producer::spawn(&a.command).map_err(Error::Producer)?;
         repo.backup(producer, opts).await?
     } else {
         repo.backup(std::io::stdin(), opts).await?
     };
-    let stream = &s.snapshot.streams[0];
+    let size: u64 = s.snapshot.size();
     let secs = s.duration.as_secs_f64();
     if a.json {
+        let first = &s.snapshot.streams[0];
         let v = json!({
             "snapshot_id": s.snapshot_id.to_hex(),
             "short_id": s.snapshot_id.short(),
-            "name": stream.name,
-            "bytes_read": stream.size,
-            "chunks": stream.chunks,
+            "name": first.name,
+            "bytes_read": size,
+            "chunks": s.snapshot.streams.iter().map(|x| x.chunks).sum::<u64>(),
             "new_chunks": s.new_chunks,
             "new_bytes": s.new_bytes,
-            "stored_size": stream.stored_size,
+            "stored_size": s.snapshot.stored_size(),
             "bytes_added": s.bytes_uploaded,
             "packs_written": s.packs_written,
             "duration_seconds": secs,
+            "streams": s.snapshot.streams.iter().map(|x| json!({
+                "name": x.name,
+                "bytes_read": x.size,
+                "chunks": x.chunks,
+                "stored_size": x.stored_size,
+                "added_size": x.added_size,
+            })).collect::<Vec<_>>(),
             "requests": repo.backend().requests(),
         });
         println!("{v}");
     }
+    if s.snapshot.streams.len() > 1 {
+        for x in &s.snapshot.streams {
+            eprintln!(
+                "  stream {}: {} read, {} added",
+                x.name,
+                format::bytes(x.size),
+                format::bytes(x.added_size)
+            );
+        }
+    }
     eprintln!(
         "snapshot {} saved: {} read, {} new, {} added to the repository, {:.1}s ({}/s)",
         s.snapshot_id.short(),
-        format::bytes(stream.size),
+        format::bytes(size),
         format::bytes(s.new_bytes),
         format::bytes(s.bytes_uploaded),
         secs,
-        format::bytes((stream.size as f64 / secs.max(1e-9)) as u64),
+        format::bytes((size as f64 / secs.max(1e-9)) as u64),
     );
     Ok(())
 }

@@ -37,7 +37,9 @@ pub async fn prune(
     };
     let r = repo.prune(opts).await?;
     if as_json {
-        println!("{}", report_json(&r, dry_run));
+        let mut v = report_json(&r, dry_run);
+        v["requests"] = serde_json::to_value(repo.backend().requests())?;
+        println!("{v}");
     } else {
         eprint!("{}", report_text(&r, dry_run));
     }

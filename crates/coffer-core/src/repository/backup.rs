@@ -113,15 +113,22 @@ pub struct BackupSummary {
     pub duration: Duration,
 }
 
-/// What the packer thread hands back when the stream ends.
+/// What the packer thread hands back when every stream ended.
 struct PackerOutcome {
-    root: TreeEntry,
+    streams: Vec<StreamOutcome>,
     /// Numbers of the indexed packs reused.
     reused: Vec<u32>,
+}
+
+/// One stream as packed.
+struct StreamOutcome {
+    root: TreeEntry,
     chunks: u64,
     stored_size: u64,
     new_chunks: u64,
     new_bytes: u64,
+    /// Sealed bytes of the blobs (chunks and tree nodes) it added.
+    added: u64,
 }
 
 fn read_full(input: &mut dyn Read, buf: &mut BytesMut, target: usize) -> std::io::Result<bool> {
@@ -146,12 +153,45 @@ fn read_full(input: &mut dyn Read, buf: &mut BytesMut, target: usize) -> std::io
     Ok(false)
 }
 
-/// Reader thread: input -> blocks of chunks.
+/// What the reader thread sends the packer.
+enum Block {
+    /// The next chunks of the current stream.
+    Chunks(Vec<Bytes>),
+    /// The current stream ended.
+    End,
+}
+
+/// Opens one stream when its turn comes (a producer command is started only
+/// then, so producers run one after another).
+pub type OpenStream = Box<dyn FnOnce() -> Result<Box<dyn Read + Send>> + Send>;
+
+/// Reader thread: each source in turn -> blocks of chunks, then [`Block::End`].
+fn read_streams(
+    sources: Vec<OpenStream>,
+    chunker: Chunker,
+    tx: crossbeam_channel::Sender<Result<Block>>,
+) {
+    for open in sources {
+        let input = match open() {
+            Ok(input) => input,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        if !read_chunks(input, &chunker, &tx) || tx.send(Ok(Block::End)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Chunks one input; false when the packer is gone or reading failed (the
+/// error was sent).
 fn read_chunks(
     mut input: impl Read,
-    chunker: Chunker,
-    tx: crossbeam_channel::Sender<Result<Vec<Bytes>>>,
-) {
+    chunker: &Chunker,
+    tx: &crossbeam_channel::Sender<Result<Block>>,
+) -> bool {
     let mut buf = BytesMut::with_capacity(READ_BLOCK + chunker.max_size());
     loop {
         let eof = match read_full(&mut input, &mut buf, READ_BLOCK + chunker.max_size()) {
@@ -162,15 +202,18 @@ fn read_chunks(
                     None => Error::Input(e),
                 };
                 let _ = tx.send(Err(err));
-                return;
+                return false;
             }
         };
         let lengths = chunker.chunk_lengths(&buf, eof);
         let consumed: usize = lengths.iter().sum();
         let mut block = buf.split_to(consumed).freeze();
         let chunks = lengths.into_iter().map(|l| block.split_to(l)).collect();
-        if tx.send(Ok(chunks)).is_err() || eof {
-            return;
+        if tx.send(Ok(Block::Chunks(chunks))).is_err() {
+            return false;
+        }
+        if eof {
+            return true;
         }
     }
 }
@@ -234,20 +277,22 @@ impl Packer {
         self.out.send(w.finish()).map_err(|_| upload_aborted())
     }
 
-    fn add_nodes(&mut self, nodes: &mut Vec<NodeBlob>) -> Result<()> {
+    /// Stores the new tree nodes; returns their sealed bytes.
+    fn add_nodes(&mut self, nodes: &mut Vec<NodeBlob>) -> Result<u64> {
+        let mut added = 0;
         for node in nodes.drain(..) {
             if self.known_length(&node.id).is_none() {
                 let (enc, payload) = compress::compress(&node.bytes, self.level);
-                self.add(
+                added += self.add(
                     BlobKind::Tree,
                     node.id,
                     enc,
                     &payload,
                     node.bytes.len() as u32,
-                )?;
+                )? as u64;
             }
         }
-        Ok(())
+        Ok(added)
     }
 
     fn flush(&mut self) -> Result<()> {
@@ -272,6 +317,7 @@ struct StreamState {
     stored_size: u64,
     new_chunks: u64,
     new_bytes: u64,
+    added: u64,
 }
 
 impl StreamState {
@@ -294,7 +340,9 @@ impl StreamState {
                     packed.unwrap_or_else(|| compress::compress(chunk, packer.level));
                 self.new_chunks += 1;
                 self.new_bytes += len as u64;
-                packer.add(BlobKind::Data, id, enc, &payload, len)?
+                let sealed = packer.add(BlobKind::Data, id, enc, &payload, len)?;
+                self.added += sealed as u64;
+                sealed
             }
         };
         self.chunks += 1;
@@ -305,7 +353,25 @@ impl StreamState {
             size: len as u64,
         };
         self.tree.push_chunk(&packer.key, entry, &mut self.nodes);
-        packer.add_nodes(&mut self.nodes)
+        self.added += packer.add_nodes(&mut self.nodes)?;
+        Ok(())
+    }
+
+    /// Closes the stream's tree.
+    fn finish(mut self, packer: &mut Packer, allow_empty: bool) -> Result<StreamOutcome> {
+        if self.size == 0 && !allow_empty {
+            return Err(Error::EmptyInput);
+        }
+        let root = self.tree.finish(&packer.key, &mut self.nodes);
+        self.added += packer.add_nodes(&mut self.nodes)?;
+        Ok(StreamOutcome {
+            root,
+            chunks: self.chunks,
+            stored_size: self.stored_size,
+            new_chunks: self.new_chunks,
+            new_bytes: self.new_bytes,
+            added: self.added,
+        })
     }
 }
 
@@ -321,7 +387,7 @@ type Hashed = (u64, BlobId, Option<Encoded>);
 /// core waits for the slowest chunk of a batch.
 fn pack_chunks(
     mut packer: Packer,
-    rx: crossbeam_channel::Receiver<Result<Vec<Bytes>>>,
+    rx: crossbeam_channel::Receiver<Result<Block>>,
     allow_empty: bool,
 ) -> Result<PackerOutcome> {
     let window = rayon::current_num_threads() * 3;
@@ -346,8 +412,20 @@ fn pack_chunks(
         state.push(packer, &chunk, id, packed)
     };
 
+    let mut streams = Vec::new();
     for block in rx {
-        for chunk in block? {
+        let chunks = match block? {
+            Block::Chunks(chunks) => chunks,
+            Block::End => {
+                while !in_flight.is_empty() {
+                    take_oldest(&mut packer, &mut state, &mut in_flight)?;
+                }
+                let done = std::mem::take(&mut state);
+                streams.push(done.finish(&mut packer, allow_empty)?);
+                continue;
+            }
+        };
+        for chunk in chunks {
             if in_flight.len() >= window {
                 take_oldest(&mut packer, &mut state, &mut in_flight)?;
             }
@@ -368,26 +446,11 @@ fn pack_chunks(
             next_seq += 1;
         }
     }
-    while !in_flight.is_empty() {
-        take_oldest(&mut packer, &mut state, &mut in_flight)?;
-    }
-    if state.size == 0 && !allow_empty {
-        return Err(Error::EmptyInput);
-    }
-    let root = state.tree.finish(&packer.key, &mut state.nodes);
-    packer.add_nodes(&mut state.nodes)?;
     packer.flush()?;
     let reused = (0..packer.reused.len() as u32)
         .filter(|&n| packer.reused[n as usize])
         .collect();
-    Ok(PackerOutcome {
-        root,
-        reused,
-        chunks: state.chunks,
-        stored_size: state.stored_size,
-        new_chunks: state.new_chunks,
-        new_bytes: state.new_bytes,
-    })
+    Ok(PackerOutcome { streams, reused })
 }
 
 /// The live index files as the index planner needs them: every file's blob
@@ -467,6 +530,32 @@ impl Repository {
         input: R,
         opts: BackupOptions,
     ) -> Result<BackupSummary> {
+        let open: OpenStream = Box::new(move || Ok(Box::new(input) as Box<dyn Read + Send>));
+        let name = opts.name.clone();
+        self.backup_streams(vec![(name, open)], opts).await
+    }
+
+    /// Backs up several named streams, read one after another, as one
+    /// snapshot (`opts.name` is ignored). Nothing is committed unless every
+    /// stream was read to its end: one failing producer fails the backup.
+    pub async fn backup_streams(
+        &self,
+        streams: Vec<(String, OpenStream)>,
+        opts: BackupOptions,
+    ) -> Result<BackupSummary> {
+        if streams.is_empty() {
+            return Err(Error::InvalidArgument("no stream to back up".into()));
+        }
+        let mut names = Vec::new();
+        for (name, _) in &streams {
+            if name.is_empty() || names.contains(name) {
+                return Err(Error::InvalidArgument(format!(
+                    "stream names must be unique and not empty: {name:?}"
+                )));
+            }
+            names.push(name.clone());
+        }
+        let sources: Vec<OpenStream> = streams.into_iter().map(|(_, open)| open).collect();
         let started = Instant::now();
         let level = opts
             .compression_level
@@ -486,7 +575,7 @@ impl Repository {
         // detached thread rather than a runtime task.
         std::thread::Builder::new()
             .name("coffer-reader".into())
-            .spawn(move || read_chunks(input, chunker, block_tx))
+            .spawn(move || read_streams(sources, chunker, block_tx))
             .expect("spawn reader thread");
 
         let concurrency = opts.upload_concurrency.max(1);
@@ -573,22 +662,26 @@ impl Repository {
             user: opts.user,
             tags: opts.tags,
             program_version: concat!("coffer ", env!("CARGO_PKG_VERSION")).to_string(),
-            streams: vec![StreamEntry {
-                name: opts.name,
-                root: outcome.root.id,
-                size: outcome.root.size,
-                chunks: outcome.chunks,
-                stored_size: outcome.stored_size,
-                added_size: bytes_uploaded,
-            }],
+            streams: names
+                .into_iter()
+                .zip(&outcome.streams)
+                .map(|(name, o)| StreamEntry {
+                    name,
+                    root: o.root.id,
+                    size: o.root.size,
+                    chunks: o.chunks,
+                    stored_size: o.stored_size,
+                    added_size: o.added,
+                })
+                .collect(),
         };
         let (snapshot_id, len) = self.write_snapshot(&snapshot).await?;
         bytes_uploaded += len;
         Ok(BackupSummary {
             snapshot_id,
             snapshot,
-            new_chunks: outcome.new_chunks,
-            new_bytes: outcome.new_bytes,
+            new_chunks: outcome.streams.iter().map(|o| o.new_chunks).sum(),
+            new_bytes: outcome.streams.iter().map(|o| o.new_bytes).sum(),
             packs_written,
             bytes_uploaded,
             duration: started.elapsed(),

@@ -11,7 +11,7 @@ mod passwords;
 mod prune;
 mod restore;
 
-pub use backup::{BackupOptions, BackupSummary, RECHECK_AFTER};
+pub use backup::{BackupOptions, BackupSummary, OpenStream, RECHECK_AFTER};
 pub use check::{CheckOptions, CheckReport, Problem, ReadData};
 pub use lock::{LOCK_REFRESH, LOCK_STALE};
 pub use passwords::KeyInfo;

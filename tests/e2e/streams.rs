@@ -1,0 +1,103 @@
+//! Several named streams in one snapshot (`backup --stream NAME=COMMAND`):
+//! producers run one after another, each is restored by name, and one
+//! failing producer means no snapshot at all.
+
+use coffer_e2e::{dump_like, stderr, Change, TestRepo};
+use serde_json::Value;
+
+use crate::errors::assert_fails;
+
+#[test]
+fn several_streams_land_in_one_snapshot_and_restore_by_name() {
+    let repo = TestRepo::new();
+    let dir = repo.dir.path();
+    let app = dump_like(3_000_000, Change::None);
+    std::fs::write(dir.join("app.sql"), &app).unwrap();
+    let globals = format!(
+        "printf 'CREATE ROLE app;\\n'; touch {}/globals-done",
+        dir.display()
+    );
+    // The second producer starts only after the first has finished.
+    let app_cmd = format!(
+        "test -e {d}/globals-done && cat {d}/app.sql",
+        d = dir.display()
+    );
+    let out = repo.run(
+        &[
+            "backup",
+            "--json",
+            "--stream",
+            &format!("globals.sql={globals}"),
+            "--stream",
+            &format!("app.sql={app_cmd}"),
+            "--stream",
+            &format!("copy.sql=cat {}/app.sql", dir.display()),
+        ],
+        b"",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let streams = summary["streams"].as_array().unwrap();
+    assert_eq!(streams.len(), 3);
+    // The third stream repeats the second: it deduplicates to (almost) nothing.
+    assert!(
+        streams[2]["added_size"].as_u64().unwrap() < 10_000,
+        "{summary}"
+    );
+    assert_eq!(repo.objects("snapshots").len(), 1);
+
+    let restore = |name: &str| {
+        let out = repo.run(&["restore", "latest", "--stream", name], b"");
+        assert!(out.status.success(), "{}", stderr(&out));
+        out.stdout
+    };
+    assert_eq!(restore("globals.sql"), b"CREATE ROLE app;\n");
+    assert!(restore("app.sql") == app);
+    assert!(restore("copy.sql") == app);
+    // Without --stream the choice is the user's, not a guess.
+    assert_fails(
+        &repo.run(&["restore", "latest"], b""),
+        2,
+        "holds 3 streams (globals.sql, app.sql, copy.sql)",
+    );
+    assert_fails(
+        &repo.run(&["restore", "latest", "--stream", "nope"], b""),
+        14,
+        "no stream named",
+    );
+    let table = String::from_utf8(repo.run(&["snapshots"], b"").stdout).unwrap();
+    assert!(table.contains("globals.sql,app.sql,copy.sql"), "{table}");
+}
+
+#[test]
+fn one_failing_stream_means_no_snapshot() {
+    let repo = TestRepo::new();
+    repo.backup(b"earlier\n", &[]);
+    let out = repo.run(
+        &[
+            "backup",
+            "--stream",
+            "ok.sql=echo fine",
+            "--stream",
+            "bad.sql=echo partial; exit 3",
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("status 3"), "{}", stderr(&out));
+    assert_eq!(repo.objects("snapshots").len(), 1);
+    assert_eq!(repo.restore("latest"), b"earlier\n");
+    assert_fails(
+        &repo.run(&["backup", "--stream", "x"], b""),
+        2,
+        "NAME=COMMAND",
+    );
+    assert_fails(
+        &repo.run(
+            &["backup", "--stream", "a=echo 1", "--stream", "a=echo 2"],
+            b"",
+        ),
+        2,
+        "unique",
+    );
+}
