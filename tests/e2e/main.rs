@@ -15,4 +15,5 @@ mod prune;
 mod requests;
 mod round_trip;
 mod s3;
+mod status;
 mod streams;

@@ -70,6 +70,9 @@ pub enum Command {
     /// Reclaim the space of data no snapshot uses (two-phase: safe while
     /// backups run)
     Prune(PruneCommandArgs),
+    /// Say whether each stream's newest snapshot is recent enough (for
+    /// monitoring: exit 23 when one is too old or missing)
+    Status(StatusArgs),
     /// Verify the repository; report every problem found
     Check(CheckArgs),
     /// Manage the passwords (key files) that open the repository
@@ -365,6 +368,22 @@ pub struct PruneCommandArgs {
     #[arg(short = 'n', long)]
     pub dry_run: bool,
     /// Print the summary as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Oldest acceptable age of each stream's newest snapshot (e.g. 26h, 8d)
+    #[arg(long, value_name = "DURATION")]
+    pub max_age: Option<Duration>,
+    /// Streams that must exist (repeatable; default: every stream seen)
+    #[arg(long, value_name = "NAME")]
+    pub name: Vec<String>,
+    /// Only snapshots of this host (repeatable)
+    #[arg(long, value_name = "HOST")]
+    pub host: Vec<String>,
+    /// Print JSON
     #[arg(long)]
     pub json: bool,
 }

@@ -40,6 +40,22 @@ pub const ACCESS_DENIED: u8 = 21;
 /// long backup relied on (nothing was committed; run it again).
 pub const CONFLICT: u8 = 22;
 
+/// `status`: a stream's newest snapshot is older than `--max-age`, or
+/// missing.
+pub const STALE: u8 = 23;
+
+/// `status` found a stream without a recent enough snapshot.
+#[derive(Debug)]
+pub struct StaleBackups(pub String);
+
+impl std::fmt::Display for StaleBackups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StaleBackups {}
+
 /// A usage problem found after parsing (missing password, bad value).
 #[derive(Debug)]
 pub struct UsageError(pub String);
@@ -57,6 +73,9 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
         if cause.downcast_ref::<UsageError>().is_some() {
             return USAGE;
+        }
+        if cause.downcast_ref::<StaleBackups>().is_some() {
+            return STALE;
         }
         if let Some(e) = cause.downcast_ref::<Error>() {
             return match e {

@@ -19,6 +19,16 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// 9000 -> "2h30m"; 200000 -> "2d7h".
+pub fn age(secs: u64) -> String {
+    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
+    match (d, h) {
+        (0, 0) => format!("{m}m"),
+        (0, _) => format!("{h}h{m}m"),
+        _ => format!("{d}d{h}h"),
+    }
+}
+
 /// The `-v` line about storage requests.
 pub fn requests(r: &coffer_core::backend::counting::RequestCounts) -> String {
     format!(
@@ -118,5 +128,8 @@ mod tests {
         assert_eq!(bytes(0), "0 B");
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(bytes(5 * 1024 * 1024 * 1024), "5.0 GiB");
+        assert_eq!(age(9000), "2h30m");
+        assert_eq!(age(200_000), "2d7h");
+        assert_eq!(age(59), "0m");
     }
 }

@@ -9,6 +9,7 @@ mod key;
 mod prune;
 mod restore;
 mod snapshots;
+mod status;
 
 use anyhow::Result;
 use coffer_core::backend::counting::RequestCounts;
@@ -80,6 +81,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Restore(a) => restore::run(&session, a).await,
         Command::Forget(a) => forget::run(&session, a).await,
         Command::Prune(a) => prune::run(&session, a).await,
+        Command::Status(a) => status::run(&session, a).await,
         Command::Check(a) => check::run(&session, a).await,
         Command::Key(a) => key::run(&session, a).await,
     };
