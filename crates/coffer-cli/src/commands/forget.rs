@@ -87,18 +87,20 @@ pub async fn run(session: &super::Session<'_>, a: ForgetArgs) -> Result<()> {
     Ok(())
 }
 
+/// `--tag a,b --tag c` as lists of tags: [[a, b], [c]].
+fn tag_lists(v: &[String]) -> Vec<Vec<String>> {
+    v.iter()
+        .map(|l| {
+            l.split(',')
+                .filter(|t| !t.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .filter(|l: &Vec<String>| !l.is_empty())
+        .collect()
+}
+
 fn policy_from(a: &ForgetArgs) -> KeepPolicy {
-    let tag_lists = |v: &[String]| -> Vec<Vec<String>> {
-        v.iter()
-            .map(|l| {
-                l.split(',')
-                    .filter(|t| !t.is_empty())
-                    .map(String::from)
-                    .collect()
-            })
-            .filter(|l: &Vec<String>| !l.is_empty())
-            .collect()
-    };
     KeepPolicy {
         last: a.keep_last.unwrap_or(0),
         hourly: a.keep_hourly.unwrap_or(0),
@@ -116,15 +118,14 @@ fn policy_from(a: &ForgetArgs) -> KeepPolicy {
     }
 }
 
-/// True when the snapshot passes `--host`, `--tag` and `--name`.
-fn selected(s: &Snapshot, a: &ForgetArgs) -> bool {
+/// True when the snapshot passes `--host`, `--tag` (given as `tags`, parsed
+/// once) and `--name`.
+fn selected(s: &Snapshot, a: &ForgetArgs, tags: &[Vec<String>]) -> bool {
     let host_ok = a.host.is_empty() || a.host.contains(&s.host);
-    let tag_ok = a.tag.is_empty()
-        || a.tag.iter().any(|list| {
-            list.split(',')
-                .filter(|t| !t.is_empty())
-                .all(|t| s.tags.iter().any(|x| x == t))
-        });
+    let tag_ok = tags.is_empty()
+        || tags
+            .iter()
+            .any(|list| list.iter().all(|t| s.tags.contains(t)));
     let name_ok = a.name.is_empty() || s.streams.iter().any(|st| a.name.contains(&st.name));
     host_ok && tag_ok && name_ok
 }
@@ -135,9 +136,10 @@ fn apply_policy(
     a: &ForgetArgs,
     policy: &KeepPolicy,
 ) -> BTreeMap<GroupKey, Vec<Decision>> {
+    let tags = tag_lists(&a.tag);
     let mut members: BTreeMap<GroupKey, Vec<usize>> = BTreeMap::new();
     for (i, (_, s)) in snaps.iter().enumerate() {
-        if selected(s, a) {
+        if selected(s, a, &tags) {
             members.entry(a.group_by.key(s)).or_default().push(i);
         }
     }

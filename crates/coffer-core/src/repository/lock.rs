@@ -21,8 +21,7 @@ use crate::backend::{object_path, Backend, Kind};
 use crate::codec;
 use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
-use crate::id::content_hash;
-use crate::object::{self, ObjectType};
+use crate::object::ObjectType;
 
 /// A lock not refreshed for this long belongs to a dead process.
 pub const LOCK_STALE: Duration = Duration::from_secs(30 * 60);
@@ -53,12 +52,10 @@ async fn write_lock(backend: &Backend, key: &MasterKey, host: &str) -> Result<St
         host: host.to_string(),
         pid: std::process::id(),
     };
-    let sealed = object::seal(key, ObjectType::Lock, &codec::encode(&info));
-    let name = hex::encode(content_hash(&sealed));
-    backend
-        .put_new(&object_path(Kind::Lock, &name), sealed.into())
-        .await?;
-    Ok(name)
+    let payload = codec::encode(&info);
+    let (hash, _) =
+        super::write_sealed(backend, key, Kind::Lock, ObjectType::Lock, &payload).await?;
+    Ok(hex::encode(hash))
 }
 
 impl Repository {
@@ -71,11 +68,13 @@ impl Repository {
                 continue;
             }
             let path = object_path(Kind::Lock, &name);
-            let info = match self.backend.get(&path).await {
-                Ok(bytes) => object::open(&self.key, ObjectType::Lock, &bytes)
-                    .ok()
-                    .and_then(|plain| codec::decode::<LockInfo>(&plain).ok()),
+            let info = match self
+                .read_sealed(Kind::Lock, ObjectType::Lock, name, false)
+                .await
+            {
+                Ok(plain) => codec::decode::<LockInfo>(&plain).ok(),
                 Err(Error::Missing { .. }) => continue,
+                Err(Error::Corrupt { .. }) => None,
                 Err(e) => return Err(e),
             };
             match info {

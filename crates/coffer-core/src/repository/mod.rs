@@ -102,6 +102,25 @@ fn now_unix_ns() -> i64 {
     jiff::Timestamp::now().as_nanosecond() as i64
 }
 
+/// Seals a metadata object and writes it under the hash of its bytes;
+/// returns the hash and length. (A free function so that tasks holding only
+/// the storage and key, like the prune lock's refresher, can use it.)
+async fn write_sealed(
+    backend: &Backend,
+    key: &MasterKey,
+    kind: Kind,
+    otype: ObjectType,
+    payload: &[u8],
+) -> Result<([u8; 32], u64)> {
+    let sealed = object::seal(key, otype, payload);
+    let hash = content_hash(&sealed);
+    let len = sealed.len() as u64;
+    backend
+        .put_new(&object_path(kind, &hex::encode(hash)), sealed.into())
+        .await?;
+    Ok((hash, len))
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f)
         .await
@@ -305,13 +324,7 @@ impl Repository {
         otype: ObjectType,
         payload: &[u8],
     ) -> Result<([u8; 32], u64)> {
-        let sealed = object::seal(&self.key, otype, payload);
-        let hash = content_hash(&sealed);
-        let len = sealed.len() as u64;
-        self.backend
-            .put_new(&object_path(kind, &hex::encode(hash)), sealed.into())
-            .await?;
-        Ok((hash, len))
+        write_sealed(&self.backend, &self.key, kind, otype, payload).await
     }
 
     async fn read_sealed(

@@ -332,7 +332,7 @@ impl Repository {
         }
 
         // Phase: copy still-used blobs out of repacked packs.
-        let new_packs = self.repack(&index, &packs).await?;
+        let new_packs = self.repack(&packs).await?;
         report.packs_written = new_packs.len() as u64;
         if delay == 0 {
             for (p, was_repacked) in packs.iter_mut().zip(&repacked) {
@@ -439,7 +439,7 @@ impl Repository {
 
     /// Copies the used blobs of packs fated [`Fate::Repack`] into new packs
     /// (data and tree apart, as backups write them); returns their entries.
-    async fn repack(&self, index: &Arc<Index>, packs: &[PackUse]) -> Result<Vec<IndexedPack>> {
+    async fn repack(&self, packs: &[PackUse]) -> Result<Vec<IndexedPack>> {
         let pack_size = self.config.pack_size as usize;
         let level = self.config.compression_level;
         let mut writers: [Option<PackWriter>; 2] = [None, None];
@@ -453,11 +453,7 @@ impl Repository {
             .buffered(2);
         while let Some(r) = fetched.next().await {
             let (p, path, bytes) = r?;
-            let key = self.key.clone();
-            let salt = index
-                .pack_number(&p.pack.id)
-                .map(|n| index.pack(n).salt)
-                .unwrap_or(p.pack.salt);
+            let (key, salt) = (self.key.clone(), p.pack.salt);
             let wanted: Vec<pack::BlobEntry> = p
                 .pack
                 .blobs
