@@ -2,6 +2,8 @@
 //! pg_dump-like streams and a harness that runs the real `coffer` binary
 //! against a throwaway repository.
 
+pub mod pg;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
