@@ -43,9 +43,13 @@ pub struct Global {
     /// Do not use the local metadata cache
     #[arg(long, global = true)]
     pub no_cache: bool,
-    /// Also print the storage requests made (PUT/GET/HEAD/LIST/DELETE, bytes) on stderr
+    /// Also print the storage requests made (PUT/GET/HEAD/LIST/DELETE, bytes)
+    /// and per-stream details on stderr
     #[arg(short = 'v', long, global = true)]
     pub verbose: bool,
+    /// Print nothing on stderr but errors (no progress, no summary line)
+    #[arg(short = 'q', long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
 }
 
 fn parse_option(s: &str) -> Result<(String, String), String> {

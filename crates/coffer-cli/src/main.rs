@@ -7,6 +7,7 @@ mod commands;
 mod exit;
 mod format;
 mod password;
+mod progress;
 
 use std::process::ExitCode;
 

@@ -30,6 +30,7 @@ pub mod object;
 pub mod pack;
 pub mod policy;
 pub mod producer;
+pub mod progress;
 pub mod repository;
 pub mod snapshot;
 pub mod tree;

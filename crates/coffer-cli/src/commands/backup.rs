@@ -3,16 +3,19 @@
 
 use anyhow::Result;
 use coffer_core::producer::Producer;
+use coffer_core::progress::BackupProgress;
 use coffer_core::repository::OpenStream;
 use coffer_core::{BackupOptions, Error};
 use serde_json::json;
+use std::sync::Arc;
 
 use crate::cli::BackupArgs;
-use crate::format;
+use crate::{format, progress};
 
 pub async fn run(session: &super::Session<'_>, a: BackupArgs) -> Result<()> {
     let repo = session.open().await?;
     let actor = super::actor();
+    let progress = Arc::new(BackupProgress::new());
     let opts = BackupOptions {
         name: a.stdin_filename.clone().unwrap_or_else(|| "stdin".into()),
         tags: a.tags.into_iter().filter(|t| !t.is_empty()).collect(),
@@ -23,7 +26,14 @@ pub async fn run(session: &super::Session<'_>, a: BackupArgs) -> Result<()> {
         allow_empty: a.allow_empty,
         upload_concurrency: a.connections,
         recheck_after: std::time::Duration::from_secs(a.recheck_after_secs),
+        progress: Some(progress.clone()),
     };
+    let names: Vec<String> = if a.streams.is_empty() {
+        vec![opts.name.clone()]
+    } else {
+        a.streams.iter().map(|(n, _)| n.clone()).collect()
+    };
+    let display = progress::start(progress, names, !session.global.quiet);
     let s = if !a.streams.is_empty() {
         let sources: Vec<(String, OpenStream)> = a
             .streams
@@ -44,6 +54,7 @@ pub async fn run(session: &super::Session<'_>, a: BackupArgs) -> Result<()> {
     } else {
         repo.backup(std::io::stdin(), opts).await?
     };
+    drop(display);
     let size: u64 = s.snapshot.size();
     let secs = s.duration.as_secs_f64();
     if a.json {
@@ -71,24 +82,27 @@ pub async fn run(session: &super::Session<'_>, a: BackupArgs) -> Result<()> {
         });
         println!("{v}");
     }
-    if s.snapshot.streams.len() > 1 {
+    if s.snapshot.streams.len() > 1 || session.global.verbose {
         for x in &s.snapshot.streams {
-            eprintln!(
-                "  stream {}: {} read, {} added",
+            session.say(format_args!(
+                "  stream {}: {} read, {} added, {} stored after compression",
                 x.name,
                 format::bytes(x.size),
-                format::bytes(x.added_size)
-            );
+                format::bytes(x.added_size),
+                format::bytes(x.stored_size),
+            ));
         }
     }
-    eprintln!(
-        "snapshot {} saved: {} read, {} new, {} added to the repository, {:.1}s ({}/s)",
+    session.say(format_args!(
+        "snapshot {} saved: {} read in {:.1}s ({}/s), {} new, {} added to the repository; \
+         stored size {} after compression",
         s.snapshot_id.short(),
         format::bytes(size),
-        format::bytes(s.new_bytes),
-        format::bytes(s.bytes_uploaded),
         secs,
         format::bytes((size as f64 / secs.max(1e-9)) as u64),
-    );
+        format::bytes(s.new_bytes),
+        format::bytes(s.bytes_uploaded),
+        format::bytes(s.snapshot.stored_size()),
+    ));
     Ok(())
 }

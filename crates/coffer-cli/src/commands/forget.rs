@@ -29,13 +29,17 @@ pub async fn run(session: &super::Session<'_>, a: ForgetArgs) -> Result<()> {
         if a.json {
             println!("[]");
         }
-        eprintln!("the repository has no snapshots: nothing to forget");
+        session.say(format_args!(
+            "the repository has no snapshots: nothing to forget"
+        ));
         return Ok(());
     }
     let remove: Vec<SnapshotId> = if a.ids.is_empty() {
         let groups = apply_policy(&snaps, &a, &policy);
         if groups.is_empty() {
-            eprintln!("no snapshot matches --host/--tag/--name: nothing to forget");
+            session.say(format_args!(
+                "no snapshot matches --host/--tag/--name: nothing to forget"
+            ));
         }
         refuse_emptied_groups(&snaps, &groups, a.force)?;
         if a.json {
@@ -66,20 +70,20 @@ pub async fn run(session: &super::Session<'_>, a: ForgetArgs) -> Result<()> {
         ids
     };
     if a.dry_run {
-        eprintln!(
+        session.say(format_args!(
             "dry run: would remove {} snapshot(s): {}",
             remove.len(),
             short_ids(&remove)
-        );
+        ));
         return Ok(());
     }
     repo.forget(&remove).await?;
     if !remove.is_empty() {
-        eprintln!(
+        session.say(format_args!(
             "removed {} snapshot(s): {}",
             remove.len(),
             short_ids(&remove)
-        );
+        ));
     }
     if a.prune && !remove.is_empty() {
         super::prune::prune(session, &repo, &a.prune_args, false, a.json).await?;

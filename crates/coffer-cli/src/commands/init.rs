@@ -21,10 +21,10 @@ pub async fn run(session: &super::Session<'_>, a: InitArgs) -> Result<()> {
     let backend = session.backend(true)?;
     let password = password::read(g.password_file.as_deref(), true)?;
     let repo = Repository::init(backend, &password, opts, &super::actor()).await?;
-    eprintln!(
+    session.say(format_args!(
         "created coffer repository {} at {location}",
         hex_short(&repo.config().id)
-    );
+    ));
     Ok(())
 }
 

@@ -37,19 +37,22 @@ pub async fn run(session: &super::Session<'_>, cmd: KeyCommand) -> Result<()> {
         KeyCommand::Add(a) => {
             let pw = password::read_new(a.new_password_file.as_deref())?;
             let id = repo.add_key(&pw, a.kdf.params(), &super::actor()).await?;
-            eprintln!("added key {}", id.short());
+            session.say(format_args!("added key {}", id.short()));
         }
         KeyCommand::Remove { id } => {
             let id = repo.find_key(&id).await?;
             repo.remove_key(id).await?;
-            eprintln!("removed key {}", id.short());
+            session.say(format_args!("removed key {}", id.short()));
         }
         KeyCommand::Passwd(a) => {
             let pw = password::read_new(a.new_password_file.as_deref())?;
             let id = repo
                 .change_password(&pw, a.kdf.params(), &super::actor())
                 .await?;
-            eprintln!("password changed: key {} replaces the old one", id.short());
+            session.say(format_args!(
+                "password changed: key {} replaces the old one",
+                id.short()
+            ));
         }
     }
     Ok(())

@@ -57,6 +57,13 @@ impl Session<'_> {
         Ok(repo)
     }
 
+    /// An informational line on stderr, unless `--quiet`.
+    pub fn say(&self, line: impl std::fmt::Display) {
+        if !self.global.quiet {
+            eprintln!("{line}");
+        }
+    }
+
     /// Requests made so far, if storage was opened.
     pub fn requests(&self) -> Option<RequestCounts> {
         self.backend

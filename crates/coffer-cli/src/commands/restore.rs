@@ -45,12 +45,12 @@ pub async fn run(session: &super::Session<'_>, a: RestoreArgs) -> Result<()> {
                 .with_context(|| {
                     format!("cannot rename {} to {}", partial.display(), path.display())
                 })?;
-            eprintln!(
+            session.say(format_args!(
                 "restored {} ({} bytes) to {}",
                 id.short(),
                 stream.size,
                 path.display()
-            );
+            ));
         }
     }
     Ok(())

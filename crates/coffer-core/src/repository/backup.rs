@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::id::{BlobId, IndexId, PackId, SnapshotId};
 use crate::index::{plan_index_write, Index, IndexFile, IndexPlan, IndexedPack};
 use crate::pack::{BlobKind, FinishedPack, PackWriter};
+use crate::progress::BackupProgress;
 use crate::snapshot::{Snapshot, StreamEntry};
 use crate::tree::{NodeBlob, TreeBuilder, TreeEntry};
 
@@ -56,6 +57,8 @@ pub struct BackupOptions {
     /// committing and fails rather than commit a snapshot whose data a
     /// concurrent prune marked or deleted. Must stay below the prune delay.
     pub recheck_after: Duration,
+    /// Counters to update as the backup goes, for a progress display.
+    pub progress: Option<Arc<BackupProgress>>,
 }
 
 /// Default [`BackupOptions::recheck_after`]; `prune` refuses delays between
@@ -90,6 +93,7 @@ impl Default for BackupOptions {
             allow_empty: false,
             upload_concurrency: 2,
             recheck_after: RECHECK_AFTER,
+            progress: None,
         }
     }
 }
@@ -235,6 +239,7 @@ struct Packer {
     /// One token per upload slot: a finished pack waits here until a slot is
     /// free, so at most `concurrency` packs exist besides the open ones.
     upload_slots: crossbeam_channel::Receiver<()>,
+    progress: Arc<BackupProgress>,
 }
 
 impl Packer {
@@ -331,7 +336,9 @@ impl StreamState {
         packed: Option<Encoded>,
     ) -> Result<()> {
         let len = chunk.len() as u32;
-        let stored = match packer.known_length(&id) {
+        let known = packer.known_length(&id);
+        packer.progress.chunk(len as u64, known.is_none());
+        let stored = match known {
             Some(l) => l,
             None => {
                 // Compressed on rayon unless an earlier chunk of this same
@@ -364,6 +371,7 @@ impl StreamState {
         }
         let root = self.tree.finish(&packer.key, &mut self.nodes);
         self.added += packer.add_nodes(&mut self.nodes)?;
+        packer.progress.stream_done();
         Ok(StreamOutcome {
             root,
             chunks: self.chunks,
@@ -579,6 +587,7 @@ impl Repository {
             .expect("spawn reader thread");
 
         let concurrency = opts.upload_concurrency.max(1);
+        let progress = opts.progress.clone().unwrap_or_default();
         let (pack_tx, pack_rx) = tokio::sync::mpsc::unbounded_channel::<FinishedPack>();
         let (slot_tx, slot_rx) = crossbeam_channel::bounded(concurrency);
         for _ in 0..concurrency {
@@ -595,6 +604,7 @@ impl Repository {
             reused: vec![false; index.pack_count()],
             out: pack_tx,
             upload_slots: slot_rx,
+            progress: progress.clone(),
         };
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let allow_empty = opts.allow_empty;
@@ -607,7 +617,9 @@ impl Repository {
 
         // An upload error comes first: it is the cause of the packer's
         // "upload stopped", and the packer may still be waiting for input.
-        let packs = self.upload_packs(pack_rx, slot_tx, concurrency).await?;
+        let packs = self
+            .upload_packs(pack_rx, slot_tx, concurrency, &progress)
+            .await?;
         let outcome = done_rx
             .await
             .map_err(|_| Error::Internal("the packer thread panicked".into()))??;
@@ -695,6 +707,7 @@ impl Repository {
         rx: tokio::sync::mpsc::UnboundedReceiver<FinishedPack>,
         slots: crossbeam_channel::Sender<()>,
         concurrency: usize,
+        progress: &BackupProgress,
     ) -> Result<Vec<(IndexedPack, Instant)>> {
         let incoming =
             futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) });
@@ -705,6 +718,7 @@ impl Repository {
                     let path = object_path(Kind::Pack, &pack.id.to_hex());
                     let size = pack.bytes.len() as u64;
                     self.backend.put_new(&path, pack.bytes).await?;
+                    progress.uploaded(size);
                     // Free the slot; the packer may be gone already, which is fine.
                     let _ = slots.try_send(());
                     let indexed = IndexedPack {
@@ -723,5 +737,73 @@ impl Repository {
             done.push(r?);
         }
         Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Backend;
+    use crate::crypto::KdfParams;
+    use crate::repository::{Actor, InitOptions};
+
+    async fn memory_repo() -> Repository {
+        let store = Arc::new(object_store::memory::InMemory::new());
+        let opts = InitOptions {
+            kdf: KdfParams::INSECURE_FAST,
+            ..InitOptions::default()
+        };
+        let actor = Actor {
+            host: "h".into(),
+            user: "u".into(),
+        };
+        Repository::init(Backend::new(store, "memory://"), b"pw", opts, &actor)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn progress_counters_end_at_the_summary_totals() {
+        let repo = memory_repo().await;
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let data: Vec<u8> = (0..3_000_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let progress = Arc::new(BackupProgress::new());
+        let opts = BackupOptions {
+            progress: Some(progress.clone()),
+            ..BackupOptions::default()
+        };
+        let first = repo
+            .backup(std::io::Cursor::new(data.clone()), opts.clone())
+            .await
+            .unwrap();
+        let p = progress.get();
+        assert_eq!(p.bytes_read, data.len() as u64);
+        assert_eq!(p.new_bytes, first.new_bytes);
+        assert_eq!(p.streams_done, 1);
+        let packs: u64 = first.bytes_uploaded;
+        assert!(
+            p.bytes_uploaded > 0 && p.bytes_uploaded < packs,
+            "{p:?} vs {packs}"
+        );
+
+        // The same stream again: everything read is known.
+        let again = Arc::new(BackupProgress::new());
+        let opts = BackupOptions {
+            progress: Some(again.clone()),
+            ..BackupOptions::default()
+        };
+        repo.backup(std::io::Cursor::new(data.clone()), opts)
+            .await
+            .unwrap();
+        let p = again.get();
+        assert_eq!((p.bytes_read, p.new_bytes), (data.len() as u64, 0));
+        assert_eq!(p.dedup_ratio(), 1.0);
     }
 }
