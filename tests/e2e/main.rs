@@ -10,6 +10,7 @@ mod full_disk;
 mod garbage_server;
 mod golden;
 mod keys;
+mod metrics;
 mod output;
 mod postgres;
 mod producer;

@@ -210,6 +210,14 @@ pub struct BackupArgs {
     /// Print the summary as JSON on stdout
     #[arg(long)]
     pub json: bool,
+    /// Write Prometheus metrics of this run (success or failure) to this
+    /// file, in node-exporter's textfile format
+    #[arg(long, env = "COFFER_METRICS_FILE", value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+    /// Push Prometheus metrics of this run to this Pushgateway
+    /// (e.g. http://pushgateway:9091)
+    #[arg(long, env = "COFFER_PUSHGATEWAY_URL", value_name = "URL")]
+    pub pushgateway: Option<String>,
     /// Re-read the index before committing when the backup ran longer than
     /// this many seconds (tests only; default 1800)
     #[arg(

@@ -8,19 +8,65 @@ use coffer_core::repository::OpenStream;
 use coffer_core::{BackupOptions, Error};
 use serde_json::json;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::cli::BackupArgs;
-use crate::{format, progress};
+use crate::{format, metrics, progress};
 
-pub async fn run(session: &super::Session<'_>, a: BackupArgs) -> Result<()> {
-    let repo = session.open().await?;
+/// Runs the backup, then reports its outcome as metrics when asked to (a
+/// failure too: that is what alerts are for).
+pub async fn run(session: &super::Session<'_>, mut a: BackupArgs) -> Result<()> {
+    let started = Instant::now();
     let actor = super::actor();
+    let host = a.host.take().unwrap_or(actor.host);
+    let names: Vec<String> = if a.streams.is_empty() {
+        vec![a.stdin_filename.clone().unwrap_or_else(|| "stdin".into())]
+    } else {
+        a.streams.iter().map(|(n, _)| n.clone()).collect()
+    };
+    let (metrics_file, pushgateway) = (a.metrics_file.take(), a.pushgateway.take());
+    let want_metrics = metrics_file.is_some() || pushgateway.is_some();
+    let who = (host.clone(), actor.user);
+    let result = backup(session, a, who, &names, want_metrics).await;
+    if !want_metrics {
+        return result.map(|_| ());
+    }
+    let now = metrics::now();
+    let samples = match &result {
+        Ok(streams) => metrics::succeeded(streams, started.elapsed().as_secs_f64(), now),
+        Err(e) => metrics::failed(&names, crate::exit::code_for(e), now),
+    };
+    if let Some(path) = metrics_file {
+        if let Err(e) = metrics::write_file(&path, &host, &samples) {
+            eprintln!(
+                "coffer: warning: cannot write metrics to {}: {e}",
+                path.display()
+            );
+        }
+    }
+    if let Some(url) = pushgateway {
+        if let Err(e) = metrics::push(&url, &host, &names, &samples).await {
+            eprintln!("coffer: warning: cannot push metrics to {url}: {e}");
+        }
+    }
+    result.map(|_| ())
+}
+
+/// The backup itself; returns what metrics report per stream.
+async fn backup(
+    session: &super::Session<'_>,
+    a: BackupArgs,
+    (host, user): (String, String),
+    names: &[String],
+    want_metrics: bool,
+) -> Result<Vec<metrics::StreamResult>> {
+    let repo = session.open().await?;
     let progress = Arc::new(BackupProgress::new());
     let opts = BackupOptions {
-        name: a.stdin_filename.clone().unwrap_or_else(|| "stdin".into()),
+        name: names[0].clone(),
         tags: a.tags.into_iter().filter(|t| !t.is_empty()).collect(),
-        host: a.host.unwrap_or(actor.host),
-        user: actor.user,
+        host,
+        user,
         time: a.time,
         compression_level: a.compression,
         allow_empty: a.allow_empty,
@@ -28,12 +74,7 @@ pub async fn run(session: &super::Session<'_>, a: BackupArgs) -> Result<()> {
         recheck_after: std::time::Duration::from_secs(a.recheck_after_secs),
         progress: Some(progress.clone()),
     };
-    let names: Vec<String> = if a.streams.is_empty() {
-        vec![opts.name.clone()]
-    } else {
-        a.streams.iter().map(|(n, _)| n.clone()).collect()
-    };
-    let display = progress::start(progress, names, !session.global.quiet);
+    let display = progress::start(progress, names.to_vec(), !session.global.quiet);
     let s = if !a.streams.is_empty() {
         let sources: Vec<(String, OpenStream)> = a
             .streams
@@ -104,5 +145,26 @@ pub async fn run(session: &super::Session<'_>, a: BackupArgs) -> Result<()> {
         format::bytes(s.bytes_uploaded),
         format::bytes(s.snapshot.stored_size()),
     ));
-    Ok(())
+    if !want_metrics {
+        return Ok(Vec::new());
+    }
+    // Snapshots of each stream for this host, this one included (cached
+    // snapshot objects are not downloaded again).
+    let all = repo.list_snapshots().await?;
+    Ok(s.snapshot
+        .streams
+        .iter()
+        .map(|x| metrics::StreamResult {
+            name: x.name.clone(),
+            read: x.size,
+            added: x.added_size,
+            stored: x.stored_size,
+            snapshots: all
+                .iter()
+                .filter(|(_, o)| {
+                    o.host == s.snapshot.host && o.streams.iter().any(|y| y.name == x.name)
+                })
+                .count(),
+        })
+        .collect())
 }

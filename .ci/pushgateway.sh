@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Starts or stops a Prometheus Pushgateway (Debian's package, installed with
+# apt when missing) on 127.0.0.1 for the metrics tests.
+#
+#   eval "$(.ci/pushgateway.sh start)"   # prints COFFER_TEST_PUSHGATEWAY
+#   .ci/pushgateway.sh stop
+set -euo pipefail
+cache=${COFFER_CI_CACHE:-$HOME/.cache/coffer-ci}
+state=$cache/pushgateway
+port=${COFFER_PUSHGATEWAY_PORT:-19091}
+
+start() {
+    mkdir -p "$state"
+    if ! command -v prometheus-pushgateway >/dev/null; then
+        SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+        $SUDO apt-get update -qq >&2
+        # The package's service is not started in a container; we start it.
+        $SUDO apt-get install -y -qq prometheus-pushgateway >&2
+    fi
+    stop >/dev/null 2>&1 || true
+    setsid prometheus-pushgateway --web.listen-address="127.0.0.1:$port" \
+        > "$state/log" 2>&1 < /dev/null &
+    echo $! > "$state/pid"
+    for _ in $(seq 1 60); do
+        if curl -sf "http://127.0.0.1:$port/-/ready" >/dev/null; then
+            echo "export COFFER_TEST_PUSHGATEWAY=http://127.0.0.1:$port"
+            return 0
+        fi
+        sleep 0.5
+    done
+    echo "the Pushgateway did not come up; its log:" >&2
+    tail -n 30 "$state/log" >&2
+    return 1
+}
+
+stop() {
+    [ -f "$state/pid" ] || return 0
+    kill "$(cat "$state/pid")" 2>/dev/null || true
+    rm -f "$state/pid"
+}
+
+case "${1:-}" in
+    start) start ;;
+    stop) stop ;;
+    *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac
