@@ -101,3 +101,40 @@ fn one_failing_stream_means_no_snapshot() {
         "unique",
     );
 }
+
+#[test]
+fn latest_means_the_newest_snapshot_of_the_host_and_stream_asked_for() {
+    let repo = TestRepo::new();
+    let backup = |host: &str, name: &str, data: &[u8], time: &str| {
+        let out = repo.run(
+            &[
+                "backup",
+                "--stdin",
+                "--host",
+                host,
+                "--stdin-filename",
+                name,
+                "--time",
+                time,
+            ],
+            data,
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    backup("db-a", "app.sql", b"a1", "2026-01-01 01:00:00");
+    backup("db-b", "app.sql", b"b1", "2026-01-01 02:00:00");
+    backup("db-a", "billing.sql", b"a-billing", "2026-01-01 03:00:00");
+    let restore = |args: &[&str]| {
+        let mut all = vec!["restore", "latest"];
+        all.extend_from_slice(args);
+        let out = repo.run(&all, b"");
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        out.stdout
+    };
+    assert_eq!(restore(&[]), b"a-billing");
+    assert_eq!(restore(&["--host", "db-b"]), b"b1");
+    assert_eq!(restore(&["--stream", "app.sql"]), b"b1");
+    assert_eq!(restore(&["--host", "db-a", "--stream", "app.sql"]), b"a1");
+    let out = repo.run(&["restore", "latest", "--host", "db-c"], b"");
+    assert_eq!(out.status.code(), Some(14), "{}", stderr(&out));
+}

@@ -244,9 +244,13 @@ pub struct RestoreArgs {
     /// Write to this file instead of stdout
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Which stream of the snapshot (default: the first)
+    /// Which stream of the snapshot (needed when it has several); with
+    /// "latest", the newest snapshot that has this stream
     #[arg(long, value_name = "NAME")]
     pub stream: Option<String>,
+    /// Only snapshots of this host (with "latest": its newest)
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
 }
 
 /// `--time`: local "YYYY-MM-DD HH:MM[:SS]" (as restic takes it), or a

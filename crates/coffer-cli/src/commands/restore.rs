@@ -14,7 +14,16 @@ use crate::cli::RestoreArgs;
 
 pub async fn run(session: &super::Session<'_>, a: RestoreArgs) -> Result<()> {
     let repo = session.open().await?;
-    let snaps = repo.list_snapshots().await?;
+    let mut snaps = repo.list_snapshots().await?;
+    // `latest` means the newest snapshot of this host that holds the stream
+    // asked for: one repository often keeps several databases' backups.
+    snaps.retain(|(_, s)| {
+        a.host.as_ref().is_none_or(|h| &s.host == h)
+            && (a.snapshot != "latest"
+                || a.stream
+                    .as_ref()
+                    .is_none_or(|n| s.streams.iter().any(|x| &x.name == n)))
+    });
     let (id, snap) = snapshot::select(&snaps, &a.snapshot)?;
     let stream = snap.stream(id, a.stream.as_deref())?.clone();
     match a.output {
