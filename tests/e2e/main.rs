@@ -4,6 +4,7 @@
 mod check;
 mod crash;
 mod dedup;
+mod deploy;
 mod errors;
 mod forget;
 mod full_disk;

@@ -24,7 +24,21 @@ pub async fn run(session: &super::Session<'_>, a: RestoreArgs) -> Result<()> {
                     .as_ref()
                     .is_none_or(|n| s.streams.iter().any(|x| &x.name == n)))
     });
-    let (id, snap) = snapshot::select(&snaps, &a.snapshot)?;
+    let mut filters = Vec::new();
+    if let Some(h) = &a.host {
+        filters.push(format!("host {h}"));
+    }
+    if let (Some(n), "latest") = (&a.stream, a.snapshot.as_str()) {
+        filters.push(format!("stream {n}"));
+    }
+    let (id, snap) = match snapshot::select(&snaps, &a.snapshot) {
+        Err(e) if !filters.is_empty() => {
+            return Err(
+                anyhow::Error::from(e).context(format!("looking for {}", filters.join(", ")))
+            )
+        }
+        found => found?,
+    };
     let stream = snap.stream(id, a.stream.as_deref())?.clone();
     match a.output {
         None => {
