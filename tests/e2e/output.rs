@@ -25,9 +25,20 @@ fn a_log_gets_one_summary_line_and_quiet_gets_nothing() {
     let out = repo.run(&["backup", "--stdin", "-q"], &data);
     assert!(out.status.success());
     assert_eq!(stderr(&out), "");
-    let out = repo.run(&["restore", "latest", "-q", "--output", "/dev/null"], b"");
+    let file = repo.dir.path().join("restored.sql");
+    let out = repo.run(
+        &[
+            "restore",
+            "latest",
+            "-q",
+            "--output",
+            file.to_str().unwrap(),
+        ],
+        b"",
+    );
     assert!(out.status.success());
     assert_eq!(stderr(&out), "");
+    assert_eq!(std::fs::read(&file).unwrap(), data);
 
     // -v adds the stream's line and the requests made.
     let out = repo.run(&["backup", "--stdin", "-v"], &data);
@@ -80,4 +91,34 @@ fn a_terminal_gets_a_live_progress_line() {
     );
     assert!(screen.contains("% already stored, "), "{screen:?}");
     assert!(screen.contains("saved: "), "{screen:?}");
+}
+
+#[test]
+fn restoring_to_a_pipe_or_device_writes_into_it_and_leaves_it_in_place() {
+    use std::os::unix::fs::FileTypeExt;
+    let repo = TestRepo::new();
+    let data = coffer_e2e::noise(3_000_000, 5);
+    repo.backup(&data, &[]);
+    let fifo = repo.dir.path().join("pipe");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let reading = fifo.clone();
+    let reader = std::thread::spawn(move || std::fs::read(reading).unwrap());
+    let out = repo.run(
+        &["restore", "latest", "--output", fifo.to_str().unwrap()],
+        b"",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(reader.join().unwrap(), data);
+    // Still a pipe: not renamed over by a regular file.
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    let out = repo.run(&["restore", "latest", "--output", "/dev/null"], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
 }

@@ -144,3 +144,41 @@ fn a_repeat_backup_reads_no_data_packs_and_reports_its_requests() {
         stderr(&out)
     );
 }
+
+#[test]
+fn large_packs_go_up_in_parts_and_read_back_whole() {
+    if !stores().contains(&Store::S3) {
+        return;
+    }
+    // A repository with 24 MiB packs, uploaded in 8 MiB parts above 10 MiB.
+    let fresh = TestRepo::uninitialised_on(Store::S3);
+    let out = fresh.run(&["init", "--pack-size", "24"], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let data = noise(60_000_000, 11);
+    let summary = fresh.backup(&data, &["-o", "multipart_threshold=10M"]);
+    let packs = summary["packs_written"].as_u64().unwrap();
+    let puts = summary["requests"]["put"].as_u64().unwrap();
+    // At least two full packs of 3 parts: start + 3 parts + complete each.
+    let full = fresh
+        .objects("data")
+        .iter()
+        .filter(|(_, size)| *size >= 10 << 20)
+        .count() as u64;
+    assert!(full >= 2, "{:?}", fresh.objects("data"));
+    assert!(
+        puts >= full * 5 + (packs - full),
+        "{puts} PUTs for {packs} packs: {summary}"
+    );
+    assert_eq!(fresh.restore("latest"), data);
+    let check = fresh.run(&["check", "--read-data"], b"");
+    assert!(check.status.success(), "{}", stderr(&check));
+    // Below the threshold (the default is 32 MiB): one PUT per pack.
+    let small = fresh.backup(&noise(30_000_000, 12), &[]);
+    let (packs, puts) = (
+        small["packs_written"].as_u64().unwrap(),
+        small["requests"]["put"].as_u64().unwrap(),
+    );
+    assert!(puts <= packs + 2, "{puts} PUTs for {packs} packs");
+    let out = fresh.run(&["snapshots", "-o", "multipart_threshold=1M"], b"");
+    assert_fails(&out, 2, "at least 5M");
+}

@@ -34,6 +34,7 @@ pub mod progress;
 pub mod repository;
 pub mod snapshot;
 pub mod tree;
+pub mod units;
 
 pub use error::{Error, Result};
 pub use repository::{

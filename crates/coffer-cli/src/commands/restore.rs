@@ -16,20 +16,18 @@ pub async fn run(session: &super::Session<'_>, a: RestoreArgs) -> Result<()> {
     let repo = session.open().await?;
     let mut snaps = repo.list_snapshots().await?;
     // `latest` means the newest snapshot of this host that holds the stream
-    // asked for: one repository often keeps several databases' backups.
-    snaps.retain(|(_, s)| {
-        a.host.as_ref().is_none_or(|h| &s.host == h)
-            && (a.snapshot != "latest"
-                || a.stream
-                    .as_ref()
-                    .is_none_or(|n| s.streams.iter().any(|x| &x.name == n)))
-    });
+    // asked for: one repository often keeps several databases' backups. If
+    // no snapshot holds it, the newest one's error lists the streams there.
     let mut filters = Vec::new();
     if let Some(h) = &a.host {
+        snaps.retain(|(_, s)| &s.host == h);
         filters.push(format!("host {h}"));
     }
+    let holds = |s: &snapshot::Snapshot, n: &str| s.streams.iter().any(|x| x.name == n);
     if let (Some(n), "latest") = (&a.stream, a.snapshot.as_str()) {
-        filters.push(format!("stream {n}"));
+        if snaps.iter().any(|(_, s)| holds(s, n)) {
+            snaps.retain(|(_, s)| holds(s, n));
+        }
     }
     let (id, snap) = match snapshot::select(&snaps, &a.snapshot) {
         Err(e) if !filters.is_empty() => {
@@ -49,6 +47,16 @@ pub async fn run(session: &super::Session<'_>, a: RestoreArgs) -> Result<()> {
                 .try_clone_to_owned()
                 .map_err(Error::Output)?;
             repo.restore(&stream, File::from(fd)).await?;
+        }
+        // A device or pipe (/dev/null, a FIFO) is written in place: renaming
+        // a file over it would replace it.
+        Some(path) if path.metadata().is_ok_and(|m| !m.is_file()) => {
+            let target = File::options()
+                .write(true)
+                .open(&path)
+                .map_err(Error::Output)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            repo.restore(&stream, target).await?;
         }
         Some(path) => {
             let partial = partial_name(&path);

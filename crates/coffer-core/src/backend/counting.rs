@@ -12,7 +12,7 @@ use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result, UploadPart,
 };
 
 /// Request and byte counters, shared by every clone of a backend.
@@ -114,9 +114,14 @@ impl ObjectStore for CountingStore {
         location: &Path,
         opts: PutMultipartOptions,
     ) -> Result<Box<dyn MultipartUpload>> {
-        // Counted as one PUT; coffer does not use multipart uploads yet.
+        // Starting an upload is a request of its own (billed like a PUT),
+        // and so is every part and the completion.
         RequestStats::add(&self.stats.puts, 1);
-        self.inner.put_multipart_opts(location, opts).await
+        let inner = self.inner.put_multipart_opts(location, opts).await?;
+        Ok(Box::new(CountingUpload {
+            inner,
+            stats: self.stats.clone(),
+        }))
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
@@ -182,6 +187,32 @@ impl ObjectStore for CountingStore {
         RequestStats::add(&self.stats.puts, 1);
         RequestStats::add(&self.stats.deletes, 1);
         self.inner.rename_opts(from, to, options).await
+    }
+}
+
+/// A multipart upload whose parts, completion and abort are counted.
+#[derive(Debug)]
+struct CountingUpload {
+    inner: Box<dyn MultipartUpload>,
+    stats: Arc<RequestStats>,
+}
+
+#[async_trait]
+impl MultipartUpload for CountingUpload {
+    fn put_part(&mut self, data: PutPayload) -> UploadPart {
+        RequestStats::add(&self.stats.puts, 1);
+        RequestStats::add(&self.stats.bytes_up, data.content_length() as u64);
+        self.inner.put_part(data)
+    }
+
+    async fn complete(&mut self) -> Result<PutResult> {
+        RequestStats::add(&self.stats.puts, 1);
+        self.inner.complete().await
+    }
+
+    async fn abort(&mut self) -> Result<()> {
+        RequestStats::add(&self.stats.deletes, 1);
+        self.inner.abort().await
     }
 }
 

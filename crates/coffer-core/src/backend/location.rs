@@ -95,13 +95,20 @@ pub struct NetworkOptions {
     pub max_retries: usize,
     /// Longest time spent retrying one request.
     pub retry_timeout: Duration,
+    /// Objects at least this large are uploaded in parts (`None`: never).
+    pub multipart_threshold: Option<u64>,
 }
+
+/// Default [`NetworkOptions::multipart_threshold`]: packs of the default
+/// 16 MiB go in one PUT; larger ones in 8 MiB parts, each retried alone.
+pub const MULTIPART_THRESHOLD: u64 = 32 << 20;
 
 impl Default for NetworkOptions {
     fn default() -> Self {
         NetworkOptions {
             max_retries: 10,
             retry_timeout: Duration::from_secs(180),
+            multipart_threshold: Some(MULTIPART_THRESHOLD),
         }
     }
 }
@@ -129,7 +136,7 @@ fn invalid(msg: String) -> Error {
 }
 
 /// Splits the network settings (coffer's own keys) from provider keys.
-fn network_options(
+pub(crate) fn network_options(
     options: &[(String, String)],
 ) -> Result<(NetworkOptions, Vec<(String, String)>)> {
     let mut net = NetworkOptions::default();
@@ -144,6 +151,21 @@ fn network_options(
         };
         match k.as_str() {
             "retry_timeout" => net.retry_timeout = dur()?,
+            "multipart_threshold" => {
+                net.multipart_threshold = match v.as_str() {
+                    "off" => None,
+                    size => Some(
+                        crate::units::parse_size(size)
+                            .filter(|&n| n >= 5 << 20)
+                            .ok_or_else(|| {
+                                invalid(format!(
+                                    "option multipart_threshold: {v:?} is neither a size of \
+                                     at least 5M (S3's smallest part) nor \"off\""
+                                ))
+                            })?,
+                    ),
+                }
+            }
             "max_retries" => {
                 net.max_retries = v
                     .parse()

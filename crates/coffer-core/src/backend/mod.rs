@@ -67,7 +67,15 @@ pub struct Backend {
     location: String,
     container: Option<String>,
     stats: Arc<RequestStats>,
+    /// Remote stores upload objects this large in parts.
+    multipart_threshold: Option<usize>,
 }
+
+/// Size of one part of a multipart upload (S3 wants at least 5 MiB and at
+/// most 10,000 parts: 8 MiB parts cover the largest pack, 1 GiB, in 128).
+const PART_SIZE: usize = 8 << 20;
+/// Parts of one object uploaded at once.
+const PARTS_IN_FLIGHT: usize = 4;
 
 impl std::fmt::Debug for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -155,7 +163,15 @@ impl Backend {
             location: location.into(),
             container: None,
             stats,
+            multipart_threshold: None,
         }
+    }
+
+    /// Uploads objects of at least `threshold` bytes in parts (`None`:
+    /// never), as remote locations do by default.
+    pub fn with_multipart_threshold(mut self, threshold: Option<u64>) -> Self {
+        self.multipart_threshold = threshold.map(|t| t as usize);
+        self
     }
 
     /// Opens a repository location (see [`location`]) with `-o` options.
@@ -164,11 +180,17 @@ impl Backend {
         let parsed = Location::parse(location)?;
         let store = location::open_store(&parsed, location, create, options)?;
         let stats = Arc::new(RequestStats::default());
+        // Local directories write a whole file and rename it: no parts.
+        let multipart_threshold = match parsed {
+            Location::Local(_) | Location::Memory => None,
+            _ => location::network_options(options)?.0.multipart_threshold,
+        };
         Ok(Backend {
             store: Arc::new(CountingStore::new(store, stats.clone())),
             location: location.to_string(),
             container: parsed.container().map(str::to_string),
             stats,
+            multipart_threshold: multipart_threshold.map(|t| t as usize),
         })
     }
 
@@ -234,6 +256,9 @@ impl Backend {
 
     /// Writes an object that must not exist yet (`PutMode::Create`).
     pub async fn put_new(&self, path: &str, bytes: Bytes) -> Result<Put> {
+        if self.multipart_threshold.is_some_and(|t| bytes.len() >= t) {
+            return self.put_new_in_parts(path, bytes).await;
+        }
         let opts = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
@@ -246,6 +271,46 @@ impl Backend {
             Ok(_) => Ok(Put::Created),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(Put::Existed),
             Err(e) => Err(self.map_err("put", path, e)),
+        }
+    }
+
+    /// [`Backend::put_new`] for a large object, in parts uploaded
+    /// [`PARTS_IN_FLIGHT`] at a time; a failed upload is aborted so no
+    /// parts linger (and cost) in the bucket. object_store has no
+    /// create-only multipart upload, so an existing object is looked for
+    /// first: only packs are this large, and a pack's name is the hash of its
+    /// bytes, so two writers racing on one name write the same bytes.
+    async fn put_new_in_parts(&self, path: &str, bytes: Bytes) -> Result<Put> {
+        if self.exists(path).await? {
+            return Ok(Put::Existed);
+        }
+        let location = Path::from(path);
+        let mut upload = self
+            .store
+            .put_multipart(&location)
+            .await
+            .map_err(|e| self.map_err("put", path, e))?;
+        let parts: Vec<_> = (0..bytes.len())
+            .step_by(PART_SIZE)
+            .map(|at| {
+                let end = (at + PART_SIZE).min(bytes.len());
+                upload.put_part(PutPayload::from_bytes(bytes.slice(at..end)))
+            })
+            .collect();
+        let sent = futures::stream::iter(parts)
+            .buffer_unordered(PARTS_IN_FLIGHT)
+            .try_collect::<Vec<()>>()
+            .await;
+        let done = match sent {
+            Ok(_) => upload.complete().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        match done {
+            Ok(()) => Ok(Put::Created),
+            Err(e) => {
+                let _ = upload.abort().await;
+                Err(self.map_err("put", path, e))
+            }
         }
     }
 
@@ -390,5 +455,42 @@ impl Backend {
                 Some((name, m.last_modified.timestamp_millis(), m.size))
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn large_objects_go_up_in_counted_parts_and_are_created_once() {
+        let store = Arc::new(object_store::memory::InMemory::new());
+        let backend = Backend::new(store, "memory://").with_multipart_threshold(Some(5 << 20));
+        let bytes: Bytes = (0..20 * 1024 * 1024u32)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<_>>()
+            .into();
+        assert_eq!(
+            backend.put_new("data/ab/x", bytes.clone()).await.unwrap(),
+            Put::Created
+        );
+        assert_eq!(backend.get("data/ab/x").await.unwrap(), bytes);
+        let r = backend.requests();
+        // HEAD, then start + 3 parts of 8 MiB (8, 8, 4) + complete.
+        assert_eq!((r.head, r.put, r.bytes_up), (1, 5, bytes.len() as u64));
+        assert_eq!(
+            backend.put_new("data/ab/x", bytes.clone()).await.unwrap(),
+            Put::Existed
+        );
+        // Small objects still go in one create-only PUT.
+        let small = Bytes::from_static(b"small");
+        assert_eq!(
+            backend.put_new("index/y", small.clone()).await.unwrap(),
+            Put::Created
+        );
+        assert_eq!(
+            backend.put_new("index/y", small).await.unwrap(),
+            Put::Existed
+        );
     }
 }

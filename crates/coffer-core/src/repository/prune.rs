@@ -67,17 +67,9 @@ impl std::str::FromStr for MaxUnused {
                 .then_some(MaxUnused::Percent(p))
                 .ok_or_else(bad);
         }
-        let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-        let n: u64 = digits.parse().map_err(|_| bad())?;
-        let mult: u64 = match unit.to_ascii_lowercase().as_str() {
-            "" | "b" => 1,
-            "k" => 1 << 10,
-            "m" => 1 << 20,
-            "g" => 1 << 30,
-            "t" => 1 << 40,
-            _ => return Err(bad()),
-        };
-        Ok(MaxUnused::Bytes(n.saturating_mul(mult)))
+        crate::units::parse_size(s)
+            .map(MaxUnused::Bytes)
+            .ok_or_else(bad)
     }
 }
 
