@@ -22,7 +22,7 @@ db=coffer_formats_bench
 "$bin/dropdb" --if-exists "$db"
 "$bin/createdb" "$db"
 "$bin/pgbench" -i -q -s "$scale" "$db" >/dev/null 2>&1
-"$bin/psql" -X -q -d "$db" -c "UPDATE pgbench_accounts SET filler = md5(aid::text) || md5((aid * 7)::text); VACUUM FULL;"
+"$bin/psql" -X -q -d "$db" -c "UPDATE pgbench_accounts SET filler = md5(aid::text) || md5((aid * 7)::text)"
 
 dump_all() { # day
     "$bin/pg_dump" --format=plain "$db" > "$work/plain.$1"
