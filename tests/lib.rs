@@ -115,21 +115,46 @@ pub enum Store {
     Local,
     /// A bucket on the S3-compatible test server (`.ci/s3-server.sh`).
     S3,
+    /// A container on the Azure Blob Storage emulator (`.ci/azurite.sh`).
+    Azure,
 }
 
 /// The stores to run backend-independent tests on: always the local
-/// directory, plus S3 when the test server's environment is set. With
-/// `COFFER_TEST_REQUIRE_S3` (CI), a missing S3 server is a failure.
+/// directory, plus S3 and Azure when their test servers' environment is set.
+/// With `COFFER_TEST_REQUIRE_S3` / `COFFER_TEST_REQUIRE_AZURE` (CI), a missing
+/// server is a failure.
 pub fn stores() -> Vec<Store> {
-    if std::env::var_os("COFFER_TEST_S3_BUCKET").is_some() {
-        vec![Store::Local, Store::S3]
-    } else {
-        assert!(
-            std::env::var_os("COFFER_TEST_REQUIRE_S3").is_none(),
-            "COFFER_TEST_REQUIRE_S3 is set but no S3 test server is configured"
-        );
-        vec![Store::Local]
+    let mut stores = vec![Store::Local];
+    for (store, configured, required) in [
+        (Store::S3, "COFFER_TEST_S3_BUCKET", "COFFER_TEST_REQUIRE_S3"),
+        (
+            Store::Azure,
+            "COFFER_TEST_AZURE_CONTAINER",
+            "COFFER_TEST_REQUIRE_AZURE",
+        ),
+    ] {
+        if std::env::var_os(configured).is_some() {
+            stores.push(store);
+        } else {
+            assert!(
+                std::env::var_os(required).is_none(),
+                "{required} is set but {configured} is not: no test server"
+            );
+        }
     }
+    stores
+}
+
+/// An object store client on the Azure emulator's test container, under
+/// `prefix`.
+pub fn azure_client(prefix: &str) -> Arc<dyn ObjectStore> {
+    let container =
+        std::env::var("COFFER_TEST_AZURE_CONTAINER").expect("COFFER_TEST_AZURE_CONTAINER");
+    let store = object_store::azure::MicrosoftAzureBuilder::from_env()
+        .with_container_name(container)
+        .build()
+        .expect("Azure client for the test container");
+    Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
 }
 
 /// An object store client on the S3 test bucket, under `prefix`.
@@ -162,7 +187,8 @@ pub struct TestRepo {
     pub repo: PathBuf,
     /// Password file path.
     pub password_file: PathBuf,
-    s3: Option<Arc<dyn ObjectStore>>,
+    /// Client on the remote store, for looking at objects directly.
+    remote: Option<Arc<dyn ObjectStore>>,
 }
 
 impl TestRepo {
@@ -177,19 +203,27 @@ impl TestRepo {
         let password_file = dir.path().join("password");
         std::fs::write(&password_file, "correct horse\n").expect("write password");
         let repo = dir.path().join("repo");
-        let (location, s3) = match store {
+        // A fresh prefix per test: tests share one bucket or container.
+        let name = dir
+            .path()
+            .file_name()
+            .expect("tempdir name")
+            .to_string_lossy()
+            .into_owned();
+        let prefix = format!("t/{}", name.trim_start_matches('.'));
+        let (location, remote) = match store {
             Store::Local => (repo.to_string_lossy().into_owned(), None),
             Store::S3 => {
-                // A fresh prefix per test: tests share one bucket.
-                let name = dir
-                    .path()
-                    .file_name()
-                    .expect("tempdir name")
-                    .to_string_lossy()
-                    .into_owned();
-                let prefix = format!("t/{}", name.trim_start_matches('.'));
                 let bucket = std::env::var("COFFER_TEST_S3_BUCKET").expect("COFFER_TEST_S3_BUCKET");
                 (format!("s3://{bucket}/{prefix}"), Some(s3_client(&prefix)))
+            }
+            Store::Azure => {
+                let container = std::env::var("COFFER_TEST_AZURE_CONTAINER")
+                    .expect("COFFER_TEST_AZURE_CONTAINER");
+                (
+                    format!("az://{container}/{prefix}"),
+                    Some(azure_client(&prefix)),
+                )
             }
         };
         TestRepo {
@@ -198,7 +232,7 @@ impl TestRepo {
             location,
             repo,
             password_file,
-            s3,
+            remote,
         }
     }
 
@@ -261,7 +295,7 @@ impl TestRepo {
     /// Objects under a repository folder (`data`, `index`, ...): their keys
     /// relative to the repository root and sizes, sorted.
     pub fn objects(&self, folder: &str) -> Vec<(String, u64)> {
-        let mut out = match &self.s3 {
+        let mut out = match &self.remote {
             None => {
                 let mut files = Vec::new();
                 collect(&self.repo.join(folder), &mut files);
@@ -279,9 +313,9 @@ impl TestRepo {
                     })
                     .collect()
             }
-            Some(s3) => block_on(async {
+            Some(remote) => block_on(async {
                 use futures::TryStreamExt;
-                let metas: Vec<_> = s3
+                let metas: Vec<_> = remote
                     .list(Some(&ObjectPath::from(folder)))
                     .try_collect()
                     .await
@@ -298,10 +332,13 @@ impl TestRepo {
 
     /// Reads a stored object.
     pub fn read_object(&self, key: &str) -> Vec<u8> {
-        match &self.s3 {
+        match &self.remote {
             None => std::fs::read(self.repo.join(key)).expect("read object"),
-            Some(s3) => block_on(async {
-                let r = s3.get(&ObjectPath::from(key)).await.expect("get object");
+            Some(remote) => block_on(async {
+                let r = remote
+                    .get(&ObjectPath::from(key))
+                    .await
+                    .expect("get object");
                 r.bytes().await.expect("object bytes").to_vec()
             }),
         }
@@ -309,15 +346,16 @@ impl TestRepo {
 
     /// Overwrites (or creates) a stored object, as damage would.
     pub fn write_object(&self, key: &str, bytes: &[u8]) {
-        match &self.s3 {
+        match &self.remote {
             None => {
                 let path = self.repo.join(key);
                 std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
                 std::fs::write(path, bytes).expect("write object");
             }
-            Some(s3) => block_on(async {
+            Some(remote) => block_on(async {
                 let payload = object_store::PutPayload::from(bytes::Bytes::copy_from_slice(bytes));
-                s3.put(&ObjectPath::from(key), payload)
+                remote
+                    .put(&ObjectPath::from(key), payload)
                     .await
                     .expect("put object");
             }),
@@ -326,10 +364,11 @@ impl TestRepo {
 
     /// Deletes a stored object.
     pub fn delete_object(&self, key: &str) {
-        match &self.s3 {
+        match &self.remote {
             None => std::fs::remove_file(self.repo.join(key)).expect("delete object"),
-            Some(s3) => block_on(async {
-                s3.delete(&ObjectPath::from(key))
+            Some(remote) => block_on(async {
+                remote
+                    .delete(&ObjectPath::from(key))
                     .await
                     .expect("delete object")
             }),

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Starts or stops Azurite, Microsoft's Azure Blob Storage emulator (from npm,
+# pinned), on 127.0.0.1 for the tests, with a container created by a signed
+# REST call (coffer itself never creates containers).
+#
+#   eval "$(.ci/azurite.sh start)"   # prints the environment for the tests
+#   .ci/azurite.sh stop
+set -euo pipefail
+cache=${COFFER_CI_CACHE:-$HOME/.cache/coffer-ci}
+state=$cache/azurite
+port=${COFFER_AZURITE_PORT:-10000}
+version=3.35.0
+container=coffer-test
+
+start() {
+    mkdir -p "$state"
+    if [ ! -x "$state/node_modules/.bin/azurite-blob" ] \
+        || [ "$(cat "$state/version" 2>/dev/null)" != "$version" ]; then
+        (cd "$state" && npm install --silent --no-audit --no-fund --no-save "azurite@$version" >&2)
+        echo "$version" > "$state/version"
+    fi
+    stop >/dev/null 2>&1 || true
+    data=$(mktemp -d)
+    echo "$data" > "$state/data"
+    setsid "$state/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1 --blobPort "$port" \
+        --location "$data" --skipApiVersionCheck --disableTelemetry --silent > "$state/log" 2>&1 < /dev/null &
+    echo $! > "$state/pid"
+    for _ in $(seq 1 60); do
+        if python3 - "$port" "$container" <<'PY' 2>/dev/null
+# Create the container with a SharedKey-signed PUT (the emulator's
+# well-known development account).
+import base64, hashlib, hmac, sys, urllib.request
+from email.utils import formatdate
+port, container = sys.argv[1], sys.argv[2]
+account = "devstoreaccount1"
+key = base64.b64decode("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==")
+date, version = formatdate(usegmt=True), "2021-08-06"
+canonical_headers = f"x-ms-date:{date}\nx-ms-version:{version}\n"
+resource = f"/{account}/{account}/{container}\nrestype:container"
+# Content-Length is empty when zero; urllib must add no Content-Type.
+to_sign = "PUT\n\n\n\n\n\n\n\n\n\n\n\n" + canonical_headers + resource
+signature = base64.b64encode(hmac.new(key, to_sign.encode(), hashlib.sha256).digest()).decode()
+request = urllib.request.Request(
+    f"http://127.0.0.1:{port}/{account}/{container}?restype=container", method="PUT",
+    headers={"x-ms-date": date, "x-ms-version": version, "Content-Length": "0",
+             "Authorization": f"SharedKey {account}:{signature}"})
+try:
+    urllib.request.urlopen(request, timeout=5)
+except urllib.error.HTTPError as e:
+    if e.code != 409:  # already exists
+        raise
+PY
+        then
+            cat <<ENV
+export AZURE_STORAGE_USE_EMULATOR=true AZURE_STORAGE_ACCOUNT_NAME=devstoreaccount1
+export COFFER_TEST_AZURE_CONTAINER=$container
+ENV
+            return 0
+        fi
+        sleep 0.5
+    done
+    echo "Azurite did not come up; its log:" >&2
+    tail -n 30 "$state/log" >&2
+    return 1
+}
+
+stop() {
+    [ -f "$state/pid" ] || return 0
+    kill -- "-$(cat "$state/pid")" 2>/dev/null || kill "$(cat "$state/pid")" 2>/dev/null || true
+    rm -f "$state/pid"
+    [ -f "$state/data" ] && rm -rf "$(cat "$state/data")" "$state/data"
+}
+
+case "${1:-}" in
+    start) start ;;
+    stop) stop ;;
+    *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac
