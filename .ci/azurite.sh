@@ -54,6 +54,8 @@ PY
             cat <<ENV
 export AZURE_STORAGE_USE_EMULATOR=true AZURE_STORAGE_ACCOUNT_NAME=devstoreaccount1
 export COFFER_TEST_AZURE_CONTAINER=$container
+export COFFER_TEST_AZURE_ENDPOINT=http://127.0.0.1:$port/devstoreaccount1
+export COFFER_TEST_AZURE_CREATE_ONLY_SAS='$(sas rcl)'
 ENV
             return 0
         fi
@@ -62,6 +64,25 @@ ENV
     echo "Azurite did not come up; its log:" >&2
     tail -n 30 "$state/log" >&2
     return 1
+}
+
+# A container SAS token with only the permissions PERMS (e.g. rcl: read,
+# create, list; no write-over, no delete), valid for a day.
+sas() {
+    python3 - "$container" "$1" <<'PY'
+import base64, hashlib, hmac, sys, urllib.parse
+from datetime import datetime, timedelta, timezone
+container, perms = sys.argv[1], sys.argv[2]
+account = "devstoreaccount1"
+key = base64.b64decode("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==")
+expiry = (datetime.now(timezone.utc) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+version = "2021-08-06"
+# Service SAS string-to-sign (versions 2020-12-06 and later), container scope.
+fields = [perms, "", expiry, f"/blob/{account}/{container}", "", "", "", version, "c",
+          "", "", "", "", "", "", ""]
+signature = base64.b64encode(hmac.new(key, "\n".join(fields).encode(), hashlib.sha256).digest()).decode()
+print(urllib.parse.urlencode({"sv": version, "se": expiry, "sr": "c", "sp": perms, "sig": signature}))
+PY
 }
 
 stop() {
@@ -74,5 +95,6 @@ stop() {
 case "${1:-}" in
     start) start ;;
     stop) stop ;;
-    *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+    sas) sas "${2:?permissions, e.g. rcl}" ;;
+    *) echo "usage: $0 start|stop|sas PERMS" >&2; exit 2 ;;
 esac

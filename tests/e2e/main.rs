@@ -1,6 +1,7 @@
 //! End-to-end tests: each runs the real `coffer` binary against a real
 //! repository directory and checks what a user would see.
 
+mod azure;
 mod check;
 mod crash;
 mod dedup;

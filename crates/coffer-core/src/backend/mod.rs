@@ -118,6 +118,19 @@ fn names_missing_container(e: &object_store::Error) -> bool {
     .any(|code| text.contains(code))
 }
 
+/// Whether a generic error is a refusal: object_store reports a denied
+/// delete inside an Azure batch as a generic error carrying the 403.
+fn names_refusal(e: &object_store::Error) -> bool {
+    let text = e.to_string();
+    [
+        "(code: 403)",
+        "AuthorizationPermissionMismatch",
+        "not authorized to perform this operation",
+    ]
+    .iter()
+    .any(|code| text.contains(code))
+}
+
 /// A local file's byte range as 1 MiB pieces, each read on a blocking thread.
 fn local_pieces(
     file: std::fs::File,
@@ -237,6 +250,12 @@ impl Backend {
                 location: self.location.clone(),
                 path: path.to_string(),
                 detail: source.to_string(),
+            },
+            e if names_refusal(&e) => Error::AccessDenied {
+                op,
+                location: self.location.clone(),
+                path: path.to_string(),
+                detail: e.to_string(),
             },
             e if is_storage_full(&e) => Error::StorageFull {
                 path: path.to_string(),
