@@ -11,6 +11,8 @@ state=$cache/azurite
 port=${COFFER_AZURITE_PORT:-10000}
 version=3.35.0
 container=coffer-test
+# shellcheck source=lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 
 start() {
     mkdir -p "$state"
@@ -22,11 +24,21 @@ start() {
     stop >/dev/null 2>&1 || true
     data=$(mktemp -d)
     echo "$data" > "$state/data"
-    setsid "$state/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1 --blobPort "$port" \
-        --location "$data" --skipApiVersionCheck --disableTelemetry --silent > "$state/log" 2>&1 < /dev/null &
-    echo $! > "$state/pid"
-    for _ in $(seq 1 60); do
-        if python3 - "$port" "$container" <<'PY' 2>/dev/null
+    start_service "$state" "$state/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1 \
+        --blobPort "$port" --location "$data" --skipApiVersionCheck --disableTelemetry --silent
+    wait_for "$state" Azurite container_created
+    cat <<ENV
+export AZURE_STORAGE_USE_EMULATOR=true AZURE_STORAGE_ACCOUNT_NAME=devstoreaccount1
+export COFFER_TEST_AZURE_CONTAINER=$container
+export COFFER_TEST_AZURE_ENDPOINT=http://127.0.0.1:$port/devstoreaccount1
+export COFFER_TEST_AZURE_CREATE_ONLY_SAS='$(sas rcl)'
+ENV
+}
+
+# The test container, created with a signed REST call (which also says the
+# emulator is up).
+container_created() {
+    python3 - "$port" "$container" <<'PY' 2>/dev/null
 # Create the container with a SharedKey-signed PUT (the emulator's
 # well-known development account).
 import base64, hashlib, hmac, sys, urllib.request
@@ -50,20 +62,6 @@ except urllib.error.HTTPError as e:
     if e.code != 409:  # already exists
         raise
 PY
-        then
-            cat <<ENV
-export AZURE_STORAGE_USE_EMULATOR=true AZURE_STORAGE_ACCOUNT_NAME=devstoreaccount1
-export COFFER_TEST_AZURE_CONTAINER=$container
-export COFFER_TEST_AZURE_ENDPOINT=http://127.0.0.1:$port/devstoreaccount1
-export COFFER_TEST_AZURE_CREATE_ONLY_SAS='$(sas rcl)'
-ENV
-            return 0
-        fi
-        sleep 0.5
-    done
-    echo "Azurite did not come up; its log:" >&2
-    tail -n 30 "$state/log" >&2
-    return 1
 }
 
 # A container SAS token with only the permissions PERMS (e.g. rcl: read,
@@ -85,12 +83,7 @@ print(urllib.parse.urlencode({"sv": version, "se": expiry, "sr": "c", "sp": perm
 PY
 }
 
-stop() {
-    [ -f "$state/pid" ] || return 0
-    kill -- "-$(cat "$state/pid")" 2>/dev/null || kill "$(cat "$state/pid")" 2>/dev/null || true
-    rm -f "$state/pid"
-    [ -f "$state/data" ] && rm -rf "$(cat "$state/data")" "$state/data"
-}
+stop() { stop_service "$state"; }
 
 case "${1:-}" in
     start) start ;;

@@ -8,6 +8,8 @@ set -euo pipefail
 cache=${COFFER_CI_CACHE:-$HOME/.cache/coffer-ci}
 state=$cache/pushgateway
 port=${COFFER_PUSHGATEWAY_PORT:-19091}
+# shellcheck source=lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 
 start() {
     mkdir -p "$state"
@@ -18,26 +20,12 @@ start() {
         $SUDO apt-get install -y -qq prometheus-pushgateway >&2
     fi
     stop >/dev/null 2>&1 || true
-    setsid prometheus-pushgateway --web.listen-address="127.0.0.1:$port" \
-        > "$state/log" 2>&1 < /dev/null &
-    echo $! > "$state/pid"
-    for _ in $(seq 1 60); do
-        if curl -sf "http://127.0.0.1:$port/-/ready" >/dev/null; then
-            echo "export COFFER_TEST_PUSHGATEWAY=http://127.0.0.1:$port"
-            return 0
-        fi
-        sleep 0.5
-    done
-    echo "the Pushgateway did not come up; its log:" >&2
-    tail -n 30 "$state/log" >&2
-    return 1
+    start_service "$state" prometheus-pushgateway --web.listen-address="127.0.0.1:$port"
+    wait_for "$state" "The Pushgateway" curl -sf -o /dev/null "http://127.0.0.1:$port/-/ready"
+    echo "export COFFER_TEST_PUSHGATEWAY=http://127.0.0.1:$port"
 }
 
-stop() {
-    [ -f "$state/pid" ] || return 0
-    kill "$(cat "$state/pid")" 2>/dev/null || true
-    rm -f "$state/pid"
-}
+stop() { stop_service "$state"; }
 
 case "${1:-}" in
     start) start ;;

@@ -16,6 +16,8 @@ port=${COFFER_S3_PORT:-18333}
 key=coffer-test-key
 secret=coffer-test-secret
 bucket=coffer-test
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
 start() {
     mkdir -p "$cache" "$state"
@@ -29,42 +31,27 @@ start() {
     # Every port explicit and on loopback only; buckets are never created
     # implicitly; credentials come from the AWS_* variables.
     AWS_ACCESS_KEY_ID=$key AWS_SECRET_ACCESS_KEY=$secret \
-        setsid "$cache/venv/bin/weed" mini -dir="$data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
-        -master.port=19333 -volume.port=18080 -filer.port=18888 -s3.port="$port" \
-        -admin.port=23646 -admin.ui=false -s3.autoCreateBucket=false \
-        > "$state/log" 2>&1 < /dev/null &
-    echo $! > "$state/pid"
-    for _ in $(seq 1 120); do
-        code=$(curl -s -o /dev/null -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" \
-            --user "$key:$secret" -X PUT "http://127.0.0.1:$port/$bucket" || true)
-        if [ "$code" = 200 ]; then
-            cat <<ENV
+        start_service "$state" "$cache/venv/bin/weed" mini -dir="$data" -ip=127.0.0.1 \
+        -ip.bind=127.0.0.1 -master.port=19333 -volume.port=18080 -filer.port=18888 \
+        -s3.port="$port" -admin.port=23646 -admin.ui=false -s3.autoCreateBucket=false
+    wait_for "$state" "The S3 server" bucket_created
+    cat <<ENV
 export AWS_ACCESS_KEY_ID=$key AWS_SECRET_ACCESS_KEY=$secret AWS_REGION=us-east-1
 export AWS_ENDPOINT_URL=http://127.0.0.1:$port AWS_ALLOW_HTTP=true
 export COFFER_TEST_S3_BUCKET=$bucket
 ENV
-            return 0
-        fi
-        sleep 0.5
-    done
-    echo "S3 server did not come up; its log:" >&2
-    tail -n 30 "$state/log" >&2
-    return 1
 }
 
-stop() {
-    [ -f "$state/pid" ] || return 0
-    pid=$(cat "$state/pid")
-    # SIGINT first (weed shuts down cleanly), SIGKILL after a few seconds.
-    kill -INT -- "-$pid" 2>/dev/null || kill -INT "$pid" 2>/dev/null || true
-    for _ in $(seq 1 10); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.5
-    done
-    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-    rm -f "$state/pid"
-    [ -f "$state/data" ] && rm -rf "$(cat "$state/data")" "$state/data"
+# The test bucket, created with a signed PUT (which also says the server is up).
+bucket_created() {
+    local code
+    code=$(curl -s -o /dev/null -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" \
+        --user "$key:$secret" -X PUT "http://127.0.0.1:$port/$bucket" || true)
+    [ "$code" = 200 ]
 }
+
+# SIGINT first (weed shuts down cleanly), SIGKILL after a few seconds.
+stop() { stop_service "$state" INT; }
 
 case "${1:-}" in
     start) start ;;

@@ -372,8 +372,8 @@ fn run_container(pod: &Value, pg: &Pg, overrides: &[(&str, String)]) -> std::pro
 }
 
 /// What points a container at the test servers instead of the cluster's.
-fn test_env(repo: &TestRepo, extra: &[(&str, String)]) -> Vec<(&'static str, String)> {
-    let mut env: Vec<(&'static str, String)> = vec![
+fn test_env<'a>(repo: &TestRepo, extra: &[(&'a str, String)]) -> Vec<(&'a str, String)> {
+    let mut env: Vec<(&'a str, String)> = vec![
         ("COFFER_REPOSITORY", repo.location.clone()),
         (
             "COFFER_PASSWORD_FILE",
@@ -387,9 +387,7 @@ fn test_env(repo: &TestRepo, extra: &[(&str, String)]) -> Vec<(&'static str, Str
     for k in ["PGHOST", "PGPORT", "PGUSER", "PGPASSWORD"] {
         env.push((k, std::env::var(k).expect("PG* of the test server")));
     }
-    for (k, v) in extra {
-        env.push((Box::leak(k.to_string().into_boxed_str()), v.clone()));
-    }
+    env.extend_from_slice(extra);
     env
 }
 
