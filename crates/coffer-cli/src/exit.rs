@@ -44,38 +44,45 @@ pub const CONFLICT: u8 = 22;
 /// missing.
 pub const STALE: u8 = 23;
 
-/// `status` found a stream without a recent enough snapshot.
+/// A failure the front end finds itself (a bad value after parsing, stale
+/// backups), with the exit code it means.
 #[derive(Debug)]
-pub struct StaleBackups(pub String);
+pub struct CliFailure {
+    pub code: u8,
+    pub message: String,
+}
 
-impl std::fmt::Display for StaleBackups {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+impl CliFailure {
+    /// A usage problem found after parsing (missing password, bad value).
+    pub fn usage(message: String) -> Self {
+        CliFailure {
+            code: USAGE,
+            message,
+        }
+    }
+
+    /// `status` found a stream without a recent enough snapshot.
+    pub fn stale(message: String) -> Self {
+        CliFailure {
+            code: STALE,
+            message,
+        }
     }
 }
 
-impl std::error::Error for StaleBackups {}
-
-/// A usage problem found after parsing (missing password, bad value).
-#[derive(Debug)]
-pub struct UsageError(pub String);
-
-impl std::fmt::Display for UsageError {
+impl std::fmt::Display for CliFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
-impl std::error::Error for UsageError {}
+impl std::error::Error for CliFailure {}
 
 /// The exit code for an error chain.
 pub fn code_for(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
-        if cause.downcast_ref::<UsageError>().is_some() {
-            return USAGE;
-        }
-        if cause.downcast_ref::<StaleBackups>().is_some() {
-            return STALE;
+        if let Some(f) = cause.downcast_ref::<CliFailure>() {
+            return f.code;
         }
         if let Some(e) = cause.downcast_ref::<Error>() {
             return match e {

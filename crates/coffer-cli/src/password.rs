@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::exit::UsageError;
+use crate::exit::CliFailure;
 
 /// Reads the password; `confirm` asks twice at a prompt (for `init`).
 pub fn read(file: Option<&Path>, confirm: bool) -> Result<Vec<u8>> {
@@ -26,7 +26,9 @@ fn read_from(file: Option<&Path>, env: &str, prompt: &str, confirm: bool) -> Res
         let line = text.split(|b| *b == b'\n').next().unwrap_or_default();
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
-            return Err(UsageError(format!("password file {} is empty", path.display())).into());
+            return Err(
+                CliFailure::usage(format!("password file {} is empty", path.display())).into(),
+            );
         }
         return Ok(line.to_vec());
     }
@@ -36,7 +38,7 @@ fn read_from(file: Option<&Path>, env: &str, prompt: &str, confirm: bool) -> Res
         }
     }
     if !std::io::stdin().is_terminal() {
-        return Err(UsageError(
+        return Err(CliFailure::usage(
             "no password given: set COFFER_PASSWORD_FILE (or --password-file, or COFFER_PASSWORD)"
                 .into(),
         )
@@ -44,10 +46,10 @@ fn read_from(file: Option<&Path>, env: &str, prompt: &str, confirm: bool) -> Res
     }
     let pw = rpassword::prompt_password(prompt)?;
     if confirm && rpassword::prompt_password("repeat password: ")? != pw {
-        return Err(UsageError("the passwords do not match".into()).into());
+        return Err(CliFailure::usage("the passwords do not match".into()).into());
     }
     if pw.is_empty() {
-        return Err(UsageError("an empty password is not allowed".into()).into());
+        return Err(CliFailure::usage("an empty password is not allowed".into()).into());
     }
     Ok(pw.into_bytes())
 }

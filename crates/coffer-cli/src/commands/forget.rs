@@ -10,13 +10,13 @@ use coffer_core::snapshot::{self, Snapshot};
 use serde_json::json;
 
 use crate::cli::ForgetArgs;
-use crate::exit::UsageError;
+use crate::exit::CliFailure;
 use crate::format;
 
 pub async fn run(session: &super::Session<'_>, a: ForgetArgs) -> Result<()> {
     let policy = policy_from(&a);
     if a.ids.is_empty() && policy.is_empty() {
-        return Err(UsageError(
+        return Err(CliFailure::usage(
             "no snapshots and no policy given: pass snapshot ids or at least one --keep-* option \
              (an empty policy never means \"remove everything\")"
                 .into(),
@@ -171,7 +171,7 @@ fn refuse_emptied_groups(
 ) -> Result<()> {
     for (key, decisions) in groups {
         if !force && !decisions.is_empty() && decisions.iter().all(|d| !d.keep) {
-            return Err(UsageError(format!(
+            return Err(CliFailure::usage(format!(
                 "the policy would remove all {} snapshots of {} (newest {}); nothing was removed. \
                  Pass --force if that is intended",
                 decisions.len(),

@@ -19,7 +19,7 @@ use coffer_core::{Actor, Repository};
 
 use crate::cli::{Cli, Command, Global};
 
-use crate::exit::UsageError;
+use crate::exit::CliFailure;
 use crate::{format, password};
 
 /// What a command shares: the global settings and, once opened, the storage
@@ -33,7 +33,8 @@ impl Session<'_> {
     /// The repository location.
     fn location(&self) -> Result<&str> {
         self.global.repo.as_deref().ok_or_else(|| {
-            UsageError("no repository given: set COFFER_REPOSITORY or pass --repo".into()).into()
+            CliFailure::usage("no repository given: set COFFER_REPOSITORY or pass --repo".into())
+                .into()
         })
     }
 

@@ -6,7 +6,7 @@ use coffer_core::{MaxUnused, PruneOptions, PruneReport, Repository};
 use serde_json::json;
 
 use crate::cli::{PruneArgs, PruneCommandArgs};
-use crate::exit::UsageError;
+use crate::exit::CliFailure;
 use crate::format::bytes;
 
 pub async fn run(session: &super::Session<'_>, a: PruneCommandArgs) -> Result<()> {
@@ -25,7 +25,7 @@ pub async fn prune(
     let max_unused: MaxUnused = a
         .max_unused
         .parse()
-        .map_err(|e: String| UsageError(format!("--max-unused: {e}")))?;
+        .map_err(|e: String| CliFailure::usage(format!("--max-unused: {e}")))?;
     let d = a.delete_delay;
     let hours =
         d.years as u64 * 365 * 24 + d.months as u64 * 30 * 24 + d.days as u64 * 24 + d.hours as u64;

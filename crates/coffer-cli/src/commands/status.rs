@@ -10,7 +10,7 @@ use coffer_core::snapshot::Snapshot;
 use serde_json::json;
 
 use crate::cli::StatusArgs;
-use crate::exit::StaleBackups;
+use crate::exit::CliFailure;
 use crate::format;
 
 pub async fn run(session: &super::Session<'_>, a: StatusArgs) -> Result<()> {
@@ -89,11 +89,11 @@ pub async fn run(session: &super::Session<'_>, a: StatusArgs) -> Result<()> {
         }
     }
     if newest.is_empty() {
-        return Err(StaleBackups("the repository has no snapshots".into()).into());
+        return Err(CliFailure::stale("the repository has no snapshots".into()).into());
     }
     if !stale.is_empty() {
         let limit = a.max_age.map(|d| format!(" than {d}")).unwrap_or_default();
-        return Err(StaleBackups(format!(
+        return Err(CliFailure::stale(format!(
             "{} stream(s) have no snapshot newer{limit}: {}",
             stale.len(),
             stale.join(", ")

@@ -715,18 +715,10 @@ impl Repository {
             .map(|pack| {
                 let slots = slots.clone();
                 async move {
-                    let path = object_path(Kind::Pack, &pack.id.to_hex());
-                    let size = pack.bytes.len() as u64;
-                    self.backend.put_new(&path, pack.bytes).await?;
-                    progress.uploaded(size);
+                    let indexed = super::store_pack(&self.backend, pack).await?;
+                    progress.uploaded(indexed.size);
                     // Free the slot; the packer may be gone already, which is fine.
                     let _ = slots.try_send(());
-                    let indexed = IndexedPack {
-                        id: pack.id,
-                        salt: pack.salt,
-                        size,
-                        blobs: pack.blobs,
-                    };
                     Ok::<_, Error>((indexed, Instant::now()))
                 }
             })

@@ -28,13 +28,15 @@ use crate::backend::{object_path, Backend, Kind, Put, CONFIG_PATH};
 use crate::cache::Cache;
 use crate::chunker::ChunkerParams;
 use crate::codec;
+
 use crate::config::{RepoConfig, REPO_VERSION};
 use crate::crypto::{KdfParams, MasterKey};
 use crate::error::{Error, Result};
 use crate::id::{content_hash, IndexId, KeyId, SnapshotId};
-use crate::index::{Index, IndexFile, IndexFileV1};
+use crate::index::{Index, IndexFile, IndexFileV1, IndexedPack};
 use crate::keys;
 use crate::object::{self, ObjectType};
+use crate::pack::FinishedPack;
 use crate::snapshot::Snapshot;
 
 /// Parallel GETs when loading many small metadata objects.
@@ -119,6 +121,20 @@ async fn write_sealed(
         .put_new(&object_path(kind, &hex::encode(hash)), sealed.into())
         .await?;
     Ok((hash, len))
+}
+
+/// Stores a finished pack under its id; returns its index entry.
+async fn store_pack(backend: &Backend, pack: FinishedPack) -> Result<IndexedPack> {
+    let size = pack.bytes.len() as u64;
+    backend
+        .put_new(&object_path(Kind::Pack, &pack.id.to_hex()), pack.bytes)
+        .await?;
+    Ok(IndexedPack {
+        id: pack.id,
+        salt: pack.salt,
+        size,
+        blobs: pack.blobs,
+    })
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {

@@ -494,19 +494,7 @@ impl Repository {
 
     async fn upload_new_pack(&self, w: PackWriter) -> Result<IndexedPack> {
         let finished = blocking(move || w.finish()).await;
-        let size = finished.bytes.len() as u64;
-        self.backend
-            .put_new(
-                &object_path(Kind::Pack, &finished.id.to_hex()),
-                finished.bytes,
-            )
-            .await?;
-        Ok(IndexedPack {
-            id: finished.id,
-            salt: finished.salt,
-            size,
-            blobs: finished.blobs,
-        })
+        super::store_pack(&self.backend, finished).await
     }
 }
 
