@@ -6,7 +6,7 @@ pub mod pg;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 
 use object_store::path::Path as ObjectPath;
@@ -396,8 +396,9 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Runs a command feeding `input` on stdin from a separate thread.
-pub fn run_with_input(mut cmd: Command, input: &[u8]) -> Output {
+/// Starts a command with stdout and stderr piped and `input` fed on stdin
+/// from a separate thread (which ends quietly if the command stops reading).
+pub fn spawn_with_input(mut cmd: Command, input: Vec<u8>) -> Child {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -405,13 +406,17 @@ pub fn run_with_input(mut cmd: Command, input: &[u8]) -> Output {
         .spawn()
         .expect("spawn coffer (was it built?)");
     let mut stdin = child.stdin.take().expect("stdin");
-    let data = input.to_vec();
-    let feeder = std::thread::spawn(move || {
-        let _ = stdin.write_all(&data);
+    std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
     });
-    let out = child.wait_with_output().expect("wait for coffer");
-    feeder.join().expect("feeder thread");
-    out
+    child
+}
+
+/// Runs a command feeding `input` on stdin from a separate thread.
+pub fn run_with_input(cmd: Command, input: &[u8]) -> Output {
+    spawn_with_input(cmd, input.to_vec())
+        .wait_with_output()
+        .expect("wait for coffer")
 }
 
 /// Stderr as text.

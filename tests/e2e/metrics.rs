@@ -3,7 +3,7 @@
 //! (`.ci/pushgateway.sh`; CI sets COFFER_TEST_REQUIRE_PUSHGATEWAY). A failed
 //! run must say so without erasing the last success.
 
-use std::process::Command;
+use std::process::{Command, Output};
 
 use coffer_e2e::{stderr, TestRepo};
 
@@ -49,6 +49,21 @@ fn curl(args: &[&str]) -> (bool, String) {
     )
 }
 
+/// `coffer backup` of stream app.sql on host db-1 with `--metrics-file`.
+fn backup_with_metrics(repo: &TestRepo, file: &str, source: &[&str], input: &[u8]) -> Output {
+    let mut args = vec![
+        "backup",
+        "--stdin-filename",
+        "app.sql",
+        "--host",
+        "db-1",
+        "--metrics-file",
+        file,
+    ];
+    args.extend_from_slice(source);
+    repo.run(&args, input)
+}
+
 #[test]
 fn the_metrics_file_records_a_success_and_then_a_failure_without_losing_it() {
     let repo = TestRepo::new();
@@ -56,19 +71,7 @@ fn the_metrics_file_records_a_success_and_then_a_failure_without_losing_it() {
     let file_arg = file.to_str().unwrap();
     let data = coffer_e2e::noise(2_000_000, 3);
     for _ in 0..2 {
-        let out = repo.run(
-            &[
-                "backup",
-                "--stdin",
-                "--stdin-filename",
-                "app.sql",
-                "--host",
-                "db-1",
-                "--metrics-file",
-                file_arg,
-            ],
-            &data,
-        );
+        let out = backup_with_metrics(&repo, file_arg, &["--stdin"], &data);
         assert!(out.status.success(), "{}", stderr(&out));
     }
     let text = std::fs::read_to_string(&file).unwrap();
@@ -92,23 +95,14 @@ fn the_metrics_file_records_a_success_and_then_a_failure_without_losing_it() {
 
     // A failing producer: outcome and exit code change, the success stays.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let out = repo.run(
-        &[
-            "backup",
-            "--stdin-from-command",
-            "--stdin-filename",
-            "app.sql",
-            "--host",
-            "db-1",
-            "--metrics-file",
-            file_arg,
-            "--",
-            "sh",
-            "-c",
-            "echo partial; exit 1",
-        ],
-        b"",
-    );
+    let failing = [
+        "--stdin-from-command",
+        "--",
+        "sh",
+        "-c",
+        "echo partial; exit 1",
+    ];
+    let out = backup_with_metrics(&repo, file_arg, &failing, b"");
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     let text = std::fs::read_to_string(&file).unwrap();
     assert_eq!(sample(&text, "coffer_backup_success", labels), Some(0.0));
@@ -130,19 +124,7 @@ fn the_metrics_file_records_a_success_and_then_a_failure_without_losing_it() {
 
     // A wrong repository password is a failure too (exit 12), recorded.
     std::fs::write(&repo.password_file, "wrong\n").unwrap();
-    let out = repo.run(
-        &[
-            "backup",
-            "--stdin",
-            "--stdin-filename",
-            "app.sql",
-            "--host",
-            "db-1",
-            "--metrics-file",
-            file_arg,
-        ],
-        b"x",
-    );
+    let out = backup_with_metrics(&repo, file_arg, &["--stdin"], b"x");
     assert_eq!(out.status.code(), Some(12));
     let text = std::fs::read_to_string(&file).unwrap();
     assert_eq!(

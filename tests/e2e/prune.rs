@@ -3,10 +3,12 @@
 //! interrupted backups left, excludes a second prune, and never loses a blob
 //! a snapshot needs, even with backups running at the same time.
 
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
-use coffer_e2e::{dump_like, noise, run_with_input, stderr, stores, Change, Store, TestRepo};
+use coffer_e2e::{
+    dump_like, noise, run_with_input, spawn_with_input, stderr, stores, Change, Store, TestRepo,
+};
 use serde_json::Value;
 
 use crate::errors::assert_fails;
@@ -56,20 +58,9 @@ fn spawn_with_failpoints(
     failpoints: &str,
     input: Vec<u8>,
 ) -> Child {
-    let mut child = repo
-        .command(args)
-        .env("COFFER_FAILPOINTS", failpoints)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    std::thread::spawn(move || {
-        use std::io::Write;
-        let _ = stdin.write_all(&input);
-    });
-    child
+    let mut cmd = repo.command(args);
+    cmd.env("COFFER_FAILPOINTS", failpoints);
+    spawn_with_input(cmd, input)
 }
 
 #[test]
@@ -258,16 +249,8 @@ fn a_long_backup_fails_rather_than_commit_data_a_prune_marked() {
     let a = repo.backup(&data, &[]);
     let mut slow = repo.command(&["backup", "--stdin"]);
     slow.env("COFFER_FAILPOINTS", "backup-before-index=sleep:3")
-        .env("COFFER_RECHECK_AFTER_SECS", "0")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = slow.spawn().unwrap();
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(&data).unwrap();
-    }
+        .env("COFFER_RECHECK_AFTER_SECS", "0");
+    let child = spawn_with_input(slow, data.clone());
     std::thread::sleep(Duration::from_millis(1000));
     assert!(repo.run(&["forget", &id(&a)], b"").status.success());
     prune(&repo, &[]);

@@ -2,9 +2,9 @@
 //! options, many writers at once, and what each command costs in requests.
 //! Runs against the S3-compatible test server (`.ci/s3-server.sh`).
 
-use std::process::Stdio;
-
-use coffer_e2e::{dump_like, noise, run_with_input, stderr, stores, Change, Store, TestRepo};
+use coffer_e2e::{
+    dump_like, noise, run_with_input, spawn_with_input, stderr, stores, Change, Store, TestRepo,
+};
 
 use crate::errors::assert_fails;
 
@@ -87,23 +87,12 @@ fn eight_concurrent_backups_into_one_repository_all_succeed() {
         .enumerate()
         .map(|(i, data)| {
             let name = format!("db{i}.sql");
-            let mut child = repo
-                .command(&["backup", "--stdin", "--json", "--stdin-filename", &name])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let mut stdin = child.stdin.take().unwrap();
-            let data = data.clone();
-            let feeder =
-                std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &data).unwrap());
-            (child, feeder)
+            let backup = repo.command(&["backup", "--stdin", "--json", "--stdin-filename", &name]);
+            spawn_with_input(backup, data.clone())
         })
         .collect();
     let mut ids = Vec::new();
-    for (child, feeder) in children {
-        feeder.join().unwrap();
+    for child in children {
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

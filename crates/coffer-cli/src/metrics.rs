@@ -207,23 +207,11 @@ pub fn write_file(path: &Path, host: &str, samples: &[Sample]) -> std::io::Resul
 
 /// base64url as the Pushgateway takes it in `label@base64/value` path parts.
 fn base64url(s: &str) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    use base64::Engine;
     if s.is_empty() {
         return "=".into(); // the Pushgateway's spelling of an empty value
     }
-    let mut out = String::new();
-    for chunk in s.as_bytes().chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    out
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
 }
 
 /// The Pushgateway group of a backup job: job `coffer`, the snapshot host,

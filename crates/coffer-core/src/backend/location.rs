@@ -136,7 +136,7 @@ fn invalid(msg: String) -> Error {
 }
 
 /// Splits the network settings (coffer's own keys) from provider keys.
-pub(crate) fn network_options(
+fn network_options(
     options: &[(String, String)],
 ) -> Result<(NetworkOptions, Vec<(String, String)>)> {
     let mut net = NetworkOptions::default();
@@ -228,6 +228,15 @@ fn with_prefix(store: Arc<dyn ObjectStore>, prefix: &str) -> Arc<dyn ObjectStore
     }
 }
 
+/// A store built for a location, with how large objects go to it.
+pub struct OpenedStore {
+    /// The store.
+    pub store: Arc<dyn ObjectStore>,
+    /// Objects at least this large are uploaded in parts; `None` for local
+    /// directories (a whole file is written and renamed) and memory.
+    pub multipart_threshold: Option<u64>,
+}
+
 /// Builds the store for a location. `create` makes a missing local directory
 /// (for `init`); remote buckets are never created by coffer.
 pub fn open_store(
@@ -235,8 +244,16 @@ pub fn open_store(
     raw: &str,
     create: bool,
     options: &[(String, String)],
-) -> Result<Arc<dyn ObjectStore>> {
+) -> Result<OpenedStore> {
     let (net, provider) = network_options(options)?;
+    let local = |store: Arc<dyn ObjectStore>| OpenedStore {
+        store,
+        multipart_threshold: None,
+    };
+    let remote = |store: Arc<dyn ObjectStore>, prefix: &str| OpenedStore {
+        store: with_prefix(store, prefix),
+        multipart_threshold: net.multipart_threshold,
+    };
     let build_err =
         |e: object_store::Error| invalid(format!("cannot configure storage for {raw}: {e}"));
     match location {
@@ -244,7 +261,7 @@ pub fn open_store(
             if let Some((k, _)) = provider.first() {
                 return Err(unknown(k, "memory"));
             }
-            Ok(Arc::new(InMemory::new()))
+            Ok(local(Arc::new(InMemory::new())))
         }
         Location::Local(dir) => {
             if let Some((k, _)) = provider.first() {
@@ -269,7 +286,7 @@ pub fn open_store(
             let fs = LocalFileSystem::new_with_prefix(dir)
                 .map_err(|_| not_found())?
                 .with_fsync(true);
-            Ok(Arc::new(fs))
+            Ok(local(Arc::new(fs)))
         }
         Location::S3 { bucket, prefix } => {
             let b = configure(
@@ -283,7 +300,7 @@ pub fn open_store(
                 .with_retry(retry(&net))
                 .build()
                 .map_err(build_err)?;
-            Ok(with_prefix(Arc::new(store), prefix))
+            Ok(remote(Arc::new(store), prefix))
         }
         Location::Gcs { bucket, prefix } => {
             let b = configure(
@@ -297,7 +314,7 @@ pub fn open_store(
                 .with_retry(retry(&net))
                 .build()
                 .map_err(build_err)?;
-            Ok(with_prefix(Arc::new(store), prefix))
+            Ok(remote(Arc::new(store), prefix))
         }
         Location::Azure { container, prefix } => {
             let b = configure(
@@ -311,7 +328,7 @@ pub fn open_store(
                 .with_retry(retry(&net))
                 .build()
                 .map_err(build_err)?;
-            Ok(with_prefix(Arc::new(store), prefix))
+            Ok(remote(Arc::new(store), prefix))
         }
     }
 }

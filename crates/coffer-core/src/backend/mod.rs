@@ -108,27 +108,33 @@ fn is_storage_full(e: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 fn names_missing_container(e: &object_store::Error) -> bool {
-    let text = e.to_string();
-    [
-        "NoSuchBucket",
-        "ContainerNotFound",
-        "The specified bucket does not exist",
-    ]
-    .iter()
-    .any(|code| text.contains(code))
+    mentions_any(
+        e,
+        &[
+            "NoSuchBucket",
+            "ContainerNotFound",
+            "The specified bucket does not exist",
+        ],
+    )
 }
 
 /// Whether a generic error is a refusal: object_store reports a denied
 /// delete inside an Azure batch as a generic error carrying the 403.
 fn names_refusal(e: &object_store::Error) -> bool {
+    mentions_any(
+        e,
+        &[
+            "(code: 403)",
+            "AuthorizationPermissionMismatch",
+            "not authorized to perform this operation",
+        ],
+    )
+}
+
+/// Whether an error's text carries one of the providers' codes or phrases.
+fn mentions_any(e: &object_store::Error, needles: &[&str]) -> bool {
     let text = e.to_string();
-    [
-        "(code: 403)",
-        "AuthorizationPermissionMismatch",
-        "not authorized to perform this operation",
-    ]
-    .iter()
-    .any(|code| text.contains(code))
+    needles.iter().any(|n| text.contains(n))
 }
 
 /// A local file's byte range as 1 MiB pieces, each read on a blocking thread.
@@ -191,15 +197,11 @@ impl Backend {
     /// With `create`, a missing local directory is created (for `init`).
     pub fn open(location: &str, create: bool, options: &[(String, String)]) -> Result<Self> {
         let parsed = Location::parse(location)?;
-        let store = location::open_store(&parsed, location, create, options)?;
+        let opened = location::open_store(&parsed, location, create, options)?;
         let stats = Arc::new(RequestStats::default());
-        // Local directories write a whole file and rename it: no parts.
-        let multipart_threshold = match parsed {
-            Location::Local(_) | Location::Memory => None,
-            _ => location::network_options(options)?.0.multipart_threshold,
-        };
+        let multipart_threshold = opened.multipart_threshold;
         Ok(Backend {
-            store: Arc::new(CountingStore::new(store, stats.clone())),
+            store: Arc::new(CountingStore::new(opened.store, stats.clone())),
             location: location.to_string(),
             container: parsed.container().map(str::to_string),
             stats,
