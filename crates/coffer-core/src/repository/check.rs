@@ -12,12 +12,13 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 
-use super::restore::BlobReader;
+use super::blobs::{open_in, BlobReader};
+use super::index_files::Walk;
 use super::{blocking, Repository};
 use crate::backend::{object_path, Kind};
 use crate::error::{Error, Result};
 use crate::id::{content_hash, BlobId, PackId};
-use crate::index::{Index, IndexedPack};
+use crate::index::IndexedPack;
 use crate::pack::{self, BlobKind};
 use crate::snapshot::Snapshot;
 use crate::tree::{Step, TreeWalker};
@@ -129,25 +130,20 @@ impl Repository {
         // Every index file must open; the live ones (superseded by no
         // other) are what the packs are checked against. Superseded files
         // are leftovers that prune deletes.
-        let mut files = Vec::new();
-        for name in self.backend.list(Kind::Index).await? {
-            match self.read_index_file(name.clone(), false).await {
-                Ok(file) => files.push((name, file)),
-                Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => report.error_from(&e),
-                Err(e) => return Err(e),
-            }
-        }
-        let superseded: HashSet<String> = files
-            .iter()
-            .flat_map(|(_, f)| f.supersedes.iter().map(|i| i.to_hex()))
-            .collect();
-        let mut index = Index::default();
-        for (name, file) in files.iter().filter(|(n, _)| !superseded.contains(n)) {
-            if let Err(e) = index.add_file(file) {
-                report.error(object_path(Kind::Index, name), e);
-            }
-        }
-        index.finish();
+        let walk = Walk {
+            read_superseded: true,
+            cached: false,
+        };
+        let files = self
+            .walk_index_files(walk, |e| {
+                report.error_from(&e);
+                Ok(())
+            })
+            .await?;
+        let index = files.index(|e| {
+            report.error_from(&e);
+            Ok(())
+        })?;
         let expected = index.export();
         report.packs = expected.packs.len() + expected.marked.len();
 
@@ -198,25 +194,18 @@ impl Repository {
                 message: "is in no index (left by an interrupted backup; prune reclaims it)".into(),
             });
         }
-        let mut stale: Vec<&String> = superseded
-            .iter()
-            .filter(|n| files.iter().any(|(f, _)| f == *n))
-            .collect();
+        let mut stale = files.superseded.clone();
         stale.sort();
-        for name in stale {
+        for id in stale {
             report.notes.push(Problem {
-                object: object_path(Kind::Index, name),
+                object: object_path(Kind::Index, &id.to_hex()),
                 message: "is superseded by a newer index file (prune deletes it)".into(),
             });
         }
 
         // Snapshots and their trees.
         let index = Arc::new(index);
-        let reader = BlobReader {
-            backend: self.backend.clone(),
-            key: self.key.clone(),
-            index: index.clone(),
-        };
+        let reader = BlobReader::new(self.backend.clone(), self.key.clone(), index.clone());
         for name in self.backend.list(Kind::Snapshot).await? {
             let (id, snap) = match self.read_snapshot(name, false).await {
                 Ok(s) => s,
@@ -294,20 +283,15 @@ async fn check_snapshot(
                 }
                 Step::Chunk(chunk) => {
                     bytes += chunk.size;
-                    let ok = reader.index.get(&chunk.id).is_some_and(|l| {
-                        l.kind() == Some(BlobKind::Data) && l.entry.raw_length as u64 == chunk.size
-                    });
-                    if !ok {
-                        missing += 1;
-                        if missing <= MISSING_REPORTED {
-                            report.error(
-                                &object,
-                                format!(
-                                    "stream {:?}: data blob {} is not indexed",
-                                    stream.name, chunk.id
-                                ),
-                            );
+                    match reader.locate(&chunk.id, BlobKind::Data, Some(chunk.size)) {
+                        Ok(_) => {}
+                        Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => {
+                            missing += 1;
+                            if missing <= MISSING_REPORTED {
+                                report.error(&object, format!("stream {:?}: {e}", stream.name));
+                            }
                         }
+                        Err(e) => return Err(e),
                     }
                 }
                 Step::Done => {
@@ -328,7 +312,7 @@ async fn check_snapshot(
             report.error(
                 &object,
                 format!(
-                    "stream {:?}: {} more data blobs are not indexed",
+                    "stream {:?}: {} more data blobs are not indexed as the tree says",
                     stream.name,
                     missing - MISSING_REPORTED
                 ),
@@ -390,12 +374,7 @@ async fn read_pack(repo: &Repository, expected: IndexedPack) -> Result<(u64, Vec
         let subkey = key.subkey(&salt);
         let mut opened = 0;
         for e in &header {
-            let (start, end) = (e.offset as usize, e.offset as usize + e.length as usize);
-            match bytes
-                .get(start..end)
-                .ok_or("lies outside the pack".to_string())
-                .and_then(|sealed| pack::open_blob(&key, &subkey, e, sealed))
-            {
+            match open_in(&key, &subkey, e, &bytes, 0) {
                 Ok(_) => opened += 1,
                 Err(reason) => err(reason),
             }

@@ -5,8 +5,11 @@
 //! missing.
 
 mod backup;
+mod blobs;
 mod check;
+mod index_files;
 mod lock;
+mod pack_sink;
 mod passwords;
 mod prune;
 mod restore;
@@ -18,7 +21,8 @@ pub use passwords::KeyInfo;
 pub use prune::{MaxUnused, PruneOptions, PruneReport};
 pub use restore::RestoreSummary;
 
-use std::collections::HashSet;
+pub(crate) use index_files::LiveIndex;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -32,8 +36,8 @@ use crate::codec;
 use crate::config::{RepoConfig, REPO_VERSION};
 use crate::crypto::{KdfParams, MasterKey};
 use crate::error::{Error, Result};
-use crate::id::{content_hash, IndexId, KeyId, SnapshotId};
-use crate::index::{Index, IndexFile, IndexFileV1, IndexedPack};
+use crate::id::{content_hash, KeyId, SnapshotId};
+use crate::index::IndexedPack;
 use crate::keys;
 use crate::object::{self, ObjectType};
 use crate::pack::FinishedPack;
@@ -65,15 +69,6 @@ impl Default for InitOptions {
             compression_level: c.compression_level,
         }
     }
-}
-
-/// The index as loaded for a writer: the blob map and the live files it came
-/// from (to plan the next index write).
-pub(crate) struct LiveIndex {
-    pub index: Index,
-    pub live: Vec<(IndexId, IndexFile)>,
-    /// Every index file in the listing, live or superseded.
-    pub listed: Vec<IndexId>,
 }
 
 /// Who is acting: recorded in key files and snapshots.
@@ -354,113 +349,6 @@ impl Repository {
         let key = self.key.clone();
         blocking(move || object::open(&key, otype, &bytes).map_err(|e| Error::corrupt(path, e)))
             .await
-    }
-
-    /// Loads the live index files (those no newer file supersedes) into the
-    /// in-memory index.
-    pub async fn load_index(&self) -> Result<Index> {
-        Ok(self.load_live_index().await?.index)
-    }
-
-    /// Reads index files newest first, skipping every file a file already
-    /// read supersedes: with consolidated indexes that is one or two GETs.
-    /// (Supersede lists are transitive, so the newest file names everything
-    /// it replaces, however many rewrites ago.)
-    pub(crate) async fn load_live_index(&self) -> Result<LiveIndex> {
-        // A prune deletes superseded index files right after writing the
-        // file that supersedes them; a listing taken just before may name
-        // files that are gone when read. Listing again resolves it.
-        let mut attempts = 0;
-        loop {
-            match self.load_live_index_once().await {
-                Err(Error::Missing { .. }) if attempts < 3 => attempts += 1,
-                other => return other,
-            }
-        }
-    }
-
-    async fn load_live_index_once(&self) -> Result<LiveIndex> {
-        let mut names = self.backend.list_with_times(Kind::Index).await?;
-        // Newest first. Stores that keep only seconds give ties; among them
-        // the larger file first, since a consolidation holds everything the
-        // files it supersedes held.
-        names.sort_by(|a, b| {
-            b.1.cmp(&a.1)
-                .then(b.2.cmp(&a.2))
-                .then_with(|| b.0.cmp(&a.0))
-        });
-        if let Some(cache) = &self.cache {
-            let all: Vec<String> = names.iter().map(|(n, _, _)| n.clone()).collect();
-            cache.retain(Kind::Index, &all);
-        }
-        let listed: Vec<IndexId> = names
-            .iter()
-            .filter_map(|(n, _, _)| IndexId::from_hex(n))
-            .collect();
-        // One at a time, newest first: each file read may rule out older
-        // ones before they cost a GET.
-        let mut superseded: HashSet<String> = HashSet::new();
-        let mut files: Vec<(String, IndexFile)> = Vec::new();
-        for (name, _, _) in names {
-            if superseded.contains(&name) {
-                continue;
-            }
-            let file = self.read_index_file(name.clone(), true).await?;
-            superseded.extend(file.supersedes.iter().map(IndexId::to_hex));
-            files.push((name, file));
-        }
-        // A file read early may be superseded by one read later (clock skew
-        // between writers); drop it.
-        files.retain(|(n, _)| !superseded.contains(n));
-
-        let mut index = Index::default();
-        for (name, file) in &files {
-            index
-                .add_file(file)
-                .map_err(|e| Error::corrupt(object_path(Kind::Index, name), e))?;
-        }
-        index.finish();
-        let live = files
-            .into_iter()
-            .map(|(name, file)| {
-                let id = IndexId::from_hex(&name).ok_or_else(|| {
-                    Error::corrupt(object_path(Kind::Index, &name), "name is not an index id")
-                })?;
-                Ok((id, file))
-            })
-            .collect::<Result<_>>()?;
-        Ok(LiveIndex {
-            index,
-            live,
-            listed,
-        })
-    }
-
-    /// Reads one index file (`cached`: the local cache may answer), of
-    /// either version.
-    pub(crate) async fn read_index_file(&self, name: String, cached: bool) -> Result<IndexFile> {
-        let (path, bytes) = self.read_named(Kind::Index, &name, cached).await?;
-        let key = self.key.clone();
-        blocking(move || {
-            let bad = |e: String| Error::corrupt(path.clone(), e);
-            if object::type_byte(&bytes) == Some(ObjectType::Index as u8) {
-                let plain = object::open(&key, ObjectType::Index, &bytes).map_err(bad)?;
-                let v1: IndexFileV1 = codec::decode(&plain).map_err(bad)?;
-                Ok(v1.into())
-            } else {
-                let plain = object::open(&key, ObjectType::IndexV2, &bytes).map_err(bad)?;
-                codec::decode(&plain).map_err(bad)
-            }
-        })
-        .await
-    }
-
-    /// Writes an index file (after its packs are stored).
-    pub(crate) async fn write_index(&self, file: &IndexFile) -> Result<(IndexId, u64)> {
-        let (hash, len) = self
-            .write_named(Kind::Index, ObjectType::IndexV2, &codec::encode(file))
-            .await?;
-        Ok((IndexId(hash), len))
     }
 
     /// Writes a snapshot (after its index is stored).

@@ -1,8 +1,8 @@
 //! The restore pipeline: walk the stream's tree in order, coalesce
 //! neighbouring blobs of a pack into ranged reads, fetch several reads ahead
-//! concurrently, open and verify blobs on rayon (AEAD tag, length, keyed MAC)
-//! and write them in order from a writer thread. Nothing unverified is ever
-//! written; every queue is bounded.
+//! concurrently, open and verify blobs on rayon (through [`super::blobs`]:
+//! AEAD tag, length, keyed MAC) and write them in order from a writer
+//! thread. Nothing unverified is ever written; every queue is bounded.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -11,31 +11,21 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use rayon::prelude::*;
 
-use super::{blocking, Repository};
-use crate::backend::{object_path, Backend, Kind};
-use crate::crypto::MasterKey;
+use super::blobs::{BlobReader, PackRead};
+use super::Repository;
 use crate::error::{Error, Result};
 use crate::id::BlobId;
-use crate::index::Index;
-use crate::pack::{self, BlobEntry, BlobKind};
+use crate::pack::{BlobEntry, BlobKind};
 use crate::snapshot::StreamEntry;
 use crate::tree::{Step, TreeNode, TreeWalker};
 
-/// Largest coalesced read: a whole pack visit is one GET, consumed as a
-/// stream, so the bound is only a guard.
-const MAX_READ: u64 = 256 * 1024 * 1024;
-/// Unneeded bytes a read may span to join two blobs of the same pack.
-const MAX_GAP: u64 = 1024 * 1024;
 /// Reads whose GET is started ahead of the one being consumed.
 const FETCH_AHEAD: usize = 3;
 /// Sealed bytes opened together on rayon.
 const DECODE_BATCH: u64 = 1024 * 1024;
 /// Batches being opened at once.
 const DECODE_AHEAD: usize = 3;
-/// Tree packs up to this size are read whole (one GET) on first use.
-const WHOLE_TREE_PACK: u64 = 4 * 1024 * 1024;
 /// Decoded blobs queued for the writer.
 const WRITE_QUEUE: usize = 16;
 
@@ -52,168 +42,6 @@ pub struct RestoreSummary {
     pub duration: Duration,
 }
 
-/// Consecutive blobs of one pack fetched with one ranged GET.
-struct Read {
-    pack: u32,
-    start: u64,
-    end: u64,
-    blobs: Vec<BlobEntry>,
-}
-
-impl Read {
-    fn try_extend(&mut self, pack: u32, e: &BlobEntry) -> bool {
-        let r = e.range();
-        let joins = pack == self.pack
-            && r.start >= self.end
-            && r.start - self.end <= MAX_GAP
-            && r.end - self.start <= MAX_READ;
-        if joins {
-            self.end = r.end;
-            self.blobs.push(*e);
-        }
-        joins
-    }
-}
-
-/// Fetches byte ranges of packs and opens the blobs in them.
-#[derive(Clone)]
-pub(super) struct BlobReader {
-    pub(super) backend: Backend,
-    pub(super) key: Arc<MasterKey>,
-    pub(super) index: Arc<Index>,
-}
-
-impl BlobReader {
-    pub(super) fn pack_path(&self, pack: u32) -> String {
-        object_path(Kind::Pack, &self.index.pack(pack).id.to_hex())
-    }
-
-    async fn fetch(&self, read: &Read) -> Result<Bytes> {
-        self.backend
-            .get_range(&self.pack_path(read.pack), read.start..read.end)
-            .await
-    }
-
-    /// Opens every blob of a fetched read (CPU work; call on a blocking thread).
-    fn open_all(&self, read: &Read, bytes: &Bytes) -> Result<Vec<Vec<u8>>> {
-        let subkey = self.key.subkey(&self.index.pack(read.pack).salt);
-        read.blobs
-            .par_iter()
-            .map(|e| {
-                let at = (e.offset as u64 - read.start) as usize;
-                pack::open_blob(&self.key, &subkey, e, &bytes[at..at + e.length as usize])
-                    .map_err(|reason| Error::corrupt(self.pack_path(read.pack), reason))
-            })
-            .collect()
-    }
-
-    /// Opens a batch of sealed blobs of one pack, in parallel, in order.
-    fn open_batch(&self, pack: u32, batch: &[(BlobEntry, Bytes)]) -> Result<Vec<Vec<u8>>> {
-        let subkey = self.key.subkey(&self.index.pack(pack).salt);
-        batch
-            .par_iter()
-            .map(|(e, sealed)| {
-                pack::open_blob(&self.key, &subkey, e, sealed)
-                    .map_err(|reason| Error::corrupt(self.pack_path(pack), reason))
-            })
-            .collect()
-    }
-
-    /// Loads tree nodes, coalescing neighbours in the same pack.
-    ///
-    /// A small tree pack (the usual case: one per backup) is read whole the
-    /// first time any of its nodes is needed, and all its nodes are kept, so
-    /// walking a tree costs one GET per tree pack, not one per level.
-    /// `whole` records the packs already read that way.
-    pub(super) async fn load_nodes(
-        &self,
-        ids: &[BlobId],
-        whole: &mut HashSet<u32>,
-    ) -> Result<HashMap<BlobId, TreeNode>> {
-        let mut reads: Vec<Read> = Vec::new();
-        let mut nodes = HashMap::new();
-        let mut locs: Vec<_> = ids
-            .iter()
-            .map(|id| {
-                let loc = self.index.get(id).ok_or_else(|| Error::Missing {
-                    object: format!("tree blob {id}"),
-                })?;
-                if loc.kind() != Some(BlobKind::Tree) {
-                    return Err(Error::corrupt(
-                        format!("tree blob {id}"),
-                        "indexed as a data blob",
-                    ));
-                }
-                Ok(loc)
-            })
-            .collect::<Result<_>>()?;
-        locs.sort_by_key(|l| (l.pack, l.entry.offset));
-        locs.dedup_by_key(|l| l.entry.id);
-        for pack in locs.iter().map(|l| l.pack).collect::<HashSet<u32>>() {
-            if self.index.pack(pack).size <= WHOLE_TREE_PACK && whole.insert(pack) {
-                nodes.extend(self.load_whole_tree_pack(pack).await?);
-            }
-        }
-        locs.retain(|l| !nodes.contains_key(&l.entry.id));
-        for loc in locs {
-            if !reads
-                .last_mut()
-                .is_some_and(|r| r.try_extend(loc.pack, &loc.entry))
-            {
-                let r = loc.entry.range();
-                reads.push(Read {
-                    pack: loc.pack,
-                    start: r.start,
-                    end: r.end,
-                    blobs: vec![loc.entry],
-                });
-            }
-        }
-        for read in reads {
-            let bytes = self.fetch(&read).await?;
-            let this = self.clone();
-            let (plains, read) = blocking(move || (this.open_all(&read, &bytes), read)).await;
-            for (plain, e) in plains?.into_iter().zip(&read.blobs) {
-                let node = TreeNode::decode(&plain)
-                    .map_err(|r| Error::corrupt(self.pack_path(read.pack), r))?;
-                nodes.insert(e.id, node);
-            }
-        }
-        Ok(nodes)
-    }
-}
-
-impl BlobReader {
-    /// Reads a whole tree pack with one GET and opens every tree blob in it
-    /// (the pack's own header lists them).
-    async fn load_whole_tree_pack(&self, pack: u32) -> Result<HashMap<BlobId, TreeNode>> {
-        let path = self.pack_path(pack);
-        let bytes = self
-            .backend
-            .get_range(&path, 0..self.index.pack(pack).size)
-            .await?;
-        let this = self.clone();
-        blocking(move || {
-            let (salt, entries) = pack::read_header(&this.key, &bytes)
-                .map_err(|r| Error::corrupt(path.clone(), r))?;
-            let subkey = this.key.subkey(&salt);
-            entries
-                .iter()
-                .filter(|e| e.kind == BlobKind::Tree as u8)
-                .map(|e| {
-                    let sealed = &bytes[e.offset as usize..e.offset as usize + e.length as usize];
-                    let plain = pack::open_blob(&this.key, &subkey, e, sealed)
-                        .map_err(|r| Error::corrupt(path.clone(), r))?;
-                    let node =
-                        TreeNode::decode(&plain).map_err(|r| Error::corrupt(path.clone(), r))?;
-                    Ok((e.id, node))
-                })
-                .collect()
-        })
-        .await
-    }
-}
-
 impl Repository {
     /// Writes one stream of a snapshot to `out`, in order, verifying every
     /// blob. A reader that closes the output early ends the restore with an
@@ -224,11 +52,11 @@ impl Repository {
         out: W,
     ) -> Result<RestoreSummary> {
         let started = Instant::now();
-        let reader = BlobReader {
-            backend: self.backend.clone(),
-            key: self.key.clone(),
-            index: Arc::new(self.load_index().await?),
-        };
+        let reader = BlobReader::new(
+            self.backend.clone(),
+            self.key.clone(),
+            Arc::new(self.load_index().await?),
+        );
 
         let (write_tx, write_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
         let (written_tx, written_rx) = tokio::sync::oneshot::channel();
@@ -239,7 +67,7 @@ impl Repository {
             })
             .expect("spawn writer thread");
 
-        let (read_tx, read_rx) = tokio::sync::mpsc::channel::<Read>(FETCH_AHEAD);
+        let (read_tx, read_rx) = tokio::sync::mpsc::channel::<PackRead>(FETCH_AHEAD);
         let plan = plan_reads(&reader, stream, read_tx);
         let fetch = fetch_and_decode(&reader, read_rx, write_tx);
         let result = tokio::try_join!(plan, fetch);
@@ -286,12 +114,12 @@ fn write_all<W: Write>(
 async fn plan_reads(
     reader: &BlobReader,
     stream: &StreamEntry,
-    tx: tokio::sync::mpsc::Sender<Read>,
+    tx: tokio::sync::mpsc::Sender<PackRead>,
 ) -> Result<(u64, u64)> {
     let mut walker = TreeWalker::new(stream.root_entry());
     let mut cache: HashMap<BlobId, TreeNode> = HashMap::new();
     let mut whole_packs = HashSet::new();
-    let mut current: Option<Read> = None;
+    let mut current: Option<PackRead> = None;
     let (mut blobs, mut reads) = (0u64, 0u64);
     loop {
         match walker.next_step() {
@@ -322,28 +150,10 @@ async fn plan_reads(
                     .map_err(|r| Error::corrupt(format!("stream {:?}", stream.name), r))?;
             }
             Step::Chunk(chunk) => {
-                let loc = reader.index.get(&chunk.id).ok_or_else(|| Error::Missing {
-                    object: format!("data blob {}", chunk.id),
-                })?;
-                if loc.entry.raw_length as u64 != chunk.size || loc.kind() != Some(BlobKind::Data) {
-                    return Err(Error::corrupt(
-                        format!("data blob {}", chunk.id),
-                        "index entry disagrees with the stream's tree",
-                    ));
-                }
+                let loc = reader.locate(&chunk.id, BlobKind::Data, Some(chunk.size))?;
                 blobs += 1;
-                if !current
-                    .as_mut()
-                    .is_some_and(|r| r.try_extend(loc.pack, &loc.entry))
-                {
-                    let r = loc.entry.range();
-                    let next = Read {
-                        pack: loc.pack,
-                        start: r.start,
-                        end: r.end,
-                        blobs: vec![loc.entry],
-                    };
-                    if let Some(done) = current.replace(next) {
+                if !current.as_mut().is_some_and(|r| r.try_extend(&loc)) {
+                    if let Some(done) = current.replace(PackRead::of(&loc)) {
                         reads += 1;
                         tx.send(done).await.map_err(|_| closed_output())?;
                     }
@@ -365,7 +175,7 @@ async fn plan_reads(
 /// the writer in order.
 async fn fetch_and_decode(
     reader: &BlobReader,
-    rx: tokio::sync::mpsc::Receiver<Read>,
+    rx: tokio::sync::mpsc::Receiver<PackRead>,
     write_tx: tokio::sync::mpsc::Sender<Vec<u8>>,
 ) -> Result<()> {
     let reads =
@@ -375,7 +185,7 @@ async fn fetch_and_decode(
             let reader = reader.clone();
             tokio::spawn(async move {
                 let body = reader
-                    .backend
+                    .backend()
                     .get_range_stream(&reader.pack_path(read.pack), read.start..read.end)
                     .await;
                 (read, body)
@@ -415,7 +225,7 @@ async fn fetch_and_decode(
                 && (batch_bytes >= DECODE_BATCH || at_end || blobs.peek().is_none())
             {
                 let (r, b, pack) = (reader.clone(), std::mem::take(&mut batch), read.pack);
-                decoding.push_back(tokio::task::spawn_blocking(move || r.open_batch(pack, &b)));
+                decoding.push_back(tokio::task::spawn_blocking(move || r.open_cut(pack, &b)));
                 batch_bytes = 0;
             }
             while decoding.len() > DECODE_AHEAD || (at_end && !decoding.is_empty()) {

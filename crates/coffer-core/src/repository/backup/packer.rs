@@ -1,0 +1,296 @@
+//! The backup's packer thread: takes chunks in stream order, has rayon
+//! compute their ids (and compress the ones the repository lacks) within a
+//! bounded window, builds each stream's tree, and seals new blobs into packs
+//! through the [`PackSink`]. A full pack waits for a free upload slot, so at
+//! most `concurrency` finished packs exist at once.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::reader::Block;
+use crate::compress::{self, Encoding};
+use crate::crypto::MasterKey;
+use crate::error::{Error, Result};
+use crate::id::BlobId;
+use crate::index::Index;
+use crate::pack::{BlobKind, FinishedPack, PackWriter};
+use crate::progress::BackupProgress;
+use crate::repository::pack_sink::PackSink;
+use crate::tree::{NodeBlob, TreeBuilder, TreeEntry};
+
+/// A compressed payload and how it is encoded.
+type Encoded = (Encoding, Vec<u8>);
+
+/// What the packer thread hands back when every stream ended.
+pub(super) struct PackerOutcome {
+    pub streams: Vec<StreamOutcome>,
+    /// Numbers of the indexed packs reused.
+    pub reused: Vec<u32>,
+}
+
+/// One stream as packed.
+pub(super) struct StreamOutcome {
+    pub root: TreeEntry,
+    pub chunks: u64,
+    pub stored_size: u64,
+    pub new_chunks: u64,
+    pub new_bytes: u64,
+    /// Sealed bytes of the blobs (chunks and tree nodes) it added.
+    pub added: u64,
+}
+
+/// Packer state: open data and tree packs, blobs stored in this session.
+pub(super) struct Packer {
+    key: Arc<MasterKey>,
+    index: Arc<Index>,
+    level: i32,
+    sink: PackSink,
+    /// Blobs added in this backup, with their sealed length.
+    session: HashMap<BlobId, u32>,
+    /// Packs of the loaded index this backup deduplicated against, by
+    /// number (checked again before committing a long backup).
+    reused: Vec<bool>,
+    out: tokio::sync::mpsc::UnboundedSender<FinishedPack>,
+    /// One token per upload slot: a finished pack waits here until a slot is
+    /// free, so at most `concurrency` packs exist besides the open ones.
+    upload_slots: crossbeam_channel::Receiver<()>,
+    progress: Arc<BackupProgress>,
+}
+
+impl Packer {
+    /// A packer deduplicating against `index`, sealing new blobs at zstd
+    /// `level` into packs of `pack_size`, handing full packs to `out` once
+    /// `upload_slots` yields a token.
+    pub fn new(
+        key: Arc<MasterKey>,
+        index: Arc<Index>,
+        (pack_size, level): (usize, i32),
+        out: tokio::sync::mpsc::UnboundedSender<FinishedPack>,
+        upload_slots: crossbeam_channel::Receiver<()>,
+        progress: Arc<BackupProgress>,
+    ) -> Self {
+        Packer {
+            sink: PackSink::new(key.clone(), pack_size),
+            key,
+            reused: vec![false; index.pack_count()],
+            index,
+            level,
+            session: HashMap::new(),
+            out,
+            upload_slots,
+            progress,
+        }
+    }
+
+    /// Stored length of an already known blob (one in a pack marked for
+    /// deletion does not count: it is stored again).
+    fn known_length(&mut self, id: &BlobId) -> Option<u32> {
+        if let Some(l) = self.index.get_usable(id) {
+            self.reused[l.pack as usize] = true;
+            return Some(l.entry.length);
+        }
+        self.session.get(id).copied()
+    }
+
+    fn add(
+        &mut self,
+        kind: BlobKind,
+        id: BlobId,
+        encoding: Encoding,
+        payload: &[u8],
+        raw_len: u32,
+    ) -> Result<u32> {
+        let (sealed, full) = self.sink.add(kind, id, encoding, payload, raw_len);
+        self.session.insert(id, sealed);
+        if let Some(full) = full {
+            self.ship(full)?;
+        }
+        Ok(sealed)
+    }
+
+    fn ship(&self, w: PackWriter) -> Result<()> {
+        // A closed channel means the uploader stopped on an error; it reports it.
+        self.upload_slots.recv().map_err(|_| upload_aborted())?;
+        self.out.send(w.finish()).map_err(|_| upload_aborted())
+    }
+
+    /// Stores the new tree nodes; returns their sealed bytes.
+    fn add_nodes(&mut self, nodes: &mut Vec<NodeBlob>) -> Result<u64> {
+        let mut added = 0;
+        for node in nodes.drain(..) {
+            if self.known_length(&node.id).is_none() {
+                let (enc, payload) = compress::compress(&node.bytes, self.level);
+                added += self.add(
+                    BlobKind::Tree,
+                    node.id,
+                    enc,
+                    &payload,
+                    node.bytes.len() as u32,
+                )? as u64;
+            }
+        }
+        Ok(added)
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        for w in self.sink.take_open() {
+            self.ship(w)?;
+        }
+        Ok(())
+    }
+}
+
+fn upload_aborted() -> Error {
+    Error::Internal("the uploader stopped".into())
+}
+
+/// The stream as it is packed: its tree and its counters.
+#[derive(Default)]
+struct StreamState {
+    tree: TreeBuilder,
+    nodes: Vec<NodeBlob>,
+    chunks: u64,
+    size: u64,
+    stored_size: u64,
+    new_chunks: u64,
+    new_bytes: u64,
+    added: u64,
+}
+
+impl StreamState {
+    /// Takes the next chunk, in stream order, with its id and (when it was
+    /// not stored before) its compressed form.
+    fn push(
+        &mut self,
+        packer: &mut Packer,
+        chunk: &[u8],
+        id: BlobId,
+        packed: Option<Encoded>,
+    ) -> Result<()> {
+        let len = chunk.len() as u32;
+        let known = packer.known_length(&id);
+        packer.progress.chunk(len as u64, known.is_none());
+        let stored = match known {
+            Some(l) => l,
+            None => {
+                // Compressed on rayon unless an earlier chunk of this same
+                // backup had the id (then it is known and we never get here).
+                let (enc, payload) =
+                    packed.unwrap_or_else(|| compress::compress(chunk, packer.level));
+                self.new_chunks += 1;
+                self.new_bytes += len as u64;
+                let sealed = packer.add(BlobKind::Data, id, enc, &payload, len)?;
+                self.added += sealed as u64;
+                sealed
+            }
+        };
+        self.chunks += 1;
+        self.size += len as u64;
+        self.stored_size += stored as u64;
+        let entry = TreeEntry {
+            id,
+            size: len as u64,
+        };
+        self.tree.push_chunk(&packer.key, entry, &mut self.nodes);
+        self.added += packer.add_nodes(&mut self.nodes)?;
+        Ok(())
+    }
+
+    /// Closes the stream's tree.
+    fn finish(mut self, packer: &mut Packer, allow_empty: bool) -> Result<StreamOutcome> {
+        if self.size == 0 && !allow_empty {
+            return Err(Error::EmptyInput);
+        }
+        let root = self.tree.finish(&packer.key, &mut self.nodes);
+        self.added += packer.add_nodes(&mut self.nodes)?;
+        packer.progress.stream_done();
+        Ok(StreamOutcome {
+            root,
+            chunks: self.chunks,
+            stored_size: self.stored_size,
+            new_chunks: self.new_chunks,
+            new_bytes: self.new_bytes,
+            added: self.added,
+        })
+    }
+}
+
+/// Result of the CPU work on one chunk: its sequence number, id and, when the
+/// repository lacks it, its compressed form.
+type Hashed = (u64, BlobId, Option<Encoded>);
+
+/// Packer thread: chunks -> packs, and the stream's tree.
+///
+/// Chunks go to rayon one by one (MAC, and compression when new) with a
+/// bounded window of tasks in flight; results are taken back in stream order,
+/// so sealing and tree building here overlap with compression there and no
+/// core waits for the slowest chunk of a batch.
+pub(super) fn pack_chunks(
+    mut packer: Packer,
+    rx: crossbeam_channel::Receiver<Result<Block>>,
+    allow_empty: bool,
+) -> Result<PackerOutcome> {
+    let window = rayon::current_num_threads() * 3;
+    let (done_tx, done_rx) = crossbeam_channel::unbounded::<Hashed>();
+    let mut in_flight: VecDeque<(u64, Bytes)> = VecDeque::new();
+    let mut finished: BTreeMap<u64, (BlobId, Option<Encoded>)> = BTreeMap::new();
+    let mut state = StreamState::default();
+    let mut next_seq = 0u64;
+
+    let mut take_oldest = |packer: &mut Packer,
+                           state: &mut StreamState,
+                           in_flight: &mut VecDeque<(u64, Bytes)>|
+     -> Result<()> {
+        let (seq, chunk) = in_flight.pop_front().expect("a chunk in flight");
+        let (id, packed) = loop {
+            if let Some(r) = finished.remove(&seq) {
+                break r;
+            }
+            let (s, id, packed) = done_rx.recv().expect("a rayon task panicked");
+            finished.insert(s, (id, packed));
+        };
+        state.push(packer, &chunk, id, packed)
+    };
+
+    let mut streams = Vec::new();
+    for block in rx {
+        let chunks = match block? {
+            Block::Chunks(chunks) => chunks,
+            Block::End => {
+                while !in_flight.is_empty() {
+                    take_oldest(&mut packer, &mut state, &mut in_flight)?;
+                }
+                let done = std::mem::take(&mut state);
+                streams.push(done.finish(&mut packer, allow_empty)?);
+                continue;
+            }
+        };
+        for chunk in chunks {
+            if in_flight.len() >= window {
+                take_oldest(&mut packer, &mut state, &mut in_flight)?;
+            }
+            let (key, index, level, tx) = (
+                packer.key.clone(),
+                packer.index.clone(),
+                packer.level,
+                done_tx.clone(),
+            );
+            let c = chunk.clone();
+            rayon::spawn_fifo(move || {
+                let id = key.blob_id(&c);
+                let packed =
+                    (index.get_usable(&id).is_none()).then(|| compress::compress(&c, level));
+                let _ = tx.send((next_seq, id, packed));
+            });
+            in_flight.push_back((next_seq, chunk));
+            next_seq += 1;
+        }
+    }
+    packer.flush()?;
+    let reused = (0..packer.reused.len() as u32)
+        .filter(|&n| packer.reused[n as usize])
+        .collect();
+    Ok(PackerOutcome { streams, reused })
+}

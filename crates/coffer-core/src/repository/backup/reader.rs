@@ -1,0 +1,104 @@
+//! The backup's reader thread: opens each stream in turn (a producer command
+//! starts only when its turn comes), reads it in large blocks and cuts them
+//! into content-defined chunks, sending them to the packer over a bounded
+//! channel, then an end marker per stream. An error (a failing producer, an
+//! unreadable input) is sent in place of the next block.
+
+use std::io::Read;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::chunker::Chunker;
+use crate::error::{Error, Result};
+
+/// Bytes the reader gathers before cutting them into chunks.
+const READ_BLOCK: usize = 2 * 1024 * 1024;
+/// Cut blocks waiting for the packer.
+pub(super) const BLOCK_QUEUE: usize = 1;
+
+fn read_full(input: &mut dyn Read, buf: &mut BytesMut, target: usize) -> std::io::Result<bool> {
+    while buf.len() < target {
+        let start = buf.len();
+        buf.resize(target, 0);
+        let n = loop {
+            match input.read(&mut buf[start..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    buf.truncate(start);
+                    return Err(e);
+                }
+            }
+        };
+        buf.truncate(start + n);
+        if n == 0 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// What the reader thread sends the packer.
+pub(super) enum Block {
+    /// The next chunks of the current stream.
+    Chunks(Vec<Bytes>),
+    /// The current stream ended.
+    End,
+}
+
+/// Opens one stream when its turn comes (a producer command is started only
+/// then, so producers run one after another).
+pub type OpenStream = Box<dyn FnOnce() -> Result<Box<dyn Read + Send>> + Send>;
+
+/// Reader thread: each source in turn -> blocks of chunks, then [`Block::End`].
+pub(super) fn read_streams(
+    sources: Vec<OpenStream>,
+    chunker: Chunker,
+    tx: crossbeam_channel::Sender<Result<Block>>,
+) {
+    for open in sources {
+        let input = match open() {
+            Ok(input) => input,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        if !read_chunks(input, &chunker, &tx) || tx.send(Ok(Block::End)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Chunks one input; false when the packer is gone or reading failed (the
+/// error was sent).
+fn read_chunks(
+    mut input: impl Read,
+    chunker: &Chunker,
+    tx: &crossbeam_channel::Sender<Result<Block>>,
+) -> bool {
+    let mut buf = BytesMut::with_capacity(READ_BLOCK + chunker.max_size());
+    loop {
+        let eof = match read_full(&mut input, &mut buf, READ_BLOCK + chunker.max_size()) {
+            Ok(eof) => eof,
+            Err(e) => {
+                let err = match crate::producer::producer_error(&e) {
+                    Some(p) => Error::Producer(p.clone()),
+                    None => Error::Input(e),
+                };
+                let _ = tx.send(Err(err));
+                return false;
+            }
+        };
+        let lengths = chunker.chunk_lengths(&buf, eof);
+        let consumed: usize = lengths.iter().sum();
+        let mut block = buf.split_to(consumed).freeze();
+        let chunks = lengths.into_iter().map(|l| block.split_to(l)).collect();
+        if tx.send(Ok(Block::Chunks(chunks))).is_err() {
+            return false;
+        }
+        if eof {
+            return true;
+        }
+    }
+}

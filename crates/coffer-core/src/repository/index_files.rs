@@ -1,0 +1,255 @@
+//! Index files as a set: listing them, reading them newest first, resolving
+//! `supersedes`, building the in-memory index from the live ones, and
+//! planning and writing the next file. Every reader of index files goes
+//! through [`Repository::walk_index_files`]: `load_live_index` stops at the
+//! first bad file, `check` records every problem and goes on. Backup's next
+//! write ([`LiveFiles::next_file`]) and prune's full rewrite
+//! ([`superseding_everything`]) are planned here too.
+
+use std::collections::HashSet;
+
+use super::{blocking, Repository};
+use crate::backend::{object_path, Kind};
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::id::IndexId;
+use crate::index::{plan_index_write, Index, IndexFile, IndexFileV1, IndexPlan, IndexedPack};
+use crate::object::{self, ObjectType};
+
+/// The index as loaded for a writer: the blob map and the live files it came
+/// from (to plan the next index write).
+pub(crate) struct LiveIndex {
+    pub index: Index,
+    pub live: Vec<(IndexId, IndexFile)>,
+    /// Every index file in the listing, live or superseded.
+    pub listed: Vec<IndexId>,
+}
+
+/// How to walk the index files.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Walk {
+    /// Read superseded files too (`check` verifies every object); otherwise
+    /// a file a newer one supersedes is never fetched.
+    pub read_superseded: bool,
+    /// The local cache may answer.
+    pub cached: bool,
+}
+
+/// What a walk found.
+pub(super) struct IndexFiles {
+    /// Files no other readable file supersedes, newest first.
+    pub live: Vec<(IndexId, IndexFile)>,
+    /// Every index file listed, live or superseded.
+    pub listed: Vec<IndexId>,
+    /// Listed files that a live file supersedes (leftovers prune deletes).
+    pub superseded: Vec<IndexId>,
+}
+
+impl IndexFiles {
+    /// Builds the in-memory index from the live files; `on_error` decides
+    /// whether a file that cannot be added stops the build.
+    pub fn index(&self, mut on_error: impl FnMut(Error) -> Result<()>) -> Result<Index> {
+        let mut index = Index::default();
+        for (id, file) in &self.live {
+            if let Err(e) = index.add_file(file) {
+                on_error(Error::corrupt(object_path(Kind::Index, &id.to_hex()), e))?;
+            }
+        }
+        index.finish();
+        Ok(index)
+    }
+}
+
+/// The file a full rewrite writes: `packs` and `marked` as given, superseding
+/// every index file `listed` (live or already superseded), since it holds
+/// everything indexed.
+pub(super) fn superseding_everything(listed: &[IndexId], file: IndexFile) -> IndexFile {
+    IndexFile {
+        supersedes: listed.to_vec(),
+        ..file
+    }
+}
+
+impl Repository {
+    /// Loads the live index files (those no newer file supersedes) into the
+    /// in-memory index.
+    pub async fn load_index(&self) -> Result<crate::index::Index> {
+        Ok(self.load_live_index().await?.index)
+    }
+
+    /// The live index for a writer; the first unreadable file stops it.
+    pub(crate) async fn load_live_index(&self) -> Result<LiveIndex> {
+        // A prune deletes superseded index files right after writing the
+        // file that supersedes them; a listing taken just before may name
+        // files that are gone when read. Listing again resolves it.
+        let mut attempts = 0;
+        let walk = Walk {
+            read_superseded: false,
+            cached: true,
+        };
+        let files = loop {
+            match self.walk_index_files(walk, Err).await {
+                Err(Error::Missing { .. }) if attempts < 3 => attempts += 1,
+                other => break other?,
+            }
+        };
+        let index = files.index(Err)?;
+        Ok(LiveIndex {
+            index,
+            live: files.live,
+            listed: files.listed,
+        })
+    }
+
+    /// Lists the index files and reads them newest first, skipping (unless
+    /// `walk.read_superseded`) every file a file already read supersedes:
+    /// with consolidated indexes that is one or two GETs. Supersede lists
+    /// are transitive, so the newest file names everything it replaces,
+    /// however many rewrites ago. A file that cannot be read or is badly
+    /// named goes to `on_error`, which stops the walk by returning an error
+    /// or lets it go on without the file.
+    pub(super) async fn walk_index_files(
+        &self,
+        walk: Walk,
+        mut on_error: impl FnMut(Error) -> Result<()>,
+    ) -> Result<IndexFiles> {
+        let mut names = self.backend.list_with_times(Kind::Index).await?;
+        // Newest first. Stores that keep only seconds give ties; among them
+        // the larger file first, since a consolidation holds everything the
+        // files it supersedes held.
+        names.sort_by(|a, b| {
+            b.1.cmp(&a.1)
+                .then(b.2.cmp(&a.2))
+                .then_with(|| b.0.cmp(&a.0))
+        });
+        if let Some(cache) = self.cache.as_ref().filter(|_| walk.cached) {
+            let all: Vec<String> = names.iter().map(|(n, _, _)| n.clone()).collect();
+            cache.retain(Kind::Index, &all);
+        }
+        let mut listed = Vec::new();
+        let mut superseded: HashSet<IndexId> = HashSet::new();
+        let mut files: Vec<(IndexId, IndexFile)> = Vec::new();
+        for (name, _, _) in names {
+            let Some(id) = IndexId::from_hex(&name) else {
+                on_error(Error::corrupt(
+                    object_path(Kind::Index, &name),
+                    "name is not an index id",
+                ))?;
+                continue;
+            };
+            listed.push(id);
+            if superseded.contains(&id) && !walk.read_superseded {
+                continue;
+            }
+            match self.read_index_file(name, walk.cached).await {
+                Ok(file) => {
+                    superseded.extend(file.supersedes.iter().copied());
+                    files.push((id, file));
+                }
+                Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => on_error(e)?,
+                Err(e) => return Err(e),
+            }
+        }
+        // A file read early may be superseded by one read later (clock skew
+        // between writers); it is not live either.
+        let (live, old): (Vec<_>, Vec<_>) = files
+            .into_iter()
+            .partition(|(id, _)| !superseded.contains(id));
+        Ok(IndexFiles {
+            live,
+            listed,
+            superseded: old.into_iter().map(|(id, _)| id).collect(),
+        })
+    }
+
+    /// Reads one index file (`cached`: the local cache may answer), of
+    /// either version.
+    async fn read_index_file(&self, name: String, cached: bool) -> Result<IndexFile> {
+        let (path, bytes) = self.read_named(Kind::Index, &name, cached).await?;
+        let key = self.key.clone();
+        blocking(move || {
+            let bad = |e: String| Error::corrupt(path.clone(), e);
+            if object::type_byte(&bytes) == Some(ObjectType::Index as u8) {
+                let plain = object::open(&key, ObjectType::Index, &bytes).map_err(bad)?;
+                let v1: IndexFileV1 = codec::decode(&plain).map_err(bad)?;
+                Ok(v1.into())
+            } else {
+                let plain = object::open(&key, ObjectType::IndexV2, &bytes).map_err(bad)?;
+                codec::decode(&plain).map_err(bad)
+            }
+        })
+        .await
+    }
+
+    /// Writes an index file (after its packs are stored).
+    pub(crate) async fn write_index(&self, file: &IndexFile) -> Result<(IndexId, u64)> {
+        let (hash, len) = self
+            .write_named(Kind::Index, ObjectType::IndexV2, &codec::encode(file))
+            .await?;
+        Ok((IndexId(hash), len))
+    }
+}
+
+/// The live index files as the index planner needs them: every file's blob
+/// count, and the content of all but the largest (which can be rebuilt from
+/// the in-memory index, so it is not kept twice).
+pub(super) struct LiveFiles {
+    counts: Vec<(IndexId, u64)>,
+    small: Vec<(IndexId, IndexFile)>,
+    listed: Vec<IndexId>,
+}
+
+impl LiveFiles {
+    /// Keeps what planning the next write needs of a loaded index.
+    pub fn new(live: Vec<(IndexId, IndexFile)>, listed: Vec<IndexId>) -> Self {
+        let counts: Vec<(IndexId, u64)> =
+            live.iter().map(|(id, f)| (*id, f.blob_count())).collect();
+        let largest = counts
+            .iter()
+            .max_by_key(|(id, n)| (*n, *id))
+            .map(|(id, _)| *id);
+        let small = live
+            .into_iter()
+            .filter(|(id, _)| Some(*id) != largest)
+            .collect();
+        LiveFiles {
+            counts,
+            small,
+            listed,
+        }
+    }
+
+    /// The index file a backup that stored `new_packs` writes, if any (see
+    /// [`plan_index_write`]).
+    pub fn next_file(self, index: &Index, new_packs: Vec<IndexedPack>) -> Option<IndexFile> {
+        let new_blobs = new_packs.iter().map(|p| p.blobs.len() as u64).sum();
+        match plan_index_write(&self.counts, new_blobs) {
+            IndexPlan::Nothing => None,
+            IndexPlan::Delta { supersedes: folded } => {
+                // Supersede lists are transitive: the new file also names
+                // everything the folded files replaced.
+                let mut supersedes = folded.clone();
+                let (mut packs, mut marked) = (Vec::new(), Vec::new());
+                for (_, f) in self.small.into_iter().filter(|(id, _)| folded.contains(id)) {
+                    supersedes.extend(f.supersedes);
+                    packs.extend(f.packs);
+                    // Marks are carried, never dropped: only prune unmarks.
+                    marked.extend(f.marked);
+                }
+                supersedes.sort();
+                supersedes.dedup();
+                packs.extend(new_packs);
+                Some(IndexFile {
+                    supersedes,
+                    packs,
+                    marked,
+                })
+            }
+            IndexPlan::Full { .. } => {
+                let mut file = index.export();
+                file.packs.extend(new_packs);
+                Some(superseding_everything(&self.listed, file))
+            }
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! Filling packs: the one place that keeps a data pack and a tree pack open,
+//! seals blobs into the one of their kind, and hands over a pack when it
+//! reaches the repository's pack size. Backup's packer and prune's repack
+//! both write through it; what happens to a full pack (queued for upload, or
+//! uploaded at once) is theirs to decide.
+
+use std::sync::Arc;
+
+use crate::compress::Encoding;
+use crate::crypto::MasterKey;
+use crate::id::BlobId;
+use crate::pack::{BlobKind, PackWriter};
+
+/// Room reserved beyond the target size, so the blob that fills a pack
+/// (at most one maximum-size chunk) never makes its buffer grow.
+const PACK_SLACK: usize = 1024 * 1024;
+
+/// The open packs of one writer.
+pub(super) struct PackSink {
+    key: Arc<MasterKey>,
+    pack_size: usize,
+    /// Indexed by `BlobKind as usize`: data, tree.
+    open: [Option<PackWriter>; 2],
+}
+
+impl PackSink {
+    /// A sink shipping packs of about `pack_size` bytes.
+    pub fn new(key: Arc<MasterKey>, pack_size: usize) -> Self {
+        PackSink {
+            key,
+            pack_size,
+            open: [None, None],
+        }
+    }
+
+    /// Seals one encoded blob into the open pack of its kind. Returns its
+    /// sealed length and, when that pack is now full, the pack to ship.
+    pub fn add(
+        &mut self,
+        kind: BlobKind,
+        id: BlobId,
+        encoding: Encoding,
+        payload: &[u8],
+        raw_len: u32,
+    ) -> (u32, Option<PackWriter>) {
+        let slot = &mut self.open[kind as usize];
+        let (key, capacity) = (&self.key, self.pack_size + PACK_SLACK);
+        let w = slot.get_or_insert_with(|| PackWriter::new(key, capacity));
+        let sealed = w.add(kind, id, encoding, payload, raw_len);
+        let full = (w.len() >= self.pack_size).then(|| slot.take().expect("just used"));
+        (sealed, full)
+    }
+
+    /// The packs still open (each holds at least one blob), to ship at the
+    /// end; the sink is empty afterwards.
+    pub fn take_open(&mut self) -> Vec<PackWriter> {
+        self.open.iter_mut().filter_map(Option::take).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_go_to_their_own_packs_which_ship_when_full() {
+        let key = Arc::new(MasterKey::generate());
+        let mut sink = PackSink::new(key, 900);
+        let blob = |n: u8| (BlobId([n; 32]), vec![n; 300]);
+        let mut shipped = Vec::new();
+        for n in 0..4 {
+            let (id, payload) = blob(n);
+            let (sealed, full) = sink.add(BlobKind::Data, id, Encoding::Raw, &payload, 300);
+            assert_eq!(sealed, 316);
+            shipped.extend(full);
+            if n < 2 {
+                let (id, payload) = blob(100 + n);
+                let (_, full) = sink.add(BlobKind::Tree, id, Encoding::Raw, &payload, 300);
+                assert!(full.is_none(), "a tree pack of {} blobs shipped", n + 1);
+            }
+        }
+        // 37 + 3 x 316 >= 900: the data pack shipped after its third blob.
+        assert_eq!(shipped.len(), 1);
+        let shipped = shipped.pop().unwrap().finish();
+        assert!(shipped.blobs.iter().all(|b| b.kind == BlobKind::Data as u8));
+        assert_eq!(shipped.blobs.len(), 3);
+        let rest: Vec<_> = sink.take_open().into_iter().map(|w| w.finish()).collect();
+        let kinds: Vec<(u8, usize)> = rest
+            .iter()
+            .map(|p| (p.blobs[0].kind, p.blobs.len()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [(BlobKind::Data as u8, 1), (BlobKind::Tree as u8, 2)]
+        );
+        assert!(rest[1].blobs.iter().all(|b| b.kind == BlobKind::Tree as u8));
+        assert!(sink.take_open().is_empty());
+    }
+}

@@ -1,0 +1,336 @@
+//! `prune`: reclaims the space of blobs no snapshot references, in two
+//! phases so that backups running at the same time (which take no lock)
+//! never lose data. See "Prune" in docs/format.md for the argument.
+//!
+//! One run: take the prune lock; list snapshots, then load the index, then
+//! walk every snapshot's trees to find the blobs in use (tree packs are read;
+//! data packs never are, unless repacked). Then [`plan`] decides, pack by
+//! pack (a pure function, unit-tested there):
+//! * fully used: kept;
+//! * unused: *marked* in the new index (backups stop deduplicating against
+//!   it, restores can still read it);
+//! * marked earlier and now needed again (a backup that started before the
+//!   mark committed a snapshot using it): unmarked;
+//! * marked at least `delete_delay` ago and still unneeded: deleted;
+//! * partly used, while the unused space exceeds `max_unused`: its used
+//!   blobs are copied into new packs and it is marked;
+//! * stored but in no index, older than `delete_delay`: the leftover of an
+//!   interrupted backup, deleted.
+//!
+//! Write order: new packs, then one index file that supersedes every index
+//! file listed, then deletions of packs, then of the superseded index files.
+
+mod plan;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use super::blobs::BlobReader;
+use super::index_files::superseding_everything;
+use super::pack_sink::PackSink;
+use super::{blocking, now_unix_ns, LiveIndex, Repository};
+use crate::backend::{object_path, Kind};
+use crate::compress;
+use crate::error::{Error, Result};
+use crate::failpoint;
+use crate::id::BlobId;
+use crate::index::{Index, IndexFile, IndexedPack, MarkedPack};
+use crate::pack::{BlobEntry, BlobKind, PackWriter};
+use crate::snapshot::Snapshot;
+use plan::{plan, Fate, PackUse, Plan, PlanInput};
+
+pub use plan::PruneReport;
+
+/// How much unused space `prune` tolerates in packs it keeps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MaxUnused {
+    /// A percentage (0-100) of the bytes in kept packs.
+    Percent(f64),
+    /// An absolute number of bytes.
+    Bytes(u64),
+    /// Never repack.
+    Unlimited,
+}
+
+impl std::str::FromStr for MaxUnused {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let bad = || {
+            format!(
+                "{s:?} is not a limit: use a percentage (5%), a size (200M, 1G) or \"unlimited\""
+            )
+        };
+        if s == "unlimited" {
+            return Ok(MaxUnused::Unlimited);
+        }
+        if let Some(p) = s.strip_suffix('%') {
+            let p: f64 = p.trim().parse().map_err(|_| bad())?;
+            return (0.0..=100.0)
+                .contains(&p)
+                .then_some(MaxUnused::Percent(p))
+                .ok_or_else(bad);
+        }
+        crate::units::parse_size(s)
+            .map(MaxUnused::Bytes)
+            .ok_or_else(bad)
+    }
+}
+
+/// Settings of one prune.
+#[derive(Debug, Clone)]
+pub struct PruneOptions {
+    /// Unused space tolerated before partly used packs are repacked.
+    pub max_unused: MaxUnused,
+    /// How long a pack stays marked (and an unindexed pack stays) before it
+    /// is deleted. Zero deletes at once: only safe when no backup runs.
+    pub delete_delay: Duration,
+    /// Decide and report, change nothing.
+    pub dry_run: bool,
+    /// Recorded in the lock.
+    pub host: String,
+}
+
+impl Repository {
+    /// Runs one prune (see the module documentation).
+    pub async fn prune(&self, opts: PruneOptions) -> Result<PruneReport> {
+        let lock = if opts.dry_run {
+            None
+        } else {
+            Some(self.lock_for_prune(&opts.host).await?)
+        };
+        failpoint::reach("prune-locked");
+        let result = self.prune_locked(&opts).await;
+        if let Some(lock) = lock {
+            let released = lock.release().await;
+            if result.is_ok() {
+                released?;
+            }
+        }
+        result
+    }
+
+    async fn prune_locked(&self, opts: &PruneOptions) -> Result<PruneReport> {
+        // Snapshots first: every index file a listed snapshot depends on was
+        // written before it, so the index loaded next covers them all.
+        let snapshots = self.list_snapshots().await?;
+        let LiveIndex { index, listed, .. } = self.load_live_index().await?;
+        let index = Arc::new(index);
+        let used = self.used_blobs(&index, &snapshots).await?;
+        let stored: HashMap<String, (i64, u64)> = self
+            .backend
+            .list_with_times(Kind::Pack)
+            .await?
+            .into_iter()
+            .map(|(n, t, size)| (n, (t, size)))
+            .collect();
+        let now = now_unix_ns();
+        let delay = opts.delete_delay.as_nanos() as i64;
+        let exported = index.export();
+        let packs: Vec<PackUse> = exported
+            .packs
+            .into_iter()
+            .map(|p| PackUse::new(p, None, &used))
+            .chain(
+                exported
+                    .marked
+                    .into_iter()
+                    .map(|m| PackUse::new(m.pack, Some(m.marked_unix_ns), &used)),
+            )
+            .collect();
+        let input = PlanInput {
+            stored: &stored,
+            now,
+            delay,
+            max_unused: opts.max_unused,
+            index_files: listed.len(),
+        };
+        let Plan {
+            mut packs,
+            unindexed_old,
+            mut report,
+            nothing_to_do,
+        } = plan(packs, &input);
+        report.snapshots = snapshots.len();
+        report.used_blobs = used.len() as u64;
+        if opts.dry_run || nothing_to_do {
+            return Ok(report);
+        }
+
+        // Phase: copy still-used blobs out of repacked packs.
+        let reader = BlobReader::new(self.backend.clone(), self.key.clone(), index.clone());
+        let new_packs = self.repack(&reader, &packs).await?;
+        report.packs_written = new_packs.len() as u64;
+        if delay == 0 {
+            for p in packs.iter_mut().filter(|p| p.fate == Fate::Repack) {
+                p.fate = Fate::Delete;
+            }
+        }
+
+        // Phase: one index file superseding everything listed.
+        let mut file = IndexFile::default();
+        for p in &packs {
+            match p.fate {
+                Fate::Keep => file.packs.push(p.pack.clone()),
+                Fate::Mark | Fate::Repack => file.marked.push(MarkedPack {
+                    marked_unix_ns: now,
+                    pack: p.pack.clone(),
+                }),
+                Fate::StayMarked(t) => file.marked.push(MarkedPack {
+                    marked_unix_ns: t,
+                    pack: p.pack.clone(),
+                }),
+                Fate::Delete | Fate::DropStaleMark => {}
+            }
+        }
+        file.packs.extend(new_packs);
+        self.write_index(&superseding_everything(&listed, file))
+            .await?;
+        failpoint::reach("prune-after-index");
+
+        // Phase: deletions, packs first. A crash from here on leaves only
+        // objects no live index needs; the next prune finishes the job.
+        let doomed = packs
+            .iter()
+            .filter(|p| p.fate == Fate::Delete)
+            .map(|p| p.pack.id.to_hex())
+            .chain(unindexed_old.into_iter().map(|(n, _)| n));
+        for (i, name) in doomed.enumerate() {
+            self.backend.delete(&object_path(Kind::Pack, &name)).await?;
+            if i == 0 {
+                failpoint::reach("prune-deleting-packs");
+            }
+        }
+        for id in &listed {
+            self.backend
+                .delete(&object_path(Kind::Index, &id.to_hex()))
+                .await?;
+            report.index_files_deleted += 1;
+        }
+        Ok(report)
+    }
+
+    /// Every blob the snapshots reference: their tree nodes and chunks. Each
+    /// node is read once however many snapshots share it. A node or chunk
+    /// that is not indexed stops the prune: deleting anything on the basis
+    /// of a damaged repository could lose more.
+    async fn used_blobs(
+        &self,
+        index: &Arc<Index>,
+        snapshots: &[(crate::id::SnapshotId, Snapshot)],
+    ) -> Result<HashSet<BlobId>> {
+        let reader = BlobReader::new(self.backend.clone(), self.key.clone(), index.clone());
+        let mut used = HashSet::new();
+        let mut whole = HashSet::new();
+        let mut pending: Vec<BlobId> = Vec::new();
+        for (_, snap) in snapshots {
+            for s in &snap.streams {
+                if used.insert(s.root) {
+                    pending.push(s.root);
+                }
+            }
+        }
+        while !pending.is_empty() {
+            let batch: Vec<BlobId> = pending.drain(..pending.len().min(1024)).collect();
+            // Damage stops the prune before it changes anything.
+            let nodes = reader.load_nodes(&batch, &mut whole).await?;
+            for id in batch {
+                let node = nodes.get(&id).ok_or_else(|| Error::Missing {
+                    object: format!("tree blob {id}"),
+                })?;
+                for e in &node.entries {
+                    if node.level == 0 && !index.contains(&e.id) {
+                        return Err(Error::Missing {
+                            object: format!(
+                                "data blob {} (a snapshot needs it; prune stopped, run `coffer check`)",
+                                e.id
+                            ),
+                        });
+                    }
+                    if used.insert(e.id) && node.level > 0 {
+                        pending.push(e.id);
+                    }
+                }
+            }
+        }
+        Ok(used)
+    }
+
+    /// Copies the used blobs of packs fated [`Fate::Repack`] into new packs
+    /// (data and tree apart, as backups write them); returns their entries.
+    async fn repack(&self, reader: &BlobReader, packs: &[PackUse]) -> Result<Vec<IndexedPack>> {
+        let level = self.config.compression_level;
+        let mut sink = PackSink::new(self.key.clone(), self.config.pack_size as usize);
+        let mut done = Vec::new();
+        let jobs = packs.iter().filter(|p| p.fate == Fate::Repack).map(|p| {
+            let wanted: Vec<BlobEntry> = p
+                .pack
+                .blobs
+                .iter()
+                .zip(&p.used)
+                .filter(|(_, u)| **u)
+                .map(|(b, _)| *b)
+                .collect();
+            let number = reader.index().pack_number(&p.pack.id);
+            async move {
+                let number = number.ok_or_else(|| {
+                    Error::Internal(format!("pack {} is not in the index", p.pack.id.short()))
+                })?;
+                let plains = reader.read_from_pack(number, wanted.clone()).await?;
+                // Recompressed at the repository's level on a blocking thread.
+                let encoded = blocking(move || {
+                    wanted
+                        .into_iter()
+                        .zip(plains)
+                        .map(|(e, plain)| {
+                            let (enc, payload) = compress::compress(&plain, level);
+                            (e, enc, payload)
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .await;
+                Ok::<_, Error>(encoded)
+            }
+        });
+        let mut fetched = futures::stream::iter(jobs).buffered(2);
+        while let Some(blobs) = fetched.next().await {
+            for (e, enc, payload) in blobs? {
+                let kind = BlobKind::from_byte(e.kind).ok_or_else(|| {
+                    Error::corrupt(format!("blob {}", e.id), format!("unknown kind {}", e.kind))
+                })?;
+                if let (_, Some(full)) = sink.add(kind, e.id, enc, &payload, e.raw_length) {
+                    done.push(self.upload_new_pack(full).await?);
+                }
+            }
+        }
+        for w in sink.take_open() {
+            done.push(self.upload_new_pack(w).await?);
+        }
+        Ok(done)
+    }
+
+    async fn upload_new_pack(&self, w: PackWriter) -> Result<IndexedPack> {
+        let finished = blocking(move || w.finish()).await;
+        super::store_pack(&self.backend, finished).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_parse() {
+        assert_eq!("5%".parse::<MaxUnused>(), Ok(MaxUnused::Percent(5.0)));
+        assert_eq!("unlimited".parse::<MaxUnused>(), Ok(MaxUnused::Unlimited));
+        assert_eq!("200M".parse::<MaxUnused>(), Ok(MaxUnused::Bytes(200 << 20)));
+        assert_eq!("0".parse::<MaxUnused>(), Ok(MaxUnused::Bytes(0)));
+        assert!("150%".parse::<MaxUnused>().is_err());
+        assert!("5x".parse::<MaxUnused>().is_err());
+        assert!("".parse::<MaxUnused>().is_err());
+    }
+}

@@ -1,0 +1,449 @@
+//! Prune's decisions, apart from its effects: a pure function from the
+//! indexed packs (with the blobs the snapshots use), the packs in storage,
+//! the time and the options, to the fate of every pack and the report. The
+//! execution in [`super`] only carries the plan out.
+//!
+//! Per indexed pack (marked or not, any blob used, present in storage):
+//! * unmarked, used, present: kept (and repacked if it holds enough unused
+//!   space, see below);
+//! * unmarked, unused, present: marked (deleted at once with a zero delay);
+//! * unmarked, absent: kept, counted missing (damage `check` reports);
+//! * marked, used: unmarked (a backup that started before the mark needs
+//!   it again), counted missing too if absent;
+//! * marked, unused, absent: its stale mark is dropped from the index;
+//! * marked, unused, present: deleted once marked for the delay, else it
+//!   stays marked.
+//!
+//! Then partly used kept packs with the largest unused share are repacked
+//! until the unused space left is within `max_unused`; a repacked pack is
+//! marked (deleted at once with a zero delay). Stored packs no index names,
+//! older than the delay, are leftovers of interrupted backups and deleted.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+
+use super::MaxUnused;
+use crate::id::BlobId;
+use crate::index::IndexedPack;
+
+/// What a prune found and did (or, dry, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PruneReport {
+    /// Snapshots whose blobs were kept.
+    pub snapshots: usize,
+    /// Blobs in use.
+    pub used_blobs: u64,
+    /// Packs in the index before.
+    pub packs_before: u64,
+    /// Packs found unused and marked for deletion now (repacked ones included).
+    pub packs_marked: u64,
+    /// Bytes of those packs.
+    pub bytes_marked: u64,
+    /// Marked packs needed again and unmarked.
+    pub packs_unmarked: u64,
+    /// Marked packs whose delay has not passed yet.
+    pub packs_waiting: u64,
+    /// Packs deleted (marked long enough, or unindexed and old).
+    pub packs_deleted: u64,
+    /// Bytes freed by those deletions.
+    pub bytes_deleted: u64,
+    /// Of the deleted packs, those no index named (interrupted backups).
+    pub unindexed_deleted: u64,
+    /// Unindexed packs left because they are younger than the delay.
+    pub unindexed_young: u64,
+    /// Packs whose used blobs were copied into new packs.
+    pub packs_repacked: u64,
+    /// New packs written by repacking.
+    pub packs_written: u64,
+    /// Indexed packs not found in storage (damage; `check` reports it).
+    pub packs_missing: u64,
+    /// Unused bytes left in kept packs.
+    pub unused_bytes_left: u64,
+    /// Bytes in packs that stay unmarked.
+    pub kept_bytes: u64,
+    /// Superseded index files deleted.
+    pub index_files_deleted: u64,
+}
+
+/// A pack's fate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fate {
+    /// Stays indexed, unmarked.
+    Keep,
+    /// Its used blobs are copied into new packs, then it is marked (or, with
+    /// a zero delay, deleted).
+    Repack,
+    /// Marked unused now.
+    Mark,
+    /// Stays marked since the given time (Unix ns): the delay has not passed.
+    StayMarked(i64),
+    /// Deleted from storage and dropped from the index.
+    Delete,
+    /// Marked and already gone from storage: the stale mark is dropped.
+    DropStaleMark,
+}
+
+/// One indexed pack, the blobs of it the snapshots use, and its fate.
+pub(super) struct PackUse {
+    pub pack: IndexedPack,
+    /// Marked for deletion since (Unix ns).
+    pub marked: Option<i64>,
+    /// Per blob of `pack`: used by a snapshot.
+    pub used: Vec<bool>,
+    /// Sealed bytes of the unused blobs.
+    pub unused_bytes: u64,
+    pub fate: Fate,
+}
+
+impl PackUse {
+    /// The pack as indexed, with the blobs `used` marks as used.
+    pub fn new(pack: IndexedPack, marked: Option<i64>, used: &HashSet<BlobId>) -> Self {
+        let used: Vec<bool> = pack.blobs.iter().map(|b| used.contains(&b.id)).collect();
+        let unused_bytes = pack
+            .blobs
+            .iter()
+            .zip(&used)
+            .filter(|(_, u)| !**u)
+            .map(|(b, _)| b.length as u64)
+            .sum();
+        PackUse {
+            pack,
+            marked,
+            used,
+            unused_bytes,
+            fate: Fate::Keep,
+        }
+    }
+}
+
+/// The inputs of a plan besides the packs.
+#[derive(Debug, Clone)]
+pub(super) struct PlanInput<'a> {
+    /// Packs in storage by name: (last modified, Unix ms; size).
+    pub stored: &'a HashMap<String, (i64, u64)>,
+    /// The reference time (Unix ns).
+    pub now: i64,
+    /// The delete delay (ns).
+    pub delay: i64,
+    /// Unused space tolerated in kept packs.
+    pub max_unused: MaxUnused,
+    /// Index files listed (more than one means a rewrite is worth it).
+    pub index_files: usize,
+}
+
+/// What a prune will do.
+pub(super) struct Plan {
+    /// Every indexed pack with its fate.
+    pub packs: Vec<PackUse>,
+    /// Unindexed packs old enough to delete: (name, size), sorted.
+    pub unindexed_old: Vec<(String, u64)>,
+    /// The report (written index and deletions counted when they happen).
+    pub report: PruneReport,
+    /// True when nothing would change: no write at all.
+    pub nothing_to_do: bool,
+}
+
+/// Decides every pack's fate (see the module documentation).
+pub(super) fn plan(mut packs: Vec<PackUse>, input: &PlanInput<'_>) -> Plan {
+    let mut report = PruneReport {
+        packs_before: packs.len() as u64,
+        ..PruneReport::default()
+    };
+    let delay = input.delay;
+    let mut kept_bytes = 0u64;
+    let mut unused_in_kept = 0u64;
+    for p in &mut packs {
+        let present = input.stored.contains_key(&p.pack.id.to_hex());
+        let any_used = p.used.iter().any(|u| *u);
+        p.fate = match (p.marked, any_used, present) {
+            (None, _, false) => {
+                report.packs_missing += 1;
+                Fate::Keep
+            }
+            (None, false, true) if delay == 0 => Fate::Delete,
+            (None, false, true) => Fate::Mark,
+            (None, true, true) => Fate::Keep,
+            (Some(_), true, _) => {
+                report.packs_unmarked += 1;
+                if !present {
+                    report.packs_missing += 1;
+                }
+                Fate::Keep
+            }
+            (Some(_), false, false) => Fate::DropStaleMark,
+            (Some(t), false, true) if input.now.saturating_sub(t) >= delay => Fate::Delete,
+            (Some(t), false, true) => Fate::StayMarked(t),
+        };
+        if p.fate == Fate::Keep {
+            kept_bytes += p.pack.size;
+            unused_in_kept += p.unused_bytes;
+        }
+    }
+
+    // Repack the partly used packs with the most unused share until what
+    // is left is within the limit.
+    let limit = match input.max_unused {
+        MaxUnused::Unlimited => u64::MAX,
+        MaxUnused::Bytes(b) => b,
+        MaxUnused::Percent(pct) => (kept_bytes as f64 * pct / 100.0) as u64,
+    };
+    let mut candidates: Vec<usize> = (0..packs.len())
+        .filter(|&i| packs[i].fate == Fate::Keep && packs[i].unused_bytes > 0)
+        .filter(|&i| input.stored.contains_key(&packs[i].pack.id.to_hex()))
+        .collect();
+    let share = |p: &PackUse| p.unused_bytes as f64 / p.pack.size.max(1) as f64;
+    candidates.sort_by(|&a, &b| share(&packs[b]).total_cmp(&share(&packs[a])));
+    for i in candidates {
+        if unused_in_kept <= limit {
+            break;
+        }
+        unused_in_kept -= packs[i].unused_bytes;
+        kept_bytes -= packs[i].pack.size;
+        packs[i].fate = Fate::Repack;
+    }
+    report.unused_bytes_left = unused_in_kept;
+    report.kept_bytes = kept_bytes;
+
+    // Unindexed packs: leftovers of interrupted (or still running)
+    // backups; only old ones go.
+    let indexed: HashSet<String> = packs.iter().map(|p| p.pack.id.to_hex()).collect();
+    let mut unindexed_old = Vec::new();
+    for (name, (mtime_ms, size)) in input.stored {
+        if indexed.contains(name) {
+            continue;
+        }
+        if input.now.saturating_sub(mtime_ms.saturating_mul(1_000_000)) >= delay {
+            unindexed_old.push((name.clone(), *size));
+        } else {
+            report.unindexed_young += 1;
+        }
+    }
+    unindexed_old.sort();
+
+    for p in &packs {
+        if p.fate == Fate::Repack {
+            report.packs_repacked += 1;
+        }
+        match p.fate {
+            Fate::Mark | Fate::Repack if delay > 0 => {
+                report.packs_marked += 1;
+                report.bytes_marked += p.pack.size;
+            }
+            Fate::Mark | Fate::Repack | Fate::Delete => {
+                report.packs_deleted += 1;
+                report.bytes_deleted += p.pack.size;
+            }
+            Fate::StayMarked(_) => report.packs_waiting += 1,
+            Fate::Keep | Fate::DropStaleMark => {}
+        }
+    }
+    report.unindexed_deleted = unindexed_old.len() as u64;
+    report.packs_deleted += unindexed_old.len() as u64;
+    report.bytes_deleted += unindexed_old.iter().map(|(_, s)| s).sum::<u64>();
+    let nothing_to_do = packs
+        .iter()
+        .all(|p| matches!(p.fate, Fate::Keep | Fate::StayMarked(_)))
+        && report.packs_unmarked == 0
+        && unindexed_old.is_empty()
+        && input.index_files <= 1;
+    Plan {
+        packs,
+        unindexed_old,
+        report,
+        nothing_to_do,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::PackId;
+    use crate::pack::BlobEntry;
+
+    const DAY: i64 = 86_400 * 1_000_000_000;
+    const NOW: i64 = 100 * DAY;
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Used {
+        None,
+        Part,
+        All,
+    }
+
+    /// Pack `n` of 100 + 4 x 20 bytes, whose first `used` blobs are used.
+    fn pack(n: u8, marked: Option<i64>, used: Used) -> PackUse {
+        let blobs: Vec<BlobEntry> = (0..4u8)
+            .map(|i| BlobEntry {
+                kind: 0,
+                encoding: 0,
+                id: BlobId([n.wrapping_mul(8).wrapping_add(i); 32]),
+                offset: 37 + 20 * i as u32,
+                length: 20,
+                raw_length: 4,
+            })
+            .collect();
+        let in_use = match used {
+            Used::None => 0,
+            Used::Part => 1,
+            Used::All => 4,
+        };
+        let used: HashSet<BlobId> = blobs.iter().take(in_use).map(|b| b.id).collect();
+        let p = IndexedPack {
+            id: PackId([n; 32]),
+            salt: [0; 32],
+            size: 180,
+            blobs,
+        };
+        PackUse::new(p, marked, &used)
+    }
+
+    fn stored_as(packs: &[(u8, i64)]) -> HashMap<String, (i64, u64)> {
+        packs
+            .iter()
+            .map(|(n, mtime_ns)| (PackId([*n; 32]).to_hex(), (mtime_ns / 1_000_000, 180)))
+            .collect()
+    }
+
+    fn input(stored: &HashMap<String, (i64, u64)>, delay: i64, max: MaxUnused) -> PlanInput<'_> {
+        PlanInput {
+            stored,
+            now: NOW,
+            delay,
+            max_unused: max,
+            index_files: 1,
+        }
+    }
+
+    #[test]
+    fn every_combination_of_marked_used_present_and_age() {
+        let old = Some(NOW - 2 * DAY);
+        let recent = Some(NOW - DAY / 2);
+        use Fate::*;
+        #[rustfmt::skip]
+        let table: &[(Option<i64>, Used, bool, i64, Fate)] = &[
+            // unmarked
+            (None, Used::None, true, DAY, Mark),
+            (None, Used::None, true, 0, Delete),
+            (None, Used::Part, true, DAY, Keep),
+            (None, Used::All, true, DAY, Keep),
+            (None, Used::All, true, 0, Keep),
+            (None, Used::None, false, DAY, Keep),
+            (None, Used::All, false, DAY, Keep),
+            // marked long enough ago
+            (old, Used::None, true, DAY, Delete),
+            (old, Used::None, true, 0, Delete),
+            (old, Used::Part, true, DAY, Keep),
+            (old, Used::All, true, DAY, Keep),
+            (old, Used::None, false, DAY, DropStaleMark),
+            (old, Used::All, false, DAY, Keep),
+            // marked recently
+            (recent, Used::None, true, DAY, StayMarked(NOW - DAY / 2)),
+            (recent, Used::None, true, 0, Delete),
+            (recent, Used::All, true, DAY, Keep),
+            (recent, Used::None, false, DAY, DropStaleMark),
+        ];
+        for &(marked, used, present, delay, want) in table {
+            let stored = if present {
+                stored_as(&[(1, NOW - 10 * DAY)])
+            } else {
+                HashMap::new()
+            };
+            let p = plan(
+                vec![pack(1, marked, used)],
+                &input(&stored, delay, MaxUnused::Unlimited),
+            );
+            let case =
+                format!("marked {marked:?}, used {used:?}, present {present}, delay {delay}");
+            assert_eq!(p.packs[0].fate, want, "{case}");
+            let r = &p.report;
+            assert_eq!(
+                r.packs_missing,
+                u64::from(!present && used != Used::None || !present && marked.is_none()),
+                "{case}"
+            );
+            assert_eq!(
+                r.packs_unmarked,
+                u64::from(marked.is_some() && used != Used::None),
+                "{case}"
+            );
+            assert_eq!(r.packs_deleted, u64::from(want == Delete), "{case}");
+            assert_eq!(r.packs_marked, u64::from(want == Mark), "{case}");
+            assert_eq!(
+                r.packs_waiting,
+                u64::from(matches!(want, StayMarked(_))),
+                "{case}"
+            );
+        }
+    }
+
+    #[test]
+    fn repacks_the_emptiest_packs_until_within_the_limit() {
+        // Unused bytes: pack 1 uses one blob of four (60 unused), pack 2
+        // three of four (20 unused), pack 3 all; 80 of 540 kept bytes.
+        let three = || {
+            let mut most = pack(2, None, Used::All);
+            most.used[3] = false;
+            most.unused_bytes = 20;
+            vec![pack(1, None, Used::Part), most, pack(3, None, Used::All)]
+        };
+        let stored = stored_as(&[(1, 0), (2, 0), (3, 0)]);
+        // 15% tolerates 80 of 540.
+        let p = plan(three(), &input(&stored, DAY, MaxUnused::Percent(15.0)));
+        assert!(p.packs.iter().all(|p| p.fate == Fate::Keep));
+        assert_eq!(p.report.unused_bytes_left, 80);
+        // 10% does not: the emptiest pack goes, then 20 of 360 is within it.
+        let p = plan(three(), &input(&stored, DAY, MaxUnused::Percent(10.0)));
+        let fates: Vec<Fate> = p.packs.iter().map(|p| p.fate).collect();
+        assert_eq!(fates, [Fate::Repack, Fate::Keep, Fate::Keep]);
+        assert_eq!((p.report.unused_bytes_left, p.report.kept_bytes), (20, 360));
+
+        let packs = vec![pack(1, None, Used::Part), pack(3, None, Used::All)];
+        let p = plan(packs, &input(&stored, DAY, MaxUnused::Bytes(0)));
+        assert_eq!(p.packs[0].fate, Fate::Repack);
+        assert_eq!(p.packs[1].fate, Fate::Keep);
+        assert_eq!((p.report.packs_repacked, p.report.packs_marked), (1, 1));
+        assert_eq!((p.report.unused_bytes_left, p.report.kept_bytes), (0, 180));
+        // With a zero delay, a repacked pack is deleted, not marked.
+        let only_1 = stored_as(&[(1, 0)]);
+        let packs = vec![pack(1, None, Used::Part)];
+        let p = plan(packs, &input(&only_1, 0, MaxUnused::Bytes(0)));
+        assert_eq!(p.packs[0].fate, Fate::Repack);
+        assert_eq!((p.report.packs_marked, p.report.packs_deleted), (0, 1));
+        // A missing pack is never a repack candidate.
+        let p = plan(
+            vec![pack(9, None, Used::Part)],
+            &input(&stored, DAY, MaxUnused::Bytes(0)),
+        );
+        assert_eq!(p.packs[0].fate, Fate::Keep);
+    }
+
+    #[test]
+    fn unindexed_packs_go_only_once_older_than_the_delay() {
+        let stored = stored_as(&[(1, NOW - 2 * DAY), (2, NOW - DAY / 2), (3, NOW)]);
+        let p = plan(
+            vec![pack(3, None, Used::All)],
+            &input(&stored, DAY, MaxUnused::Unlimited),
+        );
+        assert_eq!(p.unindexed_old, vec![(PackId([1; 32]).to_hex(), 180)]);
+        assert_eq!(p.report.unindexed_young, 1);
+        assert_eq!((p.report.unindexed_deleted, p.report.packs_deleted), (1, 1));
+        assert!(!p.nothing_to_do);
+    }
+
+    #[test]
+    fn nothing_to_do_writes_nothing() {
+        let stored = stored_as(&[(1, 0), (2, 0)]);
+        let waiting = Some(NOW - DAY / 2);
+        let packs = vec![pack(1, None, Used::All), pack(2, waiting, Used::None)];
+        let p = plan(packs, &input(&stored, DAY, MaxUnused::Unlimited));
+        assert!(p.nothing_to_do);
+        // Several index files are worth folding into one even then.
+        let packs = vec![pack(1, None, Used::All)];
+        let two_files = PlanInput {
+            index_files: 2,
+            ..input(&stored, DAY, MaxUnused::Unlimited)
+        };
+        assert!(!plan(packs, &two_files).nothing_to_do);
+    }
+}
