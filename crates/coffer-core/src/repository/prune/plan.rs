@@ -359,7 +359,7 @@ mod tests {
             let r = &p.report;
             assert_eq!(
                 r.packs_missing,
-                u64::from(!present && used != Used::None || !present && marked.is_none()),
+                u64::from(!present && (used != Used::None || marked.is_none())),
                 "{case}"
             );
             assert_eq!(
