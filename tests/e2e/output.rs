@@ -16,7 +16,8 @@ fn a_log_gets_one_summary_line_and_quiet_gets_nothing() {
     for part in [
         "saved: 2.9 MiB read in ",
         "2.9 MiB new, ",
-        " added to the repository; stored size ",
+        " added to the repository (",
+        " uploaded); stored size ",
         " after compression",
     ] {
         assert!(err.contains(part), "{part:?} not in {err:?}");

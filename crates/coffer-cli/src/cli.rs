@@ -129,10 +129,10 @@ fn parse_subset(s: &str) -> Result<coffer_core::ReadData, String> {
 #[derive(Debug, Args)]
 pub struct KdfArgs {
     /// Argon2id memory for the password key, in MiB
-    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    #[arg(long, default_value_t = coffer_core::crypto::KdfParams::DEFAULT.memory_kib / 1024, value_name = "MIB")]
     pub kdf_memory: u32,
     /// Argon2id passes
-    #[arg(long, default_value_t = 3, value_name = "N")]
+    #[arg(long, default_value_t = coffer_core::crypto::KdfParams::DEFAULT.iterations, value_name = "N")]
     pub kdf_iterations: u32,
     /// Use a deliberately weak, instant key derivation (tests only)
     #[arg(long, env = "COFFER_INSECURE_FAST_KDF", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
@@ -160,10 +160,10 @@ pub struct InitArgs {
     #[command(flatten)]
     pub kdf: KdfArgs,
     /// Target pack size in MiB
-    #[arg(long, default_value_t = 16, value_name = "MIB")]
+    #[arg(long, default_value_t = coffer_core::config::DEFAULT_PACK_SIZE >> 20, value_name = "MIB")]
     pub pack_size: u32,
     /// Default zstd level for new data (1-22)
-    #[arg(long, default_value_t = 3, value_name = "LEVEL")]
+    #[arg(long, default_value_t = coffer_core::compress::DEFAULT_LEVEL, value_name = "LEVEL")]
     pub compression: i32,
 }
 
@@ -205,7 +205,7 @@ pub struct BackupArgs {
     #[arg(long)]
     pub allow_empty: bool,
     /// Packs uploaded in parallel
-    #[arg(long, default_value_t = 2, value_name = "N")]
+    #[arg(long, default_value_t = coffer_core::repository::DEFAULT_UPLOAD_CONCURRENCY, value_name = "N")]
     pub connections: usize,
     /// Print the summary as JSON on stdout
     #[arg(long)]
@@ -224,7 +224,7 @@ pub struct BackupArgs {
         long,
         hide = true,
         env = "COFFER_RECHECK_AFTER_SECS",
-        default_value_t = 1800
+        default_value_t = coffer_core::repository::RECHECK_AFTER.as_secs()
     )]
     pub recheck_after_secs: u64,
 }
@@ -367,12 +367,12 @@ fn parse_count(s: &str) -> Result<i32, String> {
 pub struct PruneArgs {
     /// Unused space tolerated in kept packs before they are repacked: a
     /// percentage of the repository ("5%"), a size ("200M"), or "unlimited"
-    #[arg(long, default_value = "5%", value_name = "LIMIT")]
-    pub max_unused: String,
+    #[arg(long, default_value_t = coffer_core::DEFAULT_MAX_UNUSED, value_name = "LIMIT")]
+    pub max_unused: coffer_core::MaxUnused,
     /// How long packs wait between being marked unused and being deleted, so
     /// a backup running meanwhile can still use them (e.g. 1d, 12h; 0h only
     /// when no backup can be running)
-    #[arg(long, default_value = "1d", value_name = "DURATION")]
+    #[arg(long, default_value_t = coffer_core::DEFAULT_DELETE_DELAY, value_name = "DURATION")]
     pub delete_delay: Duration,
 }
 

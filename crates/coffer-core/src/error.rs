@@ -23,7 +23,10 @@ pub enum Error {
         location: String,
     },
     /// The store refused the credentials or the operation.
-    #[error("access denied during {op} of {path} in {location}: check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...) and the bucket policy ({detail})")]
+    #[error(
+        "access denied during {op} of {path} in {location}: check {} ({detail})",
+        credential_hint(location)
+    )]
     AccessDenied {
         /// The operation.
         op: &'static str,
@@ -141,6 +144,25 @@ pub enum Error {
     InvalidArgument(String),
 }
 
+/// Where to look when a store refuses access, by the location's scheme.
+fn credential_hint(location: &str) -> &'static str {
+    let scheme = location.split_once("://").map_or("", |(s, _)| s);
+    match scheme {
+        "s3" | "s3a" => {
+            "the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...) and the bucket policy"
+        }
+        "gs" => {
+            "the credentials (GOOGLE_SERVICE_ACCOUNT or GOOGLE_APPLICATION_CREDENTIALS) \
+             and the bucket's IAM roles"
+        }
+        "az" | "azure" | "abfs" | "abfss" => {
+            "the credentials (AZURE_STORAGE_ACCOUNT_NAME with AZURE_STORAGE_ACCOUNT_KEY or \
+             a SAS token, ...) and the container's permissions"
+        }
+        _ => "the permissions of the repository's files and folders",
+    }
+}
+
 /// Result alias for the engine.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -157,5 +179,28 @@ impl Error {
     /// callers treat as a normal end rather than a failure.
     pub fn is_broken_pipe(&self) -> bool {
         matches!(self, Error::Output(e) if e.kind() == io::ErrorKind::BrokenPipe)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_denied_points_at_the_store_in_use() {
+        let denied = |location: &str| {
+            Error::AccessDenied {
+                op: "put",
+                location: location.into(),
+                path: "config".into(),
+                detail: "403".into(),
+            }
+            .to_string()
+        };
+        assert!(denied("s3://b/p").contains("AWS_ACCESS_KEY_ID"));
+        assert!(denied("gs://b/p").contains("GOOGLE_APPLICATION_CREDENTIALS"));
+        assert!(denied("az://c/p").contains("AZURE_STORAGE_ACCOUNT_KEY"));
+        assert!(!denied("az://c/p").contains("AWS_"));
+        assert!(denied("/srv/repo").contains("permissions of the repository's files"));
     }
 }

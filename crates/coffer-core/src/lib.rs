@@ -39,5 +39,6 @@ pub mod units;
 pub use error::{Error, Result};
 pub use repository::{
     Actor, BackupOptions, BackupSummary, CheckOptions, CheckReport, InitOptions, MaxUnused,
-    Problem, PruneOptions, PruneReport, ReadData, Repository, RestoreSummary,
+    Problem, PruneOptions, PruneReport, ReadData, Repository, RestoreSummary, DEFAULT_DELETE_DELAY,
+    DEFAULT_MAX_UNUSED,
 };

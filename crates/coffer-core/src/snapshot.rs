@@ -1,5 +1,7 @@
-//! Snapshot metadata (when, where, which streams) and choosing snapshots by
-//! `latest` or id prefix. Loading and storing them is the repository's job.
+//! Snapshot metadata (when, where, which streams) and choosing snapshots:
+//! the one [`Filter`] (hosts, tags, stream names) every command selects
+//! with, and [`select`] by `latest` or id prefix. Loading and storing them
+//! is the repository's job.
 
 use bincode::{Decode, Encode};
 use jiff::{tz::Offset, Timestamp, Zoned};
@@ -70,6 +72,11 @@ impl Snapshot {
         self.streams.iter().map(|s| s.size).sum()
     }
 
+    /// Sealed bytes of the new blobs all streams added to the repository.
+    pub fn added_size(&self) -> u64 {
+        self.streams.iter().map(|s| s.added_size).sum()
+    }
+
     /// Total stored size of all streams.
     pub fn stored_size(&self) -> u64 {
         self.streams.iter().map(|s| s.stored_size).sum()
@@ -98,9 +105,131 @@ impl Snapshot {
     }
 }
 
+/// Which snapshots a command considers (`--host`, `--tag`, `--name`); an
+/// empty list does not filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Any of these hosts.
+    pub hosts: Vec<String>,
+    /// Any of these tag lists, each carried whole (`--tag a,b --tag c`:
+    /// both a and b, or c).
+    pub tags: Vec<Vec<String>>,
+    /// Holding a stream of any of these names.
+    pub names: Vec<String>,
+}
+
+impl Filter {
+    /// Parses repeated `--tag` values, each a comma-separated list.
+    pub fn tag_lists(values: &[String]) -> Vec<Vec<String>> {
+        values
+            .iter()
+            .map(|l| {
+                l.split(',')
+                    .filter(|t| !t.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .filter(|l: &Vec<String>| !l.is_empty())
+            .collect()
+    }
+
+    /// True when the snapshot passes every given criterion.
+    pub fn matches(&self, s: &Snapshot) -> bool {
+        let host_ok = self.hosts.is_empty() || self.hosts.contains(&s.host);
+        let tag_ok = self.tags.is_empty()
+            || self
+                .tags
+                .iter()
+                .any(|list| list.iter().all(|t| s.tags.contains(t)));
+        let name_ok =
+            self.names.is_empty() || s.streams.iter().any(|st| self.names.contains(&st.name));
+        host_ok && tag_ok && name_ok
+    }
+
+    /// True when nothing is filtered.
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty() && self.tags.is_empty() && self.names.is_empty()
+    }
+
+    /// What the filter asks for, for messages ("host db-1, name x.sql").
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.hosts.is_empty() {
+            parts.push(format!("host {}", self.hosts.join(" or ")));
+        }
+        if !self.tags.is_empty() {
+            let lists: Vec<String> = self.tags.iter().map(|l| l.join(",")).collect();
+            parts.push(format!("tags {}", lists.join(" or ")));
+        }
+        if !self.names.is_empty() {
+            parts.push(format!("stream {}", self.names.join(" or ")));
+        }
+        parts.join(", ")
+    }
+
+    /// The matching snapshots, in the order given.
+    pub fn apply<'a>(
+        &self,
+        snapshots: &'a [(SnapshotId, Snapshot)],
+    ) -> Vec<&'a (SnapshotId, Snapshot)> {
+        snapshots.iter().filter(|(_, s)| self.matches(s)).collect()
+    }
+}
+
+/// The newest snapshot per stream name among those `filter` matches: for
+/// each stream name a matching snapshot holds (and only the filter's names,
+/// when it has some), the newest snapshot holding it.
+pub fn newest_per_stream<'a>(
+    snapshots: &'a [(SnapshotId, Snapshot)],
+    filter: &Filter,
+) -> std::collections::BTreeMap<String, &'a (SnapshotId, Snapshot)> {
+    let mut newest = std::collections::BTreeMap::new();
+    for entry in filter.apply(snapshots) {
+        for stream in &entry.1.streams {
+            if !filter.names.is_empty() && !filter.names.contains(&stream.name) {
+                continue;
+            }
+            let slot = newest.entry(stream.name.clone()).or_insert(entry);
+            if (slot.1.time_unix_ns, slot.0) <= (entry.1.time_unix_ns, entry.0) {
+                *slot = entry;
+            }
+        }
+    }
+    newest
+}
+
+/// Picks one snapshot among those `filter` matches: `latest` (the newest,
+/// by time) or a unique id prefix. With `latest` and a stream name, the
+/// newest snapshot holding that stream; if none holds it, the newest one,
+/// whose error then lists the streams it has.
+pub fn find<'a>(
+    snapshots: &'a [(SnapshotId, Snapshot)],
+    filter: &Filter,
+    query: &str,
+    stream: Option<&str>,
+) -> Result<&'a (SnapshotId, Snapshot)> {
+    let candidates = filter.apply(snapshots);
+    let holds = |s: &Snapshot, n: &str| s.streams.iter().any(|x| x.name == n);
+    let candidates = match (stream, query) {
+        (Some(n), "latest") if candidates.iter().any(|(_, s)| holds(s, n)) => candidates
+            .into_iter()
+            .filter(|(_, s)| holds(s, n))
+            .collect(),
+        _ => candidates,
+    };
+    select_among(&candidates, query)
+}
+
 /// Picks one snapshot: `latest` (newest by time) or a unique id prefix.
 pub fn select<'a>(
     snapshots: &'a [(SnapshotId, Snapshot)],
+    query: &str,
+) -> Result<&'a (SnapshotId, Snapshot)> {
+    select_among(&snapshots.iter().collect::<Vec<_>>(), query)
+}
+
+fn select_among<'a>(
+    snapshots: &[&'a (SnapshotId, Snapshot)],
     query: &str,
 ) -> Result<&'a (SnapshotId, Snapshot)> {
     let not_found = || Error::SnapshotNotFound {
@@ -109,6 +238,7 @@ pub fn select<'a>(
     if query == "latest" {
         return snapshots
             .iter()
+            .copied()
             .max_by_key(|(id, s)| (s.time_unix_ns, *id))
             .ok_or_else(not_found);
     }
@@ -118,6 +248,7 @@ pub fn select<'a>(
     }
     let mut matches = snapshots
         .iter()
+        .copied()
         .filter(|(id, _)| id.to_hex().starts_with(&prefix));
     match (matches.next(), matches.count()) {
         (None, _) => Err(not_found()),
@@ -179,6 +310,109 @@ mod tests {
             select(&[], "latest"),
             Err(Error::SnapshotNotFound { .. })
         ));
+    }
+
+    fn stream(name: &str) -> StreamEntry {
+        StreamEntry {
+            name: name.into(),
+            root: BlobId([0; 32]),
+            size: 1,
+            chunks: 1,
+            stored_size: 1,
+            added_size: 1,
+        }
+    }
+
+    fn made(n: u8, t: i64, host: &str, tags: &[&str], streams: &[&str]) -> (SnapshotId, Snapshot) {
+        let mut s = snap(t);
+        s.host = host.into();
+        s.tags = tags.iter().map(|t| t.to_string()).collect();
+        s.streams = streams.iter().map(|n| stream(n)).collect();
+        (SnapshotId([n; 32]), s)
+    }
+
+    #[test]
+    fn one_filter_selects_by_host_tags_and_names() {
+        let list = vec![
+            made(1, 1, "a", &["nightly", "pg"], &["x.sql"]),
+            made(2, 2, "b", &["nightly"], &["x.sql", "y.sql"]),
+            made(3, 3, "a", &[], &["y.sql"]),
+        ];
+        let ids =
+            |f: &Filter| -> Vec<u8> { f.apply(&list).iter().map(|(id, _)| id.0[0]).collect() };
+        assert_eq!(ids(&Filter::default()), [1, 2, 3]);
+        let hosts = Filter {
+            hosts: vec!["a".into()],
+            ..Filter::default()
+        };
+        assert_eq!(ids(&hosts), [1, 3]);
+        let tags = Filter {
+            tags: Filter::tag_lists(&["nightly,pg".into()]),
+            ..Filter::default()
+        };
+        assert_eq!(ids(&tags), [1]);
+        let either = Filter {
+            tags: Filter::tag_lists(&["pg".into(), "nightly".into()]),
+            ..Filter::default()
+        };
+        assert_eq!(ids(&either), [1, 2]);
+        let names = Filter {
+            names: vec!["y.sql".into()],
+            hosts: vec!["b".into()],
+            ..Filter::default()
+        };
+        assert_eq!(ids(&names), [2]);
+        assert_eq!(names.describe(), "host b, stream y.sql");
+    }
+
+    #[test]
+    fn latest_holding_a_stream_and_newest_per_stream() {
+        let list = vec![
+            made(1, 1, "a", &[], &["x.sql"]),
+            made(2, 2, "b", &[], &["x.sql"]),
+            made(3, 3, "a", &[], &["y.sql"]),
+        ];
+        let any = Filter::default();
+        let on_a = Filter {
+            hosts: vec!["a".into()],
+            ..Filter::default()
+        };
+        assert_eq!(
+            find(&list, &any, "latest", Some("x.sql")).unwrap().0,
+            SnapshotId([2; 32])
+        );
+        assert_eq!(
+            find(&list, &on_a, "latest", Some("x.sql")).unwrap().0,
+            SnapshotId([1; 32])
+        );
+        // No snapshot holds it: the newest, whose stream lookup then fails.
+        assert_eq!(
+            find(&list, &on_a, "latest", Some("z.sql")).unwrap().0,
+            SnapshotId([3; 32])
+        );
+        assert!(matches!(
+            find(
+                &list,
+                &Filter {
+                    hosts: vec!["c".into()],
+                    ..Filter::default()
+                },
+                "latest",
+                None
+            ),
+            Err(Error::SnapshotNotFound { .. })
+        ));
+        let newest = newest_per_stream(&list, &on_a);
+        let got: Vec<(&str, u8)> = newest
+            .iter()
+            .map(|(n, e)| (n.as_str(), e.0 .0[0]))
+            .collect();
+        assert_eq!(got, [("x.sql", 1), ("y.sql", 3)]);
+        let only_x = Filter {
+            names: vec!["x.sql".into()],
+            ..Filter::default()
+        };
+        assert_eq!(newest_per_stream(&list, &only_x).len(), 1);
     }
 
     #[test]

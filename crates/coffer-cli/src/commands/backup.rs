@@ -5,6 +5,7 @@ use anyhow::Result;
 use coffer_core::producer::Producer;
 use coffer_core::progress::BackupProgress;
 use coffer_core::repository::OpenStream;
+use coffer_core::snapshot::Filter;
 use coffer_core::{BackupOptions, Error};
 use serde_json::json;
 use std::sync::Arc;
@@ -109,7 +110,8 @@ async fn backup(
             "new_chunks": s.new_chunks,
             "new_bytes": s.new_bytes,
             "stored_size": s.snapshot.stored_size(),
-            "bytes_added": s.bytes_uploaded,
+            "bytes_added": s.snapshot.added_size(),
+            "bytes_uploaded": s.bytes_uploaded,
             "packs_written": s.packs_written,
             "duration_seconds": secs,
             "streams": s.snapshot.streams.iter().map(|x| json!({
@@ -135,13 +137,14 @@ async fn backup(
         }
     }
     session.say(format_args!(
-        "snapshot {} saved: {} read in {:.1}s ({}/s), {} new, {} added to the repository; \
-         stored size {} after compression",
+        "snapshot {} saved: {} read in {:.1}s ({}/s), {} new, {} added to the repository \
+         ({} uploaded); stored size {} after compression",
         s.snapshot_id.short(),
         format::bytes(size),
         secs,
         format::bytes((size as f64 / secs.max(1e-9)) as u64),
         format::bytes(s.new_bytes),
+        format::bytes(s.snapshot.added_size()),
         format::bytes(s.bytes_uploaded),
         format::bytes(s.snapshot.stored_size()),
     ));
@@ -159,12 +162,13 @@ async fn backup(
             read: x.size,
             added: x.added_size,
             stored: x.stored_size,
-            snapshots: all
-                .iter()
-                .filter(|(_, o)| {
-                    o.host == s.snapshot.host && o.streams.iter().any(|y| y.name == x.name)
-                })
-                .count(),
+            snapshots: Filter {
+                hosts: vec![s.snapshot.host.clone()],
+                names: vec![x.name.clone()],
+                ..Filter::default()
+            }
+            .apply(&all)
+            .len(),
         })
         .collect())
 }

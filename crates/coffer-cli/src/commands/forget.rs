@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 use coffer_core::id::SnapshotId;
-use coffer_core::policy::{Decision, GroupKey, KeepPolicy};
-use coffer_core::snapshot::{self, Snapshot};
+use coffer_core::policy::{self, Decision, GroupKey, KeepPolicy};
+use coffer_core::snapshot::{self, Filter, Snapshot};
 use serde_json::json;
 
 use crate::cli::ForgetArgs;
@@ -35,13 +35,28 @@ pub async fn run(session: &super::Session<'_>, a: ForgetArgs) -> Result<()> {
         return Ok(());
     }
     let remove: Vec<SnapshotId> = if a.ids.is_empty() {
-        let groups = apply_policy(&snaps, &a, &policy);
+        let filter = Filter {
+            hosts: a.host.clone(),
+            tags: Filter::tag_lists(&a.tag),
+            names: a.name.clone(),
+        };
+        let groups = policy::decide(&snaps, &filter, a.group_by, &policy);
         if groups.is_empty() {
             session.say(format_args!(
-                "no snapshot matches --host/--tag/--name: nothing to forget"
+                "no snapshot matches {}: nothing to forget",
+                filter.describe()
             ));
         }
-        refuse_emptied_groups(&snaps, &groups, a.force)?;
+        if let Some((key, decisions)) = policy::emptied_group(&groups).filter(|_| !a.force) {
+            return Err(CliFailure::usage(format!(
+                "the policy would remove all {} snapshots of {} (newest {}); nothing was removed. \
+                 Pass --force if that is intended",
+                decisions.len(),
+                describe_group(key),
+                snaps[decisions[0].index].0.short()
+            ))
+            .into());
+        }
         if a.json {
             println!(
                 "{}",
@@ -91,19 +106,6 @@ pub async fn run(session: &super::Session<'_>, a: ForgetArgs) -> Result<()> {
     Ok(())
 }
 
-/// `--tag a,b --tag c` as lists of tags: [[a, b], [c]].
-fn tag_lists(v: &[String]) -> Vec<Vec<String>> {
-    v.iter()
-        .map(|l| {
-            l.split(',')
-                .filter(|t| !t.is_empty())
-                .map(String::from)
-                .collect()
-        })
-        .filter(|l: &Vec<String>| !l.is_empty())
-        .collect()
-}
-
 fn policy_from(a: &ForgetArgs) -> KeepPolicy {
     KeepPolicy {
         last: a.keep_last.unwrap_or(0),
@@ -118,70 +120,8 @@ fn policy_from(a: &ForgetArgs) -> KeepPolicy {
         within_weekly: a.keep_within_weekly.unwrap_or_default(),
         within_monthly: a.keep_within_monthly.unwrap_or_default(),
         within_yearly: a.keep_within_yearly.unwrap_or_default(),
-        tags: tag_lists(&a.keep_tag),
+        tags: Filter::tag_lists(&a.keep_tag),
     }
-}
-
-/// True when the snapshot passes `--host`, `--tag` (given as `tags`, parsed
-/// once) and `--name`.
-fn selected(s: &Snapshot, a: &ForgetArgs, tags: &[Vec<String>]) -> bool {
-    let host_ok = a.host.is_empty() || a.host.contains(&s.host);
-    let tag_ok = tags.is_empty()
-        || tags
-            .iter()
-            .any(|list| list.iter().all(|t| s.tags.contains(t)));
-    let name_ok = a.name.is_empty() || s.streams.iter().any(|st| a.name.contains(&st.name));
-    host_ok && tag_ok && name_ok
-}
-
-/// Groups the selected snapshots and decides each group.
-fn apply_policy(
-    snaps: &[(SnapshotId, Snapshot)],
-    a: &ForgetArgs,
-    policy: &KeepPolicy,
-) -> BTreeMap<GroupKey, Vec<Decision>> {
-    let tags = tag_lists(&a.tag);
-    let mut members: BTreeMap<GroupKey, Vec<usize>> = BTreeMap::new();
-    for (i, (_, s)) in snaps.iter().enumerate() {
-        if selected(s, a, &tags) {
-            members.entry(a.group_by.key(s)).or_default().push(i);
-        }
-    }
-    members
-        .into_iter()
-        .map(|(key, indices)| {
-            let group: Vec<&Snapshot> = indices.iter().map(|&i| &snaps[i].1).collect();
-            let decisions = policy
-                .apply(&group)
-                .into_iter()
-                .map(|d| Decision {
-                    index: indices[d.index],
-                    ..d
-                })
-                .collect();
-            (key, decisions)
-        })
-        .collect()
-}
-
-fn refuse_emptied_groups(
-    snaps: &[(SnapshotId, Snapshot)],
-    groups: &BTreeMap<GroupKey, Vec<Decision>>,
-    force: bool,
-) -> Result<()> {
-    for (key, decisions) in groups {
-        if !force && !decisions.is_empty() && decisions.iter().all(|d| !d.keep) {
-            return Err(CliFailure::usage(format!(
-                "the policy would remove all {} snapshots of {} (newest {}); nothing was removed. \
-                 Pass --force if that is intended",
-                decisions.len(),
-                describe_group(key),
-                snaps[decisions[0].index].0.short()
-            ))
-            .into());
-        }
-    }
-    Ok(())
 }
 
 fn describe_group(key: &GroupKey) -> String {

@@ -2,11 +2,9 @@
 //! phases so that concurrent backups stay safe.
 
 use anyhow::Result;
-use coffer_core::{MaxUnused, PruneOptions, PruneReport, Repository};
-use serde_json::json;
+use coffer_core::{PruneOptions, PruneReport, Repository};
 
 use crate::cli::{PruneArgs, PruneCommandArgs};
-use crate::exit::CliFailure;
 use crate::format::bytes;
 
 pub async fn run(session: &super::Session<'_>, a: PruneCommandArgs) -> Result<()> {
@@ -16,32 +14,37 @@ pub async fn run(session: &super::Session<'_>, a: PruneCommandArgs) -> Result<()
 
 /// Prunes an open repository and prints the report.
 pub async fn prune(
-    _session: &super::Session<'_>,
+    session: &super::Session<'_>,
     repo: &Repository,
     a: &PruneArgs,
     dry_run: bool,
     as_json: bool,
 ) -> Result<()> {
-    let max_unused: MaxUnused = a
-        .max_unused
-        .parse()
-        .map_err(|e: String| CliFailure::usage(format!("--max-unused: {e}")))?;
     let d = a.delete_delay;
     let hours =
         d.years as u64 * 365 * 24 + d.months as u64 * 30 * 24 + d.days as u64 * 24 + d.hours as u64;
     let opts = PruneOptions {
-        max_unused,
+        max_unused: a.max_unused,
         delete_delay: std::time::Duration::from_secs(hours * 3600),
         dry_run,
         host: super::actor().host,
     };
     let r = repo.prune(opts).await?;
     if as_json {
-        let mut v = report_json(&r, dry_run);
+        let mut v = serde_json::to_value(&r)?;
+        v["dry_run"] = dry_run.into();
         v["requests"] = serde_json::to_value(repo.backend().requests())?;
         println!("{v}");
     } else {
-        eprint!("{}", report_text(&r, dry_run));
+        // The report is information; a warning in it is printed even with -q.
+        let text = report_text(&r, dry_run);
+        for line in text.lines() {
+            if line.starts_with("warning:") {
+                eprintln!("coffer: {line}");
+            } else {
+                session.say(line);
+            }
+        }
     }
     Ok(())
 }
@@ -99,27 +102,4 @@ fn report_text(r: &PruneReport, dry_run: bool) -> String {
         bytes(r.kept_bytes)
     ));
     out
-}
-
-fn report_json(r: &PruneReport, dry_run: bool) -> serde_json::Value {
-    json!({
-        "dry_run": dry_run,
-        "snapshots": r.snapshots,
-        "used_blobs": r.used_blobs,
-        "packs_before": r.packs_before,
-        "packs_marked": r.packs_marked,
-        "bytes_marked": r.bytes_marked,
-        "packs_unmarked": r.packs_unmarked,
-        "packs_waiting": r.packs_waiting,
-        "packs_deleted": r.packs_deleted,
-        "bytes_deleted": r.bytes_deleted,
-        "unindexed_deleted": r.unindexed_deleted,
-        "unindexed_young": r.unindexed_young,
-        "packs_repacked": r.packs_repacked,
-        "packs_written": r.packs_written,
-        "packs_missing": r.packs_missing,
-        "unused_bytes_left": r.unused_bytes_left,
-        "kept_bytes": r.kept_bytes,
-        "index_files_deleted": r.index_files_deleted,
-    })
 }

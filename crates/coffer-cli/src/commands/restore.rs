@@ -7,33 +7,23 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use coffer_core::snapshot;
+use coffer_core::snapshot::{self, Filter};
 use coffer_core::Error;
 
 use crate::cli::RestoreArgs;
 
 pub async fn run(session: &super::Session<'_>, a: RestoreArgs) -> Result<()> {
     let repo = session.open().await?;
-    let mut snaps = repo.list_snapshots().await?;
+    let snaps = repo.list_snapshots().await?;
     // `latest` means the newest snapshot of this host that holds the stream
-    // asked for: one repository often keeps several databases' backups. If
-    // no snapshot holds it, the newest one's error lists the streams there.
-    let mut filters = Vec::new();
-    if let Some(h) = &a.host {
-        snaps.retain(|(_, s)| &s.host == h);
-        filters.push(format!("host {h}"));
-    }
-    let holds = |s: &snapshot::Snapshot, n: &str| s.streams.iter().any(|x| x.name == n);
-    if let (Some(n), "latest") = (&a.stream, a.snapshot.as_str()) {
-        if snaps.iter().any(|(_, s)| holds(s, n)) {
-            snaps.retain(|(_, s)| holds(s, n));
-        }
-    }
-    let (id, snap) = match snapshot::select(&snaps, &a.snapshot) {
-        Err(e) if !filters.is_empty() => {
-            return Err(
-                anyhow::Error::from(e).context(format!("looking for {}", filters.join(", ")))
-            )
+    // asked for: one repository often keeps several databases' backups.
+    let filter = Filter {
+        hosts: a.host.iter().cloned().collect(),
+        ..Filter::default()
+    };
+    let (id, snap) = match snapshot::find(&snaps, &filter, &a.snapshot, a.stream.as_deref()) {
+        Err(e) if !filter.is_empty() => {
+            return Err(anyhow::Error::from(e).context(format!("looking for {}", filter.describe())))
         }
         found => found?,
     };

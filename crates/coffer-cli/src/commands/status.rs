@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 use coffer_core::id::SnapshotId;
-use coffer_core::snapshot::Snapshot;
+use coffer_core::snapshot::{self, Filter, Snapshot};
 use serde_json::json;
 
 use crate::cli::StatusArgs;
@@ -19,24 +19,17 @@ pub async fn run(session: &super::Session<'_>, a: StatusArgs) -> Result<()> {
     let now = jiff::Zoned::now();
     let cutoff = a.max_age.map(|d| d.before(&now));
 
-    // Newest snapshot per stream name (of the chosen hosts).
+    // Newest snapshot per stream name (of the chosen hosts); a name asked
+    // for with no snapshot at all is reported missing.
+    let filter = Filter {
+        hosts: a.host.clone(),
+        names: a.name.clone(),
+        ..Filter::default()
+    };
+    let found = snapshot::newest_per_stream(&snaps, &filter);
     let mut newest: BTreeMap<String, Option<&(SnapshotId, Snapshot)>> =
         a.name.iter().map(|n| (n.clone(), None)).collect();
-    for entry in &snaps {
-        let (_, s) = entry;
-        if !a.host.is_empty() && !a.host.contains(&s.host) {
-            continue;
-        }
-        for stream in &s.streams {
-            if !a.name.is_empty() && !a.name.contains(&stream.name) {
-                continue;
-            }
-            let slot = newest.entry(stream.name.clone()).or_default();
-            if slot.is_none_or(|(_, cur)| cur.time_unix_ns <= s.time_unix_ns) {
-                *slot = Some(entry);
-            }
-        }
-    }
+    newest.extend(found.into_iter().map(|(n, e)| (n, Some(e))));
 
     let mut stale = Vec::new();
     let mut rows = Vec::new();

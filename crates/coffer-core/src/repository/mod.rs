@@ -14,11 +14,13 @@ mod passwords;
 mod prune;
 mod restore;
 
-pub use backup::{BackupOptions, BackupSummary, OpenStream, RECHECK_AFTER};
+pub use backup::{
+    BackupOptions, BackupSummary, OpenStream, DEFAULT_UPLOAD_CONCURRENCY, RECHECK_AFTER,
+};
 pub use check::{CheckOptions, CheckReport, Problem, ReadData};
 pub use lock::{LOCK_REFRESH, LOCK_STALE};
 pub use passwords::KeyInfo;
-pub use prune::{MaxUnused, PruneOptions, PruneReport};
+pub use prune::{MaxUnused, PruneOptions, PruneReport, DEFAULT_DELETE_DELAY, DEFAULT_MAX_UNUSED};
 pub use restore::RestoreSummary;
 
 pub(crate) use index_files::LiveIndex;

@@ -58,6 +58,9 @@ pub struct BackupOptions {
     pub progress: Option<Arc<BackupProgress>>,
 }
 
+/// Default [`BackupOptions::upload_concurrency`].
+pub const DEFAULT_UPLOAD_CONCURRENCY: usize = 2;
+
 /// Default [`BackupOptions::recheck_after`]; `prune` refuses delays between
 /// zero and twice this.
 pub const RECHECK_AFTER: Duration = Duration::from_secs(30 * 60);
@@ -88,7 +91,7 @@ impl Default for BackupOptions {
             time: None,
             compression_level: None,
             allow_empty: false,
-            upload_concurrency: 2,
+            upload_concurrency: DEFAULT_UPLOAD_CONCURRENCY,
             recheck_after: RECHECK_AFTER,
             progress: None,
         }

@@ -81,6 +81,28 @@ impl std::str::FromStr for MaxUnused {
     }
 }
 
+impl std::fmt::Display for MaxUnused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MaxUnused::Percent(p) => write!(f, "{p}%"),
+            MaxUnused::Bytes(b) => write!(f, "{b}"),
+            MaxUnused::Unlimited => f.write_str("unlimited"),
+        }
+    }
+}
+
+/// Default unused space tolerated in kept packs.
+pub const DEFAULT_MAX_UNUSED: MaxUnused = MaxUnused::Percent(5.0);
+
+/// Default delay between marking a pack unused and deleting it: one day,
+/// far above [`super::RECHECK_AFTER`].
+pub const DEFAULT_DELETE_DELAY: crate::policy::Duration = crate::policy::Duration {
+    years: 0,
+    months: 0,
+    days: 1,
+    hours: 0,
+};
+
 /// Settings of one prune.
 #[derive(Debug, Clone)]
 pub struct PruneOptions {
@@ -332,5 +354,12 @@ mod tests {
         assert!("150%".parse::<MaxUnused>().is_err());
         assert!("5x".parse::<MaxUnused>().is_err());
         assert!("".parse::<MaxUnused>().is_err());
+        for limit in [
+            DEFAULT_MAX_UNUSED,
+            MaxUnused::Bytes(7),
+            MaxUnused::Unlimited,
+        ] {
+            assert_eq!(limit.to_string().parse::<MaxUnused>(), Ok(limit));
+        }
     }
 }
