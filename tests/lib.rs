@@ -96,10 +96,13 @@ fn mix(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Path of the `coffer` binary built alongside the tests (override with
-/// `COFFER_BIN`).
+/// Path of the `coffer` binary: `COFFER_BIN` if set, else the one cargo
+/// built for these tests (`CARGO_BIN_EXE_coffer`, set while the end-to-end
+/// tests run), else the one beside the running executable (benchmarks).
 pub fn coffer_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("COFFER_BIN") {
+    if let Some(p) =
+        std::env::var_os("COFFER_BIN").or_else(|| std::env::var_os("CARGO_BIN_EXE_coffer"))
+    {
         return p.into();
     }
     let exe = std::env::current_exe().expect("test executable path");
@@ -119,30 +122,33 @@ pub enum Store {
     Azure,
 }
 
-/// The stores to run backend-independent tests on: always the local
-/// directory, plus S3 and Azure when their test servers' environment is set.
-/// With `COFFER_TEST_REQUIRE_S3` / `COFFER_TEST_REQUIRE_AZURE` (CI), a missing
-/// server is a failure.
-pub fn stores() -> Vec<Store> {
-    let mut stores = vec![Store::Local];
-    for (store, configured, required) in [
-        (Store::S3, "COFFER_TEST_S3_BUCKET", "COFFER_TEST_REQUIRE_S3"),
-        (
-            Store::Azure,
+/// Whether tests can run on `store`: always on the local directory; on S3
+/// and Azure when their test servers' environment is set. A test server
+/// that is missing says so on stderr, and fails the test when
+/// `COFFER_TEST_REQUIRE_S3` / `COFFER_TEST_REQUIRE_AZURE` is set (CI).
+pub fn store_available(store: Store) -> bool {
+    let (configured, required, start) = match store {
+        Store::Local => return true,
+        Store::S3 => (
+            "COFFER_TEST_S3_BUCKET",
+            "COFFER_TEST_REQUIRE_S3",
+            ".ci/s3-server.sh",
+        ),
+        Store::Azure => (
             "COFFER_TEST_AZURE_CONTAINER",
             "COFFER_TEST_REQUIRE_AZURE",
+            ".ci/azurite.sh",
         ),
-    ] {
-        if std::env::var_os(configured).is_some() {
-            stores.push(store);
-        } else {
-            assert!(
-                std::env::var_os(required).is_none(),
-                "{required} is set but {configured} is not: no test server"
-            );
-        }
+    };
+    if std::env::var_os(configured).is_some() {
+        return true;
     }
-    stores
+    assert!(
+        std::env::var_os(required).is_none(),
+        "{required} is set but {configured} is not: no test server"
+    );
+    eprintln!("skipped on {store:?}: no test server ({configured} unset; start one with `eval \"$({start} start)\"`)");
+    false
 }
 
 /// An object store client on the Azure emulator's test container, under
@@ -262,34 +268,66 @@ impl TestRepo {
     }
 
     /// Runs `coffer args...` with `input` on stdin.
-    pub fn run(&self, args: &[&str], input: &[u8]) -> Output {
+    pub fn run(&self, args: &[&str], input: &[u8]) -> Ran {
         run_with_input(self.command(args), input)
+    }
+
+    /// Runs `coffer args...` and asserts that it succeeded.
+    pub fn run_ok(&self, args: &[&str], input: &[u8]) -> Ran {
+        self.run(args, input).ok()
+    }
+
+    /// `check` (structure, or with `--read-data`) passes.
+    pub fn assert_check_passes(&self, read_data: bool) {
+        let args: &[&str] = if read_data {
+            &["check", "--read-data"]
+        } else {
+            &["check"]
+        };
+        self.run_ok(args, b"");
+    }
+
+    /// Runs `coffer args...` (fed `input`) dying at failpoint `point` as
+    /// if killed, and asserts that it died there.
+    #[track_caller]
+    pub fn run_killed_at(&self, args: &[&str], point: &str, input: &[u8]) -> Ran {
+        let mut cmd = self.command(args);
+        cmd.env("COFFER_FAILPOINTS", format!("{point}=kill"));
+        let ran = run_with_input(cmd, input);
+        assert!(
+            std::os::unix::process::ExitStatusExt::signal(&ran.status).is_some(),
+            "not killed at {point}:\n{}",
+            ran.explain()
+        );
+        ran
+    }
+
+    /// Starts `coffer args...` (fed `input`) that stops at failpoint
+    /// `point` until [`Paused::resume`].
+    pub fn spawn_paused(&self, args: &[&str], point: &str, input: Vec<u8>) -> Paused {
+        let dir = tempfile::tempdir().expect("failpoint dir");
+        let mut cmd = self.command(args);
+        cmd.env("COFFER_FAILPOINTS", format!("{point}=wait"))
+            .env("COFFER_FAILPOINTS_DIR", dir.path());
+        let described = describe(&cmd);
+        Paused {
+            child: spawn_with_input(cmd, input),
+            dir,
+            point: point.to_string(),
+            described,
+        }
     }
 
     /// Backs up `input`; returns the parsed `--json` summary.
     pub fn backup(&self, input: &[u8], extra: &[&str]) -> serde_json::Value {
         let mut args = vec!["backup", "--stdin", "--json"];
         args.extend_from_slice(extra);
-        let out = self.run(&args, input);
-        assert!(
-            out.status.success(),
-            "backup failed on {:?}: {}",
-            self.store,
-            stderr(&out)
-        );
-        serde_json::from_slice(&out.stdout).expect("backup --json output")
+        self.run_ok(&args, input).json()
     }
 
     /// Restores a snapshot to bytes (asserting success).
     pub fn restore(&self, snapshot: &str) -> Vec<u8> {
-        let out = self.run(&["restore", snapshot], b"");
-        assert!(
-            out.status.success(),
-            "restore failed on {:?}: {}",
-            self.store,
-            stderr(&out)
-        );
-        out.stdout
+        self.run_ok(&["restore", snapshot], b"").output.stdout
     }
 
     /// Objects under a repository folder (`data`, `index`, ...): their keys
@@ -396,6 +434,114 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// A finished command: its output, and how it was invoked, so that a
+/// failing assertion can show the command, its stdout and its stderr.
+pub struct Ran {
+    /// The command line (environment not included).
+    pub command: String,
+    /// What it printed and how it ended.
+    pub output: Output,
+}
+
+impl std::ops::Deref for Ran {
+    type Target = Output;
+
+    fn deref(&self) -> &Output {
+        &self.output
+    }
+}
+
+impl Ran {
+    /// The command, its exit status, stdout and stderr, for failure messages.
+    pub fn explain(&self) -> String {
+        format!(
+            "command: {}\nstatus: {}\nstdout: {}\nstderr: {}",
+            self.command,
+            self.output.status,
+            String::from_utf8_lossy(&self.output.stdout),
+            stderr(&self.output)
+        )
+    }
+
+    /// Asserts that the command succeeded.
+    #[track_caller]
+    pub fn assert_ok(&self) {
+        assert!(self.status.success(), "failed:\n{}", self.explain());
+    }
+
+    /// Asserts that the command succeeded; returns it.
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        self.assert_ok();
+        self
+    }
+
+    /// Stdout parsed as JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.explain()))
+    }
+
+    /// Stderr as text.
+    pub fn stderr(&self) -> String {
+        stderr(&self.output)
+    }
+}
+
+/// A command stopped at a failpoint (see `COFFER_FAILPOINTS` in
+/// coffer-core's `failpoint` module).
+pub struct Paused {
+    child: Child,
+    dir: tempfile::TempDir,
+    point: String,
+    described: String,
+}
+
+impl Paused {
+    /// Blocks until the command has reached its failpoint.
+    #[track_caller]
+    pub fn wait_reached(&mut self) {
+        let marker = self.dir.path().join(format!("{}.reached", self.point));
+        let started = std::time::Instant::now();
+        while !marker.exists() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "{} ended ({status}) before reaching {}",
+                    self.described, self.point
+                );
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(120),
+                "{} did not reach {} in two minutes",
+                self.described,
+                self.point
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Lets the command go on past its failpoint; returns how it ended.
+    pub fn resume(self) -> Ran {
+        std::fs::write(self.dir.path().join(format!("{}.resume", self.point)), b"")
+            .expect("resume marker");
+        let output = self.child.wait_with_output().expect("wait for coffer");
+        Ran {
+            command: self.described,
+            output,
+        }
+    }
+}
+
+fn describe(cmd: &Command) -> String {
+    let mut line = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        line.push(' ');
+        line.push_str(&a.to_string_lossy());
+    }
+    line
+}
+
 /// Starts a command with stdout and stderr piped and `input` fed on stdin
 /// from a separate thread (which ends quietly if the command stops reading).
 pub fn spawn_with_input(mut cmd: Command, input: Vec<u8>) -> Child {
@@ -413,10 +559,12 @@ pub fn spawn_with_input(mut cmd: Command, input: Vec<u8>) -> Child {
 }
 
 /// Runs a command feeding `input` on stdin from a separate thread.
-pub fn run_with_input(cmd: Command, input: &[u8]) -> Output {
-    spawn_with_input(cmd, input.to_vec())
+pub fn run_with_input(cmd: Command, input: &[u8]) -> Ran {
+    let command = describe(&cmd);
+    let output = spawn_with_input(cmd, input.to_vec())
         .wait_with_output()
-        .expect("wait for coffer")
+        .expect("wait for coffer");
+    Ran { command, output }
 }
 
 /// Stderr as text.

@@ -1,7 +1,7 @@
 //! `coffer check` finds every problem, names each object, and fails only on
 //! real damage.
 
-use coffer_e2e::{dump_like, noise, stderr, stores, Change, TestRepo};
+use coffer_e2e::{dump_like, noise, stderr, Change, Store, TestRepo};
 
 fn check(repo: &TestRepo, args: &[&str]) -> (Option<i32>, String) {
     let mut all = vec!["check"];
@@ -26,71 +26,65 @@ fn two_backups(store: coffer_e2e::Store) -> TestRepo {
     repo
 }
 
-#[test]
-fn a_healthy_repository_passes_and_leftovers_are_only_notes() {
-    for store in stores() {
-        let repo = two_backups(store);
-        let (code, out) = check(&repo, &["--read-data"]);
-        assert_eq!(code, Some(0), "{out}");
-        assert!(
-            out.contains("checked 2 snapshots") && out.contains("no errors were found"),
-            "{out}"
-        );
-        // A pack no index names, as a killed backup leaves behind.
-        let stray = format!("data/ee/{}", "e".repeat(64));
-        repo.write_object(&stray, b"partial pack");
-        let (code, out) = check(&repo, &[]);
-        assert_eq!(code, Some(0), "{out}");
-        assert!(
-            out.contains(&format!("note: {stray}: is in no index")),
-            "{out}"
-        );
-    }
+fn a_healthy_repository_passes_and_leftovers_are_only_notes(store: Store) {
+    let repo = two_backups(store);
+    let (code, out) = check(&repo, &["--read-data"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("checked 2 snapshots") && out.contains("no errors were found"),
+        "{out}"
+    );
+    // A pack no index names, as a killed backup leaves behind.
+    let stray = format!("data/ee/{}", "e".repeat(64));
+    repo.write_object(&stray, b"partial pack");
+    let (code, out) = check(&repo, &[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(&format!("note: {stray}: is in no index")),
+        "{out}"
+    );
 }
 
-#[test]
-fn every_problem_is_reported_in_one_run() {
-    for store in stores() {
-        let repo = two_backups(store);
-        let packs = repo.objects("data");
-        let largest = packs.iter().max_by_key(|(_, n)| *n).unwrap().0.clone();
-        let smallest_data = packs
-            .iter()
-            .filter(|(k, _)| *k != largest)
-            .max_by_key(|(_, n)| *n)
-            .unwrap()
-            .0
-            .clone();
-        // A flipped byte: only reading the data finds it.
-        let mut bytes = repo.read_object(&largest);
-        let middle = bytes.len() / 2;
-        bytes[middle] ^= 0x04;
-        repo.write_object(&largest, &bytes);
-        let (code, out) = check(&repo, &[]);
-        assert_eq!(code, Some(0), "structure is intact: {out}");
-        let (code, out) = check(&repo, &["--read-data"]);
-        assert_eq!(code, Some(16), "{out}");
-        assert!(out.contains(&format!("error: {largest}: ")), "{out}");
+fn every_problem_is_reported_in_one_run(store: Store) {
+    let repo = two_backups(store);
+    let packs = repo.objects("data");
+    let largest = packs.iter().max_by_key(|(_, n)| *n).unwrap().0.clone();
+    let smallest_data = packs
+        .iter()
+        .filter(|(k, _)| *k != largest)
+        .max_by_key(|(_, n)| *n)
+        .unwrap()
+        .0
+        .clone();
+    // A flipped byte: only reading the data finds it.
+    let mut bytes = repo.read_object(&largest);
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x04;
+    repo.write_object(&largest, &bytes);
+    let (code, out) = check(&repo, &[]);
+    assert_eq!(code, Some(0), "structure is intact: {out}");
+    let (code, out) = check(&repo, &["--read-data"]);
+    assert_eq!(code, Some(16), "{out}");
+    assert!(out.contains(&format!("error: {largest}: ")), "{out}");
 
-        // Two more kinds of damage: a missing pack and a damaged snapshot.
-        repo.delete_object(&smallest_data);
-        let snap = repo.objects("snapshots")[0].0.clone();
-        let mut s = repo.read_object(&snap);
-        s[45] ^= 0x01;
-        repo.write_object(&snap, &s);
-        let (code, out) = check(&repo, &["--read-data"]);
-        assert_eq!(code, Some(16), "{out}");
-        for object in [&largest, &smallest_data, &snap] {
-            assert!(
-                out.contains(&format!("error: {object}")),
-                "{object} not reported: {out}"
-            );
-        }
+    // Two more kinds of damage: a missing pack and a damaged snapshot.
+    repo.delete_object(&smallest_data);
+    let snap = repo.objects("snapshots")[0].0.clone();
+    let mut s = repo.read_object(&snap);
+    s[45] ^= 0x01;
+    repo.write_object(&snap, &s);
+    let (code, out) = check(&repo, &["--read-data"]);
+    assert_eq!(code, Some(16), "{out}");
+    for object in [&largest, &smallest_data, &snap] {
         assert!(
-            out.contains("checked 1 snapshots"),
-            "the other snapshot is still checked: {out}"
+            out.contains(&format!("error: {object}")),
+            "{object} not reported: {out}"
         );
     }
+    assert!(
+        out.contains("checked 1 snapshots"),
+        "the other snapshot is still checked: {out}"
+    );
 }
 
 #[test]
@@ -101,3 +95,8 @@ fn a_malformed_subset_is_a_usage_error() {
     let (code, out) = check(&repo, &["--read-data-subset", "1/3"]);
     assert_eq!(code, Some(0), "{out}");
 }
+
+on_every_store!(
+    a_healthy_repository_passes_and_leftovers_are_only_notes,
+    every_problem_is_reported_in_one_run
+);

@@ -7,12 +7,12 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use coffer_e2e::{dump_like, stderr, stores, Change, Store, TestRepo};
+use coffer_e2e::{dump_like, stderr, Change, Store, TestRepo};
 
 fn small_pack_repo(store: Store) -> TestRepo {
     let repo = TestRepo::uninitialised_on(store);
     let out = repo.run(&["init", "--pack-size", "1"], b"");
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.assert_ok();
     repo
 }
 
@@ -43,26 +43,23 @@ fn kill_backup_midway(repo: &TestRepo, data: &[u8], kill_after: usize) {
     child.wait().unwrap();
 }
 
-#[test]
-fn a_killed_backup_leaves_no_snapshot_and_the_next_one_works() {
+fn a_killed_backup_leaves_no_snapshot_and_the_next_one_works(store: Store) {
     let day1 = dump_like(8_000_000, Change::None);
     let day2 = dump_like(30_000_000, Change::Scattered);
-    for store in stores() {
-        let repo = small_pack_repo(store);
-        let first = repo.backup(&day1, &[]);
-        for kill_after in [1, 3, 6] {
-            kill_backup_midway(&repo, &day2, kill_after);
-            assert_eq!(
-                repo.objects("snapshots").len(),
-                1,
-                "a killed backup must not leave a snapshot"
-            );
-            assert!(repo.restore(first["snapshot_id"].as_str().unwrap()) == day1);
-        }
-        let second = repo.backup(&day2, &[]);
-        assert!(repo.restore(second["snapshot_id"].as_str().unwrap()) == day2);
+    let repo = small_pack_repo(store);
+    let first = repo.backup(&day1, &[]);
+    for kill_after in [1, 3, 6] {
+        kill_backup_midway(&repo, &day2, kill_after);
+        assert_eq!(
+            repo.objects("snapshots").len(),
+            1,
+            "a killed backup must not leave a snapshot"
+        );
         assert!(repo.restore(first["snapshot_id"].as_str().unwrap()) == day1);
     }
+    let second = repo.backup(&day2, &[]);
+    assert!(repo.restore(second["snapshot_id"].as_str().unwrap()) == day2);
+    assert!(repo.restore(first["snapshot_id"].as_str().unwrap()) == day1);
 }
 
 /// A repository with four snapshots of changing data (small packs, so
@@ -91,7 +88,7 @@ fn assert_sound(repo: &TestRepo, snaps: &[(String, Vec<u8>)], must_survive: usiz
         String::from_utf8_lossy(&out.stdout),
         stderr(&out)
     );
-    let listed = String::from_utf8(repo.run(&["snapshots", "--json"], b"").stdout).unwrap();
+    let listed = String::from_utf8(repo.run(&["snapshots", "--json"], b"").output.stdout).unwrap();
     for (i, (id, data)) in snaps.iter().enumerate() {
         let alive = listed.contains(id.as_str());
         assert!(
@@ -107,52 +104,43 @@ fn assert_sound(repo: &TestRepo, snaps: &[(String, Vec<u8>)], must_survive: usiz
     }
 }
 
-fn killed_at(repo: &TestRepo, args: &[&str], point: &str) {
-    let mut cmd = repo.command(args);
-    cmd.env("COFFER_FAILPOINTS", format!("{point}=kill"));
-    let out = coffer_e2e::run_with_input(cmd, b"");
-    assert!(!out.status.success(), "{args:?} was not killed at {point}");
-}
-
-#[test]
-fn killing_forget_and_prune_at_every_write_step_loses_nothing() {
-    for store in stores() {
-        let (repo, snaps) = history(store);
-        killed_at(&repo, &["forget", "--keep-last", "2"], "forget-deleted-one");
-        assert_sound(&repo, &snaps, 2, "forget killed after one deletion");
-        let out = repo.run(&["forget", "--keep-last", "2"], b"");
-        assert!(out.status.success(), "{}", stderr(&out));
-        for point in ["prune-locked", "prune-after-index", "prune-deleting-packs"] {
-            killed_at(
-                &repo,
-                &["prune", "--delete-delay", "0h", "--max-unused", "0"],
-                point,
-            );
-            assert_sound(&repo, &snaps, 2, point);
-        }
-        // The next backup and prune work (the dead prune's lock is stale).
-        let data = dump_like(1_000_000, Change::Scattered);
-        let s = repo.backup(&data, &[]);
-        let out = repo.run(&["prune", "--delete-delay", "0h"], b"");
-        assert!(out.status.success(), "{}", stderr(&out));
-        assert_sound(&repo, &snaps, 2, "after the final prune");
-        assert!(repo.restore(s["snapshot_id"].as_str().unwrap()) == data);
+fn killing_forget_and_prune_at_every_write_step_loses_nothing(store: Store) {
+    let (repo, snaps) = history(store);
+    repo.run_killed_at(&["forget", "--keep-last", "2"], "forget-deleted-one", b"");
+    assert_sound(&repo, &snaps, 2, "forget killed after one deletion");
+    let out = repo.run(&["forget", "--keep-last", "2"], b"");
+    out.assert_ok();
+    for point in ["prune-locked", "prune-after-index", "prune-deleting-packs"] {
+        repo.run_killed_at(
+            &["prune", "--delete-delay", "0h", "--max-unused", "0"],
+            point,
+            b"",
+        );
+        assert_sound(&repo, &snaps, 2, point);
     }
+    // The next backup and prune work (the dead prune's lock is stale).
+    let data = dump_like(1_000_000, Change::Scattered);
+    let s = repo.backup(&data, &[]);
+    let out = repo.run(&["prune", "--delete-delay", "0h"], b"");
+    out.assert_ok();
+    assert_sound(&repo, &snaps, 2, "after the final prune");
+    assert!(repo.restore(s["snapshot_id"].as_str().unwrap()) == data);
 }
 
 #[test]
 fn killing_backup_between_its_write_steps_leaves_no_snapshot() {
     let (repo, snaps) = history(Store::Local);
     for point in ["backup-before-index", "backup-before-snapshot"] {
-        let mut cmd = repo.command(&["backup", "--stdin"]);
-        cmd.env("COFFER_FAILPOINTS", format!("{point}=kill"));
-        let out = coffer_e2e::run_with_input(cmd, &coffer_e2e::noise(2_000_000, 77));
-        assert!(!out.status.success());
+        repo.run_killed_at(
+            &["backup", "--stdin"],
+            point,
+            &coffer_e2e::noise(2_000_000, 77),
+        );
         assert_eq!(repo.objects("snapshots").len(), 4, "{point}");
         assert_sound(&repo, &snaps, 4, point);
     }
     let out = repo.run(&["prune", "--delete-delay", "0h"], b"");
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.assert_ok();
     assert_sound(&repo, &snaps, 4, "after prune");
 }
 
@@ -188,7 +176,7 @@ fn prune_killed_at_random_moments_loses_nothing() {
                 ],
                 b"",
             );
-            assert!(out.status.success(), "{}", stderr(&out));
+            out.assert_ok();
         }
         seed ^= seed << 13;
         seed ^= seed >> 7;
@@ -205,6 +193,11 @@ fn prune_killed_at_random_moments_loses_nothing() {
         assert_sound(&repo, &snaps, 2, &format!("prune killed in round {round}"));
     }
     let out = repo.run(&["prune", "--delete-delay", "0h"], b"");
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.assert_ok();
     assert_sound(&repo, &snaps, 2, "final prune");
 }
+
+on_every_store!(
+    a_killed_backup_leaves_no_snapshot_and_the_next_one_works,
+    killing_forget_and_prune_at_every_write_step_loses_nothing
+);

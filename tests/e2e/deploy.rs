@@ -474,7 +474,7 @@ fn the_helm_charts_commands_back_up_and_maintain_a_real_database() {
         ],
         b"",
     );
-    assert!(dump.status.success(), "{}", stderr(&dump));
+    dump.assert_ok();
     assert!(String::from_utf8_lossy(&dump.stdout).contains("CREATE TABLE public.orders"));
     let globals = repo.run(&["restore", "latest", "--stream", "globals.sql"], b"");
     assert!(

@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::process::{Output, Stdio};
 
-use coffer_e2e::{dump_like, stderr, stores, Change, Store, TestRepo};
+use coffer_e2e::{dump_like, stderr, Change, Store, TestRepo};
 
 /// Asserts the exit code and a single stderr line containing `needle`.
 pub fn assert_fails(out: &Output, code: i32, needle: &str) {
@@ -34,148 +34,124 @@ fn file_name(key: &str) -> &str {
     key.rsplit('/').next().unwrap()
 }
 
-#[test]
-fn wrong_password_exits_12_and_the_right_one_still_works() {
-    for store in stores() {
-        let (repo, data) = repo_with_snapshot(store, 100_000);
-        let other = repo.dir.path().join("other");
-        std::fs::write(&other, "not the password\n").unwrap();
-        let out = repo.run(
-            &["snapshots", "--password-file", other.to_str().unwrap()],
-            b"",
-        );
-        assert_fails(&out, 12, "wrong password");
-        assert!(repo.restore("latest") == data);
-    }
+fn wrong_password_exits_12_and_the_right_one_still_works(store: Store) {
+    let (repo, data) = repo_with_snapshot(store, 100_000);
+    let other = repo.dir.path().join("other");
+    std::fs::write(&other, "not the password\n").unwrap();
+    let out = repo.run(
+        &["snapshots", "--password-file", other.to_str().unwrap()],
+        b"",
+    );
+    assert_fails(&out, 12, "wrong password");
+    assert!(repo.restore("latest") == data);
 }
 
-#[test]
-fn a_missing_repository_exits_10() {
-    for store in stores() {
-        let repo = TestRepo::uninitialised_on(store);
-        assert_fails(&repo.run(&["snapshots"], b""), 10, "no repository at");
-        if store == Store::Local {
-            std::fs::create_dir_all(&repo.repo).unwrap();
-        }
-        assert_fails(
-            &repo.run(&["backup", "--stdin"], b"data"),
-            10,
-            "coffer init",
-        );
+fn a_missing_repository_exits_10(store: Store) {
+    let repo = TestRepo::uninitialised_on(store);
+    assert_fails(&repo.run(&["snapshots"], b""), 10, "no repository at");
+    if store == Store::Local {
+        std::fs::create_dir_all(&repo.repo).unwrap();
     }
+    assert_fails(
+        &repo.run(&["backup", "--stdin"], b"data"),
+        10,
+        "coffer init",
+    );
 }
 
-#[test]
-fn init_over_an_existing_repository_exits_13_and_changes_nothing() {
-    for store in stores() {
-        let (repo, data) = repo_with_snapshot(store, 100_000);
-        let keys = repo.objects("keys");
-        assert_fails(&repo.run(&["init"], b""), 13, "already exists");
-        assert_eq!(repo.objects("keys"), keys);
-        assert!(repo.restore("latest") == data);
-    }
+fn init_over_an_existing_repository_exits_13_and_changes_nothing(store: Store) {
+    let (repo, data) = repo_with_snapshot(store, 100_000);
+    let keys = repo.objects("keys");
+    assert_fails(&repo.run(&["init"], b""), 13, "already exists");
+    assert_eq!(repo.objects("keys"), keys);
+    assert!(repo.restore("latest") == data);
 }
 
-#[test]
-fn unknown_and_ambiguous_snapshot_ids() {
-    for store in stores() {
-        let repo = TestRepo::new_on(store);
-        // 17 snapshots: two of them must share a first hex digit.
-        let mut ids = Vec::new();
-        for i in 0..17 {
-            let s = repo.backup(format!("stream {i}\n").as_bytes(), &[]);
-            ids.push(s["snapshot_id"].as_str().unwrap().to_string());
-        }
-        let shared = (0..16)
-            .map(|d| format!("{d:x}"))
-            .find(|p| ids.iter().filter(|id| id.starts_with(p.as_str())).count() > 1)
-            .unwrap();
-        assert_fails(&repo.run(&["restore", &shared], b""), 15, "ambiguous");
-        assert_fails(
-            &repo.run(&["restore", "0123456789abcdef0123"], b""),
-            14,
-            "no snapshot matches",
-        );
-        assert_fails(
-            &repo.run(&["restore", "not-hex"], b""),
-            14,
-            "no snapshot matches",
-        );
-        assert_eq!(repo.restore(&ids[3][..10]), b"stream 3\n");
+fn unknown_and_ambiguous_snapshot_ids(store: Store) {
+    let repo = TestRepo::new_on(store);
+    // 17 snapshots: two of them must share a first hex digit.
+    let mut ids = Vec::new();
+    for i in 0..17 {
+        let s = repo.backup(format!("stream {i}\n").as_bytes(), &[]);
+        ids.push(s["snapshot_id"].as_str().unwrap().to_string());
     }
+    let shared = (0..16)
+        .map(|d| format!("{d:x}"))
+        .find(|p| ids.iter().filter(|id| id.starts_with(p.as_str())).count() > 1)
+        .unwrap();
+    assert_fails(&repo.run(&["restore", &shared], b""), 15, "ambiguous");
+    assert_fails(
+        &repo.run(&["restore", "0123456789abcdef0123"], b""),
+        14,
+        "no snapshot matches",
+    );
+    assert_fails(
+        &repo.run(&["restore", "not-hex"], b""),
+        14,
+        "no snapshot matches",
+    );
+    assert_eq!(repo.restore(&ids[3][..10]), b"stream 3\n");
 }
 
-#[test]
-fn empty_stdin_exits_3_and_writes_no_snapshot() {
-    for store in stores() {
-        let repo = TestRepo::new_on(store);
-        assert_fails(&repo.run(&["backup", "--stdin"], b""), 3, "empty");
-        assert!(repo.objects("snapshots").is_empty());
-        assert!(
-            repo.objects("data").is_empty(),
-            "nothing uploaded for an empty stream"
-        );
-        assert_fails(&repo.run(&["restore", "latest"], b""), 14, "latest");
-    }
+fn empty_stdin_exits_3_and_writes_no_snapshot(store: Store) {
+    let repo = TestRepo::new_on(store);
+    assert_fails(&repo.run(&["backup", "--stdin"], b""), 3, "empty");
+    assert!(repo.objects("snapshots").is_empty());
+    assert!(
+        repo.objects("data").is_empty(),
+        "nothing uploaded for an empty stream"
+    );
+    assert_fails(&repo.run(&["restore", "latest"], b""), 14, "latest");
 }
 
-#[test]
-fn a_corrupt_pack_is_named_and_no_wrong_byte_is_output() {
-    for store in stores() {
-        let (repo, data) = repo_with_snapshot(store, 20_000_000);
-        let pack = largest_pack(&repo);
-        let mut bytes = repo.read_object(&pack);
-        let middle = bytes.len() / 2;
-        bytes[middle] ^= 0x01;
-        repo.write_object(&pack, &bytes);
+fn a_corrupt_pack_is_named_and_no_wrong_byte_is_output(store: Store) {
+    let (repo, data) = repo_with_snapshot(store, 20_000_000);
+    let pack = largest_pack(&repo);
+    let mut bytes = repo.read_object(&pack);
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    repo.write_object(&pack, &bytes);
 
-        let out = repo.run(&["restore", "latest"], b"");
-        assert_fails(&out, 16, file_name(&pack));
-        assert!(stderr(&out).contains("corrupt"));
-        assert!(out.stdout.len() < data.len());
-        assert!(
-            data.starts_with(&out.stdout),
-            "output must be a correct prefix"
-        );
-    }
+    let out = repo.run(&["restore", "latest"], b"");
+    assert_fails(&out, 16, file_name(&pack));
+    assert!(stderr(&out).contains("corrupt"));
+    assert!(out.stdout.len() < data.len());
+    assert!(
+        data.starts_with(&out.stdout),
+        "output must be a correct prefix"
+    );
 }
 
-#[test]
-fn a_truncated_or_deleted_pack_is_reported() {
-    for store in stores() {
-        let (repo, _) = repo_with_snapshot(store, 20_000_000);
-        let pack = largest_pack(&repo);
-        let bytes = repo.read_object(&pack);
-        repo.write_object(&pack, &bytes[..bytes.len() / 3]);
-        assert_fails(&repo.run(&["restore", "latest"], b""), 16, file_name(&pack));
-        repo.delete_object(&pack);
-        assert_fails(&repo.run(&["restore", "latest"], b""), 16, "missing");
-    }
+fn a_truncated_or_deleted_pack_is_reported(store: Store) {
+    let (repo, _) = repo_with_snapshot(store, 20_000_000);
+    let pack = largest_pack(&repo);
+    let bytes = repo.read_object(&pack);
+    repo.write_object(&pack, &bytes[..bytes.len() / 3]);
+    assert_fails(&repo.run(&["restore", "latest"], b""), 16, file_name(&pack));
+    repo.delete_object(&pack);
+    assert_fails(&repo.run(&["restore", "latest"], b""), 16, "missing");
 }
 
-#[test]
-fn corrupt_snapshot_index_and_config_objects_are_named() {
-    for store in stores() {
-        let (repo, _) = repo_with_snapshot(store, 1_000_000);
-        let snap = repo.objects("snapshots").remove(0).0;
-        let mut bytes = repo.read_object(&snap);
-        bytes[40] ^= 0x80;
-        repo.write_object(&snap, &bytes);
-        assert_fails(&repo.run(&["snapshots"], b""), 16, file_name(&snap));
+fn corrupt_snapshot_index_and_config_objects_are_named(store: Store) {
+    let (repo, _) = repo_with_snapshot(store, 1_000_000);
+    let snap = repo.objects("snapshots").remove(0).0;
+    let mut bytes = repo.read_object(&snap);
+    bytes[40] ^= 0x80;
+    repo.write_object(&snap, &bytes);
+    assert_fails(&repo.run(&["snapshots"], b""), 16, file_name(&snap));
 
-        let (repo, _) = repo_with_snapshot(store, 1_000_000);
-        let index = repo.objects("index").remove(0).0;
-        let bytes = repo.read_object(&index);
-        repo.write_object(&index, &bytes[..bytes.len() - 1]);
-        assert_fails(&repo.run(&["restore", "latest"], b""), 16, "index/");
+    let (repo, _) = repo_with_snapshot(store, 1_000_000);
+    let index = repo.objects("index").remove(0).0;
+    let bytes = repo.read_object(&index);
+    repo.write_object(&index, &bytes[..bytes.len() - 1]);
+    assert_fails(&repo.run(&["restore", "latest"], b""), 16, "index/");
 
-        // A damaged config is named, not blamed on the password.
-        let mut bytes = repo.read_object("config");
-        let last = bytes.len() - 1;
-        bytes[last] ^= 0x01;
-        repo.write_object("config", &bytes);
-        assert_fails(&repo.run(&["snapshots"], b""), 16, "config is corrupt");
-    }
+    // A damaged config is named, not blamed on the password.
+    let mut bytes = repo.read_object("config");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    repo.write_object("config", &bytes);
+    assert_fails(&repo.run(&["snapshots"], b""), 16, "config is corrupt");
 }
 
 #[test]
@@ -190,29 +166,26 @@ fn an_unwritable_target_exits_17_and_leaves_no_file() {
     assert!(!target.exists());
 }
 
-#[test]
-fn a_reader_that_stops_early_ends_the_restore_quietly() {
-    for store in stores() {
-        let (repo, data) = repo_with_snapshot(store, 30_000_000);
-        let mut child = repo
-            .command(&["restore", "latest"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut head = [0u8; 100];
-        child
-            .stdout
-            .as_mut()
-            .unwrap()
-            .read_exact(&mut head)
-            .unwrap();
-        drop(child.stdout.take());
-        let out = child.wait_with_output().unwrap();
-        assert_eq!(&head[..], &data[..100]);
-        assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
-        assert_eq!(stderr(&out), "");
-    }
+fn a_reader_that_stops_early_ends_the_restore_quietly(store: Store) {
+    let (repo, data) = repo_with_snapshot(store, 30_000_000);
+    let mut child = repo
+        .command(&["restore", "latest"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut head = [0u8; 100];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut head)
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(&head[..], &data[..100]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert_eq!(stderr(&out), "");
 }
 
 #[test]
@@ -227,3 +200,15 @@ fn missing_password_and_unsupported_locations_are_usage_errors() {
     let out = repo.run(&["snapshots", "-o", "region=eu-west-1"], b"");
     assert_fails(&out, 2, "unknown local option");
 }
+
+on_every_store!(
+    wrong_password_exits_12_and_the_right_one_still_works,
+    a_missing_repository_exits_10,
+    init_over_an_existing_repository_exits_13_and_changes_nothing,
+    unknown_and_ambiguous_snapshot_ids,
+    empty_stdin_exits_3_and_writes_no_snapshot,
+    a_corrupt_pack_is_named_and_no_wrong_byte_is_output,
+    a_truncated_or_deleted_pack_is_reported,
+    corrupt_snapshot_index_and_config_objects_are_named,
+    a_reader_that_stops_early_ends_the_restore_quietly
+);

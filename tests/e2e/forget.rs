@@ -152,7 +152,7 @@ fn coffer_history(entries: &[Entry]) -> TestRepo {
         ]);
         cmd.env("TZ", TZ);
         let out = run_with_input(cmd, b"same dump\n");
-        assert!(out.status.success(), "{}", stderr(&out));
+        out.assert_ok();
     }
     repo
 }
@@ -188,7 +188,7 @@ fn restic_kept(entries: &[Entry]) -> Vec<Vec<u64>> {
             .env("TZ", TZ);
         let out = run_with_input(cmd, input);
         assert!(out.status.success(), "restic {args:?}: {}", stderr(&out));
-        out.stdout
+        out.output.stdout
     };
     restic(&["init", "-q"], b"");
     for e in entries {
@@ -328,7 +328,7 @@ fn forget_removes_by_policy_and_by_id_and_says_why() {
         );
     }
     let out = repo.run(&["forget", "--keep-last", "2", "--keep-daily", "1"], b"");
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.assert_ok();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("keep 2 snapshots"), "{text}");
     assert!(text.contains("last snapshot, daily snapshot"), "{text}");
@@ -342,7 +342,7 @@ fn forget_removes_by_policy_and_by_id_and_says_why() {
     // By id.
     let id = snaps[0]["short_id"].as_str().unwrap();
     let out = repo.run(&["forget", id], b"");
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.assert_ok();
     assert_eq!(repo.restore("latest"), b"day 5\n");
     let left: Value =
         serde_json::from_slice(&repo.run(&["snapshots", "--json"], b"").stdout).unwrap();
@@ -395,7 +395,7 @@ fn forget_refuses_bad_input_and_keeps_everything() {
         serde_json::from_slice(&repo.run(&["snapshots", "--json"], b"").stdout).unwrap();
     assert_eq!(snaps.as_array().unwrap().len(), 2, "nothing was removed");
     let out = repo.run(&["forget", "--keep-tag", "nope", "--force"], b"");
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.assert_ok();
     let snaps: Value =
         serde_json::from_slice(&repo.run(&["snapshots", "--json"], b"").stdout).unwrap();
     assert_eq!(snaps.as_array().unwrap().len(), 0);

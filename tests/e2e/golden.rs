@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use coffer_e2e::{stores, TestRepo};
+use coffer_e2e::{Store, TestRepo};
 
 /// BLAKE3 of the two streams stored in the fixture (see its README.md).
 const DAY1_BLAKE3: &str = include_str!("../fixtures/repo-v1/day1.blake3");
@@ -26,33 +26,32 @@ fn files(root: &Path, dir: &Path, out: &mut Vec<(String, std::path::PathBuf)>) {
     }
 }
 
-#[test]
-fn the_v1_fixture_still_opens_and_restores_byte_identical() {
+fn the_v1_fixture_still_opens_and_restores_byte_identical(store: Store) {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/repo-v1");
     let mut objects = Vec::new();
     files(&fixture.join("repo"), &fixture.join("repo"), &mut objects);
-    for store in stores() {
-        let repo = TestRepo::uninitialised_on(store);
-        for (key, path) in &objects {
-            repo.write_object(key, &std::fs::read(path).unwrap());
-        }
-        std::fs::copy(fixture.join("password"), &repo.password_file).unwrap();
+    let repo = TestRepo::uninitialised_on(store);
+    for (key, path) in &objects {
+        repo.write_object(key, &std::fs::read(path).unwrap());
+    }
+    std::fs::copy(fixture.join("password"), &repo.password_file).unwrap();
 
-        let list = repo.run(&["snapshots", "--json"], b"");
-        assert!(list.status.success(), "{}", coffer_e2e::stderr(&list));
-        let snaps: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
-        let snaps = snaps.as_array().unwrap();
-        assert_eq!(snaps.len(), 2);
-        assert_eq!(snaps[0]["streams"][0]["name"], "day1.sql");
-        assert_eq!(snaps[1]["tags"], serde_json::json!(["nightly"]));
+    let list = repo.run(&["snapshots", "--json"], b"");
+    list.assert_ok();
+    let snaps: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let snaps = snaps.as_array().unwrap();
+    assert_eq!(snaps.len(), 2);
+    assert_eq!(snaps[0]["streams"][0]["name"], "day1.sql");
+    assert_eq!(snaps[1]["tags"], serde_json::json!(["nightly"]));
 
-        for (snap, want) in snaps.iter().zip([DAY1_BLAKE3, DAY2_BLAKE3]) {
-            let bytes = repo.restore(snap["id"].as_str().unwrap());
-            assert_eq!(
-                blake3::hash(&bytes).to_hex().as_str(),
-                want.trim(),
-                "on {store:?}"
-            );
-        }
+    for (snap, want) in snaps.iter().zip([DAY1_BLAKE3, DAY2_BLAKE3]) {
+        let bytes = repo.restore(snap["id"].as_str().unwrap());
+        assert_eq!(
+            blake3::hash(&bytes).to_hex().as_str(),
+            want.trim(),
+            "on {store:?}"
+        );
     }
 }
+
+on_every_store!(the_v1_fixture_still_opens_and_restores_byte_identical);

@@ -1,84 +1,83 @@
 //! Several passwords open one repository; removed keys no longer do; the key
 //! in use and the last key cannot be removed.
 
-use coffer_e2e::{run_with_input, stderr, stores, TestRepo};
+use coffer_e2e::{run_with_input, stderr, Store, TestRepo};
 
 use crate::errors::assert_fails;
 
-#[test]
-fn passwords_can_be_added_removed_and_changed() {
-    for store in stores() {
-        let repo = TestRepo::new_on(store);
-        repo.backup(b"precious\n", &[]);
-        let second = repo.dir.path().join("second");
-        std::fs::write(&second, "second password\n").unwrap();
-        let as_second = |args: &[&str]| {
-            let mut cmd = repo.command(args);
-            cmd.env("COFFER_PASSWORD_FILE", &second);
-            run_with_input(cmd, b"")
-        };
+fn passwords_can_be_added_removed_and_changed(store: Store) {
+    let repo = TestRepo::new_on(store);
+    repo.backup(b"precious\n", &[]);
+    let second = repo.dir.path().join("second");
+    std::fs::write(&second, "second password\n").unwrap();
+    let as_second = |args: &[&str]| {
+        let mut cmd = repo.command(args);
+        cmd.env("COFFER_PASSWORD_FILE", &second);
+        run_with_input(cmd, b"")
+    };
 
-        // Add a second password: both open the repository.
-        let out = repo.run(
-            &[
-                "key",
-                "add",
-                "--new-password-file",
-                second.to_str().unwrap(),
-            ],
-            b"",
-        );
-        assert!(out.status.success(), "{}", stderr(&out));
-        let out = as_second(&["restore", "latest"]);
-        assert_eq!(out.stdout, b"precious\n", "{}", stderr(&out));
-        let list = String::from_utf8(repo.run(&["key", "list"], b"").stdout).unwrap();
-        assert_eq!(list.lines().count(), 3, "{list}");
-        let current_line = list.lines().find(|l| l.starts_with('*')).unwrap();
-        let first_id = current_line.split_whitespace().nth(1).unwrap().to_string();
-
-        // The key in use cannot be removed; with the second password it can.
-        assert_fails(
-            &repo.run(&["key", "remove", &first_id], b""),
-            2,
-            "cannot be removed",
-        );
-        let out = as_second(&["key", "remove", &first_id]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        assert_fails(&repo.run(&["snapshots"], b""), 12, "wrong password");
-        // The last key cannot be removed either.
-        let list = String::from_utf8(as_second(&["key", "list"]).stdout).unwrap();
-        let only = list
-            .lines()
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .to_string();
-        assert_fails(
-            &as_second(&["key", "remove", &only]),
-            2,
-            "cannot be removed",
-        );
-        assert_fails(
-            &as_second(&["key", "remove", "ffffffff"]),
-            14,
-            "no key matches",
-        );
-
-        // passwd: the new password works, the old one no longer does.
-        let third = repo.dir.path().join("third");
-        std::fs::write(&third, "third password\n").unwrap();
-        let out = as_second(&[
+    // Add a second password: both open the repository.
+    let out = repo.run(
+        &[
             "key",
-            "passwd",
+            "add",
             "--new-password-file",
-            third.to_str().unwrap(),
-        ]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        assert_fails(&as_second(&["snapshots"]), 12, "wrong password");
-        let mut cmd = repo.command(&["restore", "latest"]);
-        cmd.env("COFFER_PASSWORD_FILE", &third);
-        assert_eq!(run_with_input(cmd, b"").stdout, b"precious\n");
-    }
+            second.to_str().unwrap(),
+        ],
+        b"",
+    );
+    out.assert_ok();
+    let out = as_second(&["restore", "latest"]);
+    assert_eq!(out.stdout, b"precious\n", "{}", stderr(&out));
+    let list = String::from_utf8(repo.run(&["key", "list"], b"").output.stdout).unwrap();
+    assert_eq!(list.lines().count(), 3, "{list}");
+    let current_line = list.lines().find(|l| l.starts_with('*')).unwrap();
+    let first_id = current_line.split_whitespace().nth(1).unwrap().to_string();
+
+    // The key in use cannot be removed; with the second password it can.
+    assert_fails(
+        &repo.run(&["key", "remove", &first_id], b""),
+        2,
+        "cannot be removed",
+    );
+    let out = as_second(&["key", "remove", &first_id]);
+    out.assert_ok();
+    assert_fails(&repo.run(&["snapshots"], b""), 12, "wrong password");
+    // The last key cannot be removed either.
+    let list = String::from_utf8(as_second(&["key", "list"]).output.stdout).unwrap();
+    let only = list
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert_fails(
+        &as_second(&["key", "remove", &only]),
+        2,
+        "cannot be removed",
+    );
+    assert_fails(
+        &as_second(&["key", "remove", "ffffffff"]),
+        14,
+        "no key matches",
+    );
+
+    // passwd: the new password works, the old one no longer does.
+    let third = repo.dir.path().join("third");
+    std::fs::write(&third, "third password\n").unwrap();
+    let out = as_second(&[
+        "key",
+        "passwd",
+        "--new-password-file",
+        third.to_str().unwrap(),
+    ]);
+    out.assert_ok();
+    assert_fails(&as_second(&["snapshots"]), 12, "wrong password");
+    let mut cmd = repo.command(&["restore", "latest"]);
+    cmd.env("COFFER_PASSWORD_FILE", &third);
+    assert_eq!(run_with_input(cmd, b"").stdout, b"precious\n");
 }
+
+on_every_store!(passwords_can_be_added_removed_and_changed);

@@ -3,9 +3,9 @@
 //! (`.ci/pushgateway.sh`; CI sets COFFER_TEST_REQUIRE_PUSHGATEWAY). A failed
 //! run must say so without erasing the last success.
 
-use std::process::{Command, Output};
+use std::process::Command;
 
-use coffer_e2e::{stderr, TestRepo};
+use coffer_e2e::{stderr, Ran, TestRepo};
 
 /// The value of the sample `name{...}` whose labels include every
 /// comma-separated `key="value"` of `labels`.
@@ -50,7 +50,7 @@ fn curl(args: &[&str]) -> (bool, String) {
 }
 
 /// `coffer backup` of stream app.sql on host db-1 with `--metrics-file`.
-fn backup_with_metrics(repo: &TestRepo, file: &str, source: &[&str], input: &[u8]) -> Output {
+fn backup_with_metrics(repo: &TestRepo, file: &str, source: &[&str], input: &[u8]) -> Ran {
     let mut args = vec![
         "backup",
         "--stdin-filename",
@@ -72,7 +72,7 @@ fn the_metrics_file_records_a_success_and_then_a_failure_without_losing_it() {
     let data = coffer_e2e::noise(2_000_000, 3);
     for _ in 0..2 {
         let out = backup_with_metrics(&repo, file_arg, &["--stdin"], &data);
-        assert!(out.status.success(), "{}", stderr(&out));
+        out.assert_ok();
     }
     let text = std::fs::read_to_string(&file).unwrap();
     let labels = r#"host="db-1",stream="app.sql""#;
@@ -160,7 +160,7 @@ fn backups_push_to_a_pushgateway_and_a_failure_keeps_the_last_success() {
         args.extend(["--stream", s]);
     }
     let out = repo.run(&args, b"");
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.assert_ok();
     assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
     let (ok, text) = curl(&[&format!("{gw}/metrics")]);
     assert!(ok, "{text}");
@@ -220,7 +220,7 @@ fn an_unreachable_pushgateway_is_a_warning_not_a_failed_backup() {
         &["backup", "--stdin", "--pushgateway", "http://127.0.0.1:9/"],
         b"data",
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.assert_ok();
     let err = stderr(&out);
     assert!(
         err.contains("coffer: warning: cannot push metrics to http://127.0.0.1:9/"),

@@ -10,7 +10,7 @@ fn a_log_gets_one_summary_line_and_quiet_gets_nothing() {
     let repo = TestRepo::new();
     let data = coffer_e2e::noise(3_000_000, 7);
     let out = repo.run(&["backup", "--stdin", "--stdin-filename", "db.sql"], &data);
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.assert_ok();
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err:?}");
     for part in [
@@ -112,12 +112,12 @@ fn restoring_to_a_pipe_or_device_writes_into_it_and_leaves_it_in_place() {
         &["restore", "latest", "--output", fifo.to_str().unwrap()],
         b"",
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.assert_ok();
     assert_eq!(reader.join().unwrap(), data);
     // Still a pipe: not renamed over by a regular file.
     assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
     let out = repo.run(&["restore", "latest", "--output", "/dev/null"], b"");
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.assert_ok();
     assert!(std::fs::metadata("/dev/null")
         .unwrap()
         .file_type()

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use coffer_e2e::pg::Pg;
-use coffer_e2e::{stderr, stores, TestRepo};
+use coffer_e2e::{stderr, Store, TestRepo};
 
 /// Accounts in the shared source database: 300,000 rows, a ~40 MB dump.
 const SCALE: u32 = 3;
@@ -88,27 +88,24 @@ fn snapshot_count(repo: &TestRepo) -> usize {
     repo.objects("snapshots").len()
 }
 
-#[test]
-fn a_plain_pg_dump_restores_through_psql_into_an_equal_database() {
+fn a_plain_pg_dump_restores_through_psql_into_an_equal_database(store: Store) {
     let Some((pg, src)) = source() else { return };
     let pg_dump = pg.tool("pg_dump");
-    for store in stores() {
-        let repo = TestRepo::new_on(store);
-        let summary = backup_from(
-            &repo,
-            "app.sql",
-            &[pg_dump.to_str().unwrap(), "--format=plain", src],
-        );
-        let read = summary["bytes_read"].as_u64().unwrap();
-        assert!(read > 20_000_000, "dump of {read} bytes is too small");
-        let dst = Pg::unique_name("coffer_plain");
-        pg.create_db(&dst);
-        restore_into(&repo, &["latest"], psql_into(pg, &dst));
-        assert_same_database(pg, src, &dst, 5);
-        let accounts = pg.sql(&dst, "SELECT count(*) FROM pgbench_accounts");
-        assert_eq!(accounts.trim(), (SCALE * 100_000).to_string());
-        pg.drop_db(&dst);
-    }
+    let repo = TestRepo::new_on(store);
+    let summary = backup_from(
+        &repo,
+        "app.sql",
+        &[pg_dump.to_str().unwrap(), "--format=plain", src],
+    );
+    let read = summary["bytes_read"].as_u64().unwrap();
+    assert!(read > 20_000_000, "dump of {read} bytes is too small");
+    let dst = Pg::unique_name("coffer_plain");
+    pg.create_db(&dst);
+    restore_into(&repo, &["latest"], psql_into(pg, &dst));
+    assert_same_database(pg, src, &dst, 5);
+    let accounts = pg.sql(&dst, "SELECT count(*) FROM pgbench_accounts");
+    assert_eq!(accounts.trim(), (SCALE * 100_000).to_string());
+    pg.drop_db(&dst);
 }
 
 #[test]
@@ -179,12 +176,12 @@ fn globals_and_several_databases_go_into_one_snapshot_and_restore_by_name() {
         args.extend(["--stream", s.as_str()]);
     }
     let out = repo.run(&args, b"");
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.assert_ok();
     assert_eq!(snapshot_count(&repo), 1);
 
     let globals = repo.run(&["restore", "latest", "--stream", "globals.sql"], b"");
-    assert!(globals.status.success(), "{}", stderr(&globals));
-    let globals = String::from_utf8(globals.stdout).unwrap();
+    globals.assert_ok();
+    let globals = String::from_utf8(globals.output.stdout).unwrap();
     assert!(
         globals.contains(&format!("CREATE ROLE {role};")),
         "{globals}"
@@ -201,7 +198,7 @@ fn globals_and_several_databases_go_into_one_snapshot_and_restore_by_name() {
         &["restore", "latest", "--stream", &format!("{src}.sql")],
         b"",
     );
-    assert!(src_stream.status.success(), "{}", stderr(&src_stream));
+    src_stream.assert_ok();
     assert!(String::from_utf8_lossy(&src_stream.stdout).contains("CREATE TABLE public.varied"));
     pg.drop_db(&dst);
     pg.drop_db(&other);
@@ -262,7 +259,7 @@ fn a_pg_dump_killed_midway_leaves_no_snapshot_and_the_repository_usable() {
     let Some((pg, src)) = source() else { return };
     let repo = TestRepo::uninitialised();
     let init = repo.run(&["init", "--pack-size", "1"], b"");
-    assert!(init.status.success(), "{}", stderr(&init));
+    init.assert_ok();
     let pg_dump = pg.tool("pg_dump");
     let mut backup = repo.command(&[
         "backup",
@@ -303,8 +300,10 @@ fn a_pg_dump_killed_midway_leaves_no_snapshot_and_the_repository_usable() {
     assert!(err.contains("was killed by signal 9"), "{err}");
     assert_eq!(snapshot_count(&repo), 0);
     let check = repo.run(&["check"], b"");
-    assert!(check.status.success(), "{}", stderr(&check));
+    check.assert_ok();
     // The next night's dump works as usual.
     backup_from(&repo, "app.sql", &[pg_dump.to_str().unwrap(), src]);
     assert_eq!(snapshot_count(&repo), 1);
 }
+
+on_every_store!(a_plain_pg_dump_restores_through_psql_into_an_equal_database);

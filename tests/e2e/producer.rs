@@ -22,7 +22,7 @@ fn a_successful_producer_is_backed_up_and_its_stderr_passes_through() {
         ],
         b"",
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.assert_ok();
     assert!(
         stderr(&out).starts_with("pg_dump: warning\n"),
         "{}",

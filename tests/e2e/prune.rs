@@ -3,12 +3,7 @@
 //! interrupted backups left, excludes a second prune, and never loses a blob
 //! a snapshot needs, even with backups running at the same time.
 
-use std::process::Child;
-use std::time::Duration;
-
-use coffer_e2e::{
-    dump_like, noise, run_with_input, spawn_with_input, stderr, stores, Change, Store, TestRepo,
-};
+use coffer_e2e::{dump_like, noise, Change, Store, TestRepo};
 use serde_json::Value;
 
 use crate::errors::assert_fails;
@@ -17,30 +12,7 @@ use crate::errors::assert_fails;
 pub fn prune(repo: &TestRepo, extra: &[&str]) -> Value {
     let mut args = vec!["prune", "--json"];
     args.extend_from_slice(extra);
-    let out = repo.run(&args, b"");
-    assert!(
-        out.status.success(),
-        "prune {extra:?} failed: {}",
-        stderr(&out)
-    );
-    serde_json::from_slice(&out.stdout).expect("prune --json")
-}
-
-/// `check` (structure, or with `--read-data`) passes.
-pub fn assert_check_passes(repo: &TestRepo, read_data: bool) {
-    let args: &[&str] = if read_data {
-        &["check", "--read-data"]
-    } else {
-        &["check"]
-    };
-    let out = repo.run(args, b"");
-    assert!(
-        out.status.success(),
-        "check failed on {:?}: {}{}",
-        repo.store,
-        String::from_utf8_lossy(&out.stdout),
-        stderr(&out)
-    );
+    repo.run_ok(&args, b"").json()
 }
 
 fn data_bytes(repo: &TestRepo) -> u64 {
@@ -51,74 +23,59 @@ fn id(summary: &Value) -> String {
     summary["snapshot_id"].as_str().unwrap().to_string()
 }
 
-/// Starts `coffer args` with failpoints set, feeding `input`.
-fn spawn_with_failpoints(
-    repo: &TestRepo,
-    args: &[&str],
-    failpoints: &str,
-    input: Vec<u8>,
-) -> Child {
-    let mut cmd = repo.command(args);
-    cmd.env("COFFER_FAILPOINTS", failpoints);
-    spawn_with_input(cmd, input)
-}
+fn prune_marks_then_deletes_and_keeps_what_snapshots_need(store: Store) {
+    let repo = TestRepo::new_on(store);
+    let old = noise(3_000_000, 1);
+    let kept = noise(3_000_000, 2);
+    let a = repo.backup(&old, &[]);
+    let b = repo.backup(&kept, &[]);
+    let full = data_bytes(&repo);
 
-#[test]
-fn prune_marks_then_deletes_and_keeps_what_snapshots_need() {
-    for store in stores() {
-        let repo = TestRepo::new_on(store);
-        let old = noise(3_000_000, 1);
-        let kept = noise(3_000_000, 2);
-        let a = repo.backup(&old, &[]);
-        let b = repo.backup(&kept, &[]);
-        let full = data_bytes(&repo);
+    // Nothing to reclaim yet.
+    let r = prune(&repo, &[]);
+    assert_eq!(
+        (r["packs_marked"].as_u64(), r["packs_deleted"].as_u64()),
+        (Some(0), Some(0))
+    );
 
-        // Nothing to reclaim yet.
-        let r = prune(&repo, &[]);
-        assert_eq!(
-            (r["packs_marked"].as_u64(), r["packs_deleted"].as_u64()),
-            (Some(0), Some(0))
-        );
+    let out = repo.run(&["forget", &id(&a)], b"");
+    out.assert_ok();
+    // Dry run: says what, changes nothing.
+    let dry = prune(&repo, &["--dry-run"]);
+    assert!(dry["packs_marked"].as_u64().unwrap() >= 1, "{dry}");
+    let r = prune(&repo, &["--dry-run"]);
+    assert_eq!(r["packs_marked"], dry["packs_marked"]);
 
-        let out = repo.run(&["forget", &id(&a)], b"");
-        assert!(out.status.success(), "{}", stderr(&out));
-        // Dry run: says what, changes nothing.
-        let dry = prune(&repo, &["--dry-run"]);
-        assert!(dry["packs_marked"].as_u64().unwrap() >= 1, "{dry}");
-        let r = prune(&repo, &["--dry-run"]);
-        assert_eq!(r["packs_marked"], dry["packs_marked"]);
+    // Phase one marks, deletes nothing.
+    let r = prune(&repo, &[]);
+    assert!(r["packs_marked"].as_u64().unwrap() >= 1, "{r}");
+    assert_eq!(r["packs_deleted"].as_u64(), Some(0));
+    assert_eq!(data_bytes(&repo), full);
+    repo.assert_check_passes(false);
+    // A marked pack's blobs are not deduplicated against: backing the
+    // old data up again stores it again.
+    let again = repo.backup(&old, &[]);
+    assert!(again["new_chunks"].as_u64().unwrap() > 0, "{again}");
+    let out = repo.run(&["forget", &id(&again)], b"");
+    assert!(out.status.success());
 
-        // Phase one marks, deletes nothing.
-        let r = prune(&repo, &[]);
-        assert!(r["packs_marked"].as_u64().unwrap() >= 1, "{r}");
-        assert_eq!(r["packs_deleted"].as_u64(), Some(0));
-        assert_eq!(data_bytes(&repo), full);
-        assert_check_passes(&repo, false);
-        // A marked pack's blobs are not deduplicated against: backing the
-        // old data up again stores it again.
-        let again = repo.backup(&old, &[]);
-        assert!(again["new_chunks"].as_u64().unwrap() > 0, "{again}");
-        let out = repo.run(&["forget", &id(&again)], b"");
-        assert!(out.status.success());
-
-        // Phase two (the delay passed; 0h here) deletes.
-        let r = prune(&repo, &["--delete-delay", "0h"]);
-        assert!(r["packs_deleted"].as_u64().unwrap() >= 2, "{r}");
-        assert!(
-            data_bytes(&repo) < full * 6 / 10,
-            "{} of {full}",
-            data_bytes(&repo)
-        );
-        assert_check_passes(&repo, true);
-        assert!(repo.restore(&id(&b)) == kept);
-        // Superseded index files are gone: one live index file is left.
-        assert_eq!(repo.objects("index").len(), 1);
-        // A later backup and prune work.
-        let c = repo.backup(&old, &[]);
-        prune(&repo, &["--delete-delay", "0h"]);
-        assert!(repo.restore(&id(&c)) == old);
-        assert!(repo.restore(&id(&b)) == kept);
-    }
+    // Phase two (the delay passed; 0h here) deletes.
+    let r = prune(&repo, &["--delete-delay", "0h"]);
+    assert!(r["packs_deleted"].as_u64().unwrap() >= 2, "{r}");
+    assert!(
+        data_bytes(&repo) < full * 6 / 10,
+        "{} of {full}",
+        data_bytes(&repo)
+    );
+    repo.assert_check_passes(true);
+    assert!(repo.restore(&id(&b)) == kept);
+    // Superseded index files are gone: one live index file is left.
+    assert_eq!(repo.objects("index").len(), 1);
+    // A later backup and prune work.
+    let c = repo.backup(&old, &[]);
+    prune(&repo, &["--delete-delay", "0h"]);
+    assert!(repo.restore(&id(&c)) == old);
+    assert!(repo.restore(&id(&b)) == kept);
 }
 
 #[test]
@@ -139,7 +96,7 @@ fn prune_repacks_partly_used_packs() {
     assert!(r["packs_written"].as_u64().unwrap() >= 1, "{r}");
     // With no delay the repacked pack is deleted in the same run.
     assert!(data_bytes(&repo) < 3_300_000, "{}", data_bytes(&repo));
-    assert_check_passes(&repo, true);
+    repo.assert_check_passes(true);
     assert!(repo.restore(&id(&b)) == half);
 }
 
@@ -148,13 +105,11 @@ fn prune_reclaims_what_interrupted_backups_left_after_the_delay() {
     let repo = TestRepo::new();
     let a = repo.backup(b"committed\n", &[]);
     // A backup killed after uploading its packs, before its index.
-    let mut child = spawn_with_failpoints(
-        &repo,
+    repo.run_killed_at(
         &["backup", "--stdin"],
-        "backup-before-index=kill",
-        noise(2_000_000, 4),
+        "backup-before-index",
+        &noise(2_000_000, 4),
     );
-    assert!(!child.wait().unwrap().success());
     let leftovers = repo.objects("data").len();
     assert!(leftovers >= 3, "{leftovers}");
     // Young leftovers may belong to a running backup: kept.
@@ -164,7 +119,7 @@ fn prune_reclaims_what_interrupted_backups_left_after_the_delay() {
     let r = prune(&repo, &["--delete-delay", "0h"]);
     assert!(r["unindexed_deleted"].as_u64().unwrap() >= 1, "{r}");
     assert_eq!(repo.objects("data").len(), leftovers - 2);
-    assert_check_passes(&repo, true);
+    repo.assert_check_passes(true);
     assert_eq!(repo.restore(&id(&a)), b"committed\n");
 }
 
@@ -172,25 +127,14 @@ fn prune_reclaims_what_interrupted_backups_left_after_the_delay() {
 fn a_second_prune_is_refused_while_one_runs() {
     let repo = TestRepo::new();
     repo.backup(b"data\n", &[]);
-    let first = spawn_with_failpoints(&repo, &["prune"], "prune-locked=sleep:4", Vec::new());
-    // Wait for the first prune's lock.
-    for _ in 0..100 {
-        if !repo.objects("locks").is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut first = repo.spawn_paused(&["prune"], "prune-locked", Vec::new());
+    first.wait_reached();
     assert_fails(
         &repo.run(&["prune"], b""),
         22,
         "another prune holds the repository",
     );
-    let out = first.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    first.resume().ok();
     // Released: prune works again, and leaves no lock behind.
     prune(&repo, &[]);
     assert!(repo.objects("locks").is_empty());
@@ -199,44 +143,33 @@ fn a_second_prune_is_refused_while_one_runs() {
 /// A backup that loaded the index before a prune marked the packs it
 /// reuses commits a snapshot needing them: the next prune unmarks them
 /// instead of deleting them.
-#[test]
-fn prune_unmarks_packs_a_backup_started_before_the_mark_needs() {
-    for store in stores() {
-        let repo = TestRepo::new_on(store);
-        let data = noise(2_000_000, 5);
-        let a = repo.backup(&data, &[]);
-        let slow = spawn_with_failpoints(
-            &repo,
-            &["backup", "--stdin", "--json"],
-            "backup-before-index=sleep:4",
-            data.clone(),
-        );
-        std::thread::sleep(Duration::from_millis(1500));
-        let out = repo.run(&["forget", &id(&a)], b"");
-        assert!(out.status.success());
-        let r = prune(&repo, &[]);
-        assert!(r["packs_marked"].as_u64().unwrap() >= 1, "{r}");
-        let out = slow.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let b: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(
-            b["new_chunks"].as_u64(),
-            Some(0),
-            "it deduplicated against the packs"
-        );
-        // Past the delay the packs would go, but a snapshot needs them.
-        let r = prune(&repo, &["--delete-delay", "0h"]);
-        assert!(r["packs_unmarked"].as_u64().unwrap() >= 1, "{r}");
-        assert_check_passes(&repo, true);
-        assert!(repo.restore(&id(&b)) == data);
-        let r = prune(&repo, &["--delete-delay", "0h"]);
-        assert_eq!(r["packs_deleted"].as_u64(), Some(0), "{r}");
-        assert!(repo.restore(&id(&b)) == data);
-    }
+fn prune_unmarks_packs_a_backup_started_before_the_mark_needs(store: Store) {
+    let repo = TestRepo::new_on(store);
+    let data = noise(2_000_000, 5);
+    let a = repo.backup(&data, &[]);
+    let mut slow = repo.spawn_paused(
+        &["backup", "--stdin", "--json"],
+        "backup-before-index",
+        data.clone(),
+    );
+    slow.wait_reached();
+    repo.run_ok(&["forget", &id(&a)], b"");
+    let r = prune(&repo, &[]);
+    assert!(r["packs_marked"].as_u64().unwrap() >= 1, "{r}");
+    let b = slow.resume().ok().json();
+    assert_eq!(
+        b["new_chunks"].as_u64(),
+        Some(0),
+        "it deduplicated against the packs"
+    );
+    // Past the delay the packs would go, but a snapshot needs them.
+    let r = prune(&repo, &["--delete-delay", "0h"]);
+    assert!(r["packs_unmarked"].as_u64().unwrap() >= 1, "{r}");
+    repo.assert_check_passes(true);
+    assert!(repo.restore(&id(&b)) == data);
+    let r = prune(&repo, &["--delete-delay", "0h"]);
+    assert_eq!(r["packs_deleted"].as_u64(), Some(0), "{r}");
+    assert!(repo.restore(&id(&b)) == data);
 }
 
 /// A backup running longer than its recheck interval re-reads the index
@@ -247,87 +180,84 @@ fn a_long_backup_fails_rather_than_commit_data_a_prune_marked() {
     let repo = TestRepo::new();
     let data = noise(2_000_000, 6);
     let a = repo.backup(&data, &[]);
-    let mut slow = repo.command(&["backup", "--stdin"]);
-    slow.env("COFFER_FAILPOINTS", "backup-before-index=sleep:3")
-        .env("COFFER_RECHECK_AFTER_SECS", "0");
-    let child = spawn_with_input(slow, data.clone());
-    std::thread::sleep(Duration::from_millis(1000));
-    assert!(repo.run(&["forget", &id(&a)], b"").status.success());
-    prune(&repo, &[]);
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(22),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let mut slow = repo.spawn_paused(
+        &["backup", "--stdin", "--recheck-after-secs", "0"],
+        "backup-before-index",
+        data.clone(),
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("marked for deletion"));
+    slow.wait_reached();
+    repo.run_ok(&["forget", &id(&a)], b"");
+    prune(&repo, &[]);
+    let out = slow.resume();
+    assert_eq!(out.status.code(), Some(22), "{}", out.explain());
+    assert!(
+        out.stderr().contains("marked for deletion"),
+        "{}",
+        out.explain()
+    );
     assert!(repo.objects("snapshots").is_empty());
     // Run again: the data is stored anew and restores.
     let b = repo.backup(&data, &[]);
     assert!(b["new_chunks"].as_u64().unwrap() > 0);
     prune(&repo, &["--delete-delay", "0h"]);
-    assert_check_passes(&repo, true);
+    repo.assert_check_passes(true);
     assert!(repo.restore(&id(&b)) == data);
 }
 
 /// Many backups and prunes at once (the "many writers"): every
 /// snapshot restores, check passes, and a final prune past the delay
 /// leaves a sound repository.
-#[test]
-fn concurrent_backups_and_prunes_lose_nothing() {
-    for store in stores() {
-        let repo = TestRepo::new_on(store);
-        let base = dump_like(3_000_000, Change::None);
-        repo.backup(&base, &[]);
-        let inputs: Vec<Vec<u8>> = (0..8u64)
-            .map(|i| {
-                let mut d = base.clone();
-                d.extend_from_slice(&noise(300_000, 100 + i));
-                d
+fn concurrent_backups_and_prunes_lose_nothing(store: Store) {
+    let repo = TestRepo::new_on(store);
+    let base = dump_like(3_000_000, Change::None);
+    repo.backup(&base, &[]);
+    let inputs: Vec<Vec<u8>> = (0..8u64)
+        .map(|i| {
+            let mut d = base.clone();
+            d.extend_from_slice(&noise(300_000, 100 + i));
+            d
+        })
+        .collect();
+    let results: Vec<(Vec<u8>, String)> = std::thread::scope(|s| {
+        let backups: Vec<_> = inputs
+            .iter()
+            .map(|input| {
+                let repo = &repo;
+                s.spawn(move || (input.clone(), id(&repo.backup(input, &[]))))
             })
             .collect();
-        let results: Vec<(Vec<u8>, String)> = std::thread::scope(|s| {
-            let backups: Vec<_> = inputs
-                .iter()
-                .map(|input| {
-                    let repo = &repo;
-                    s.spawn(move || (input.clone(), id(&repo.backup(input, &[]))))
-                })
-                .collect();
-            let pruner = s.spawn(|| {
-                for _ in 0..3 {
-                    let out = repo.run(&["forget", "--keep-last", "3"], b"");
-                    assert!(out.status.success(), "{}", stderr(&out));
-                    let out = repo.run(&["prune"], b"");
-                    // Another prune cannot be running here; only success.
-                    assert!(out.status.success(), "{}", stderr(&out));
-                }
-            });
-            pruner.join().unwrap();
-            backups.into_iter().map(|h| h.join().unwrap()).collect()
+        let pruner = s.spawn(|| {
+            for _ in 0..3 {
+                let out = repo.run(&["forget", "--keep-last", "3"], b"");
+                out.assert_ok();
+                let out = repo.run(&["prune"], b"");
+                // Another prune cannot be running here; only success.
+                out.assert_ok();
+            }
         });
-        assert_check_passes(&repo, false);
-        let listed: Value =
-            serde_json::from_slice(&repo.run(&["snapshots", "--json"], b"").stdout).unwrap();
-        let alive: Vec<String> = listed
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["id"].as_str().unwrap().to_string())
-            .collect();
-        for (input, sid) in &results {
-            if alive.contains(sid) {
-                assert!(&repo.restore(sid) == input, "snapshot {sid} on {store:?}");
-            }
+        pruner.join().unwrap();
+        backups.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    repo.assert_check_passes(false);
+    let listed: Value =
+        serde_json::from_slice(&repo.run(&["snapshots", "--json"], b"").stdout).unwrap();
+    let alive: Vec<String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    for (input, sid) in &results {
+        if alive.contains(sid) {
+            assert!(&repo.restore(sid) == input, "snapshot {sid} on {store:?}");
         }
-        // Nothing runs now: deleting at once is safe.
-        prune(&repo, &["--delete-delay", "0h"]);
-        assert_check_passes(&repo, store == Store::Local);
-        for (input, sid) in &results {
-            if alive.contains(sid) {
-                assert!(&repo.restore(sid) == input);
-            }
+    }
+    // Nothing runs now: deleting at once is safe.
+    prune(&repo, &["--delete-delay", "0h"]);
+    repo.assert_check_passes(store == Store::Local);
+    for (input, sid) in &results {
+        if alive.contains(sid) {
+            assert!(&repo.restore(sid) == input);
         }
     }
 }
@@ -370,9 +300,31 @@ fn prune_rejects_bad_limits() {
         2,
         "unknown unit",
     );
-    let out = run_with_input(
-        repo.command(&["forget", "--keep-last", "1", "--prune"]),
-        b"",
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn forget_with_prune_runs_a_prune_with_the_default_limits() {
+    let repo = TestRepo::new();
+    repo.backup(&noise(1_000_000, 8), &[]);
+    repo.backup(&noise(1_000_000, 9), &[]);
+    let out = repo.run_ok(&["forget", "--keep-last", "1", "--prune"], b"");
+    assert!(
+        out.stderr().contains("packs marked unused"),
+        "no prune report:\n{}",
+        out.explain()
+    );
+    assert_eq!(repo.objects("snapshots").len(), 1);
+    // The forgotten snapshot's pack is marked, not yet deleted (1d delay).
+    let r = prune(&repo, &["--dry-run"]);
+    assert!(r["packs_waiting"].as_u64().unwrap() >= 1, "{r}");
+    assert_eq!(r["packs_deleted"].as_u64(), Some(0), "{r}");
+    // -q: the report is not printed.
+    let out = repo.run_ok(&["prune", "-q"], b"");
+    assert_eq!(out.stderr(), "", "{}", out.explain());
+}
+
+on_every_store!(
+    prune_marks_then_deletes_and_keeps_what_snapshots_need,
+    prune_unmarks_packs_a_backup_started_before_the_mark_needs,
+    concurrent_backups_and_prunes_lose_nothing
+);

@@ -1,58 +1,55 @@
 //! Requests cost money on object storage: a daily backup's request count
 //! must not grow with the repository's history.
 
-use coffer_e2e::{dump_like, noise, stores, Change, TestRepo};
+use coffer_e2e::{dump_like, noise, Change, Store, TestRepo};
 
 fn requests(summary: &serde_json::Value, kind: &str) -> u64 {
     summary["requests"][kind].as_u64().unwrap()
 }
 
-#[test]
-fn a_next_day_backup_after_100_snapshots_makes_few_requests() {
+fn a_next_day_backup_after_100_snapshots_makes_few_requests(store: Store) {
     let base = dump_like(2_000_000, Change::None);
-    for store in stores() {
-        let repo = TestRepo::new_on(store);
-        let mut worst_reads = 0;
-        for day in 0..100u64 {
-            // The same dump plus a little new data each day.
-            let mut stream = base.clone();
-            stream.extend_from_slice(&noise(20_000, day + 1));
-            let s = repo.backup(&stream, &[]);
-            worst_reads = worst_reads.max(requests(&s, "get"));
-        }
-        assert_eq!(repo.objects("snapshots").len(), 100);
-        // Index files are consolidated: a backup never reads more than a
-        // few, however many backups came before.
-        assert!(worst_reads <= 5, "a backup made {worst_reads} GETs");
-
-        // A fresh pod: no local cache.
+    let repo = TestRepo::new_on(store);
+    let mut worst_reads = 0;
+    for day in 0..100u64 {
+        // The same dump plus a little new data each day.
         let mut stream = base.clone();
-        stream.extend_from_slice(&noise(20_000, 1000));
-        let s = repo.backup(&stream, &["--no-cache"]);
-        let packs = s["packs_written"].as_u64().unwrap();
-        let total: u64 = ["put", "get", "head", "list", "delete"]
-            .iter()
-            .map(|k| requests(&s, k))
-            .sum();
-        assert!(
-            total <= 8 + packs,
-            "{total} requests for {packs} new packs on {store:?}: {}",
-            s["requests"]
-        );
-        assert!(requests(&s, "list") <= 2, "{}", s["requests"]);
-        // Config, key file and index files only: no pack is downloaded.
-        let metadata: u64 = ["index", "keys"]
-            .iter()
-            .flat_map(|f| repo.objects(f))
-            .map(|(_, n)| n)
-            .sum();
-        assert!(
-            requests(&s, "bytes_down") < metadata + 10_000,
-            "{} vs {metadata}",
-            s["requests"]
-        );
-        assert!(repo.restore("latest") == stream);
+        stream.extend_from_slice(&noise(20_000, day + 1));
+        let s = repo.backup(&stream, &[]);
+        worst_reads = worst_reads.max(requests(&s, "get"));
     }
+    assert_eq!(repo.objects("snapshots").len(), 100);
+    // Index files are consolidated: a backup never reads more than a
+    // few, however many backups came before.
+    assert!(worst_reads <= 5, "a backup made {worst_reads} GETs");
+
+    // A fresh pod: no local cache.
+    let mut stream = base.clone();
+    stream.extend_from_slice(&noise(20_000, 1000));
+    let s = repo.backup(&stream, &["--no-cache"]);
+    let packs = s["packs_written"].as_u64().unwrap();
+    let total: u64 = ["put", "get", "head", "list", "delete"]
+        .iter()
+        .map(|k| requests(&s, k))
+        .sum();
+    assert!(
+        total <= 8 + packs,
+        "{total} requests for {packs} new packs on {store:?}: {}",
+        s["requests"]
+    );
+    assert!(requests(&s, "list") <= 2, "{}", s["requests"]);
+    // Config, key file and index files only: no pack is downloaded.
+    let metadata: u64 = ["index", "keys"]
+        .iter()
+        .flat_map(|f| repo.objects(f))
+        .map(|(_, n)| n)
+        .sum();
+    assert!(
+        requests(&s, "bytes_down") < metadata + 10_000,
+        "{} vs {metadata}",
+        s["requests"]
+    );
+    assert!(repo.restore("latest") == stream);
 }
 
 /// The number before `word` in the `-v` requests line.
@@ -71,64 +68,64 @@ fn count_in_verbose(stderr: &str, word: &str) -> u64 {
         .unwrap()
 }
 
-#[test]
-fn a_restore_makes_one_get_per_pack_it_touches() {
+fn a_restore_makes_one_get_per_pack_it_touches(store: Store) {
     let data = dump_like(40_000_000, Change::None);
-    for store in stores() {
-        let repo = TestRepo::uninitialised_on(store);
-        assert!(repo
-            .run(&["init", "--pack-size", "2"], b"")
-            .status
-            .success());
-        repo.backup(&data, &[]);
-        let packs = repo.objects("data").len() as u64;
-        assert!(packs >= 4, "{packs} packs");
-        let out = repo.run(&["-v", "restore", "latest"], b"");
-        assert!(out.stdout == data);
-        let err = coffer_e2e::stderr(&out);
-        // Besides the packs: config, key file, index file, snapshot.
-        let gets = count_in_verbose(&err, "GET");
-        assert!(
-            gets <= packs + 4,
-            "{gets} GETs for {packs} packs on {store:?}: {err}"
-        );
-        assert_eq!(count_in_verbose(&err, "PUT"), 0);
-    }
+    let repo = TestRepo::uninitialised_on(store);
+    assert!(repo
+        .run(&["init", "--pack-size", "2"], b"")
+        .status
+        .success());
+    repo.backup(&data, &[]);
+    let packs = repo.objects("data").len() as u64;
+    assert!(packs >= 4, "{packs} packs");
+    let out = repo.run(&["-v", "restore", "latest"], b"");
+    assert!(out.stdout == data);
+    let err = coffer_e2e::stderr(&out);
+    // Besides the packs: config, key file, index file, snapshot.
+    let gets = count_in_verbose(&err, "GET");
+    assert!(
+        gets <= packs + 4,
+        "{gets} GETs for {packs} packs on {store:?}: {err}"
+    );
+    assert_eq!(count_in_verbose(&err, "PUT"), 0);
 }
 
-#[test]
-fn the_metadata_cache_saves_downloads_and_survives_damage() {
-    for store in stores() {
-        let repo = TestRepo::new_on(store);
-        for day in 0..5u64 {
-            repo.backup(&noise(50_000, day), &[]);
-        }
-        let gets = |args: &[&str]| {
-            let out = repo.run(args, b"");
-            assert!(out.status.success(), "{}", coffer_e2e::stderr(&out));
-            count_in_verbose(&coffer_e2e::stderr(&out), "GET")
-        };
-        // config + key file + 5 snapshots without the cache; config + key with it.
-        assert_eq!(gets(&["-v", "--no-cache", "snapshots"]), 7);
-        gets(&["-v", "snapshots"]);
-        assert_eq!(gets(&["-v", "snapshots"]), 2);
-        // A damaged cached copy is fetched again, not trusted.
-        let cached = repo.dir.path().join("cache");
-        let snap = std::fs::read_dir(&cached)
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path()
-            .join("snapshots");
-        let one = std::fs::read_dir(&snap)
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
-        std::fs::write(&one, b"garbage").unwrap();
-        assert_eq!(gets(&["-v", "snapshots"]), 3);
-        assert_eq!(gets(&["-v", "snapshots"]), 2);
+fn the_metadata_cache_saves_downloads_and_survives_damage(store: Store) {
+    let repo = TestRepo::new_on(store);
+    for day in 0..5u64 {
+        repo.backup(&noise(50_000, day), &[]);
     }
+    let gets = |args: &[&str]| {
+        let out = repo.run(args, b"");
+        out.assert_ok();
+        count_in_verbose(&coffer_e2e::stderr(&out), "GET")
+    };
+    // config + key file + 5 snapshots without the cache; config + key with it.
+    assert_eq!(gets(&["-v", "--no-cache", "snapshots"]), 7);
+    gets(&["-v", "snapshots"]);
+    assert_eq!(gets(&["-v", "snapshots"]), 2);
+    // A damaged cached copy is fetched again, not trusted.
+    let cached = repo.dir.path().join("cache");
+    let snap = std::fs::read_dir(&cached)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("snapshots");
+    let one = std::fs::read_dir(&snap)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::write(&one, b"garbage").unwrap();
+    assert_eq!(gets(&["-v", "snapshots"]), 3);
+    assert_eq!(gets(&["-v", "snapshots"]), 2);
 }
+
+on_every_store!(
+    a_next_day_backup_after_100_snapshots_makes_few_requests,
+    a_restore_makes_one_get_per_pack_it_touches,
+    the_metadata_cache_saves_downloads_and_survives_damage
+);

@@ -1,22 +1,18 @@
 //! Streams of every awkward size come back byte-identical, on every store.
 
-use coffer_e2e::{dump_like, noise, stderr, stores, Change, Store, TestRepo};
+use coffer_e2e::{dump_like, noise, Change, Store, TestRepo};
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
 
-#[test]
-fn empty_stream_round_trips_when_allowed() {
-    for store in stores() {
-        let repo = TestRepo::new_on(store);
-        let s = repo.backup(b"", &["--allow-empty", "--stdin-filename", "empty.sql"]);
-        assert_eq!(s["bytes_read"], 0);
-        assert_eq!(repo.restore("latest"), b"");
-    }
+fn empty_stream_round_trips_when_allowed(store: Store) {
+    let repo = TestRepo::new_on(store);
+    let s = repo.backup(b"", &["--allow-empty", "--stdin-filename", "empty.sql"]);
+    assert_eq!(s["bytes_read"], 0);
+    assert_eq!(repo.restore("latest"), b"");
 }
 
-#[test]
-fn tiny_and_boundary_sized_streams_round_trip() {
+fn tiny_and_boundary_sized_streams_round_trip(store: Store) {
     // Around the chunker's min (64 KiB), target (128 KiB) and max (1 MiB)
     // sizes and the reader's 2 MiB + 1 MiB block.
     let sizes = [
@@ -33,96 +29,95 @@ fn tiny_and_boundary_sized_streams_round_trip() {
         3 * MIB,
         3 * MIB + 1,
     ];
-    for store in stores() {
-        let repo = TestRepo::new_on(store);
-        for (i, size) in sizes.into_iter().enumerate() {
-            // Alternate incompressible and text-like content.
-            let data = if i % 2 == 0 {
-                noise(size, size as u64)
-            } else {
-                dump_like(size, Change::None)[..size].to_vec()
-            };
-            let s = repo.backup(&data, &[]);
-            let id = s["snapshot_id"].as_str().unwrap();
-            assert_eq!(s["bytes_read"], size as u64);
-            assert!(
-                repo.restore(&id[..12]) == data,
-                "size {size} did not round-trip on {store:?}"
-            );
-        }
+    let repo = TestRepo::new_on(store);
+    for (i, size) in sizes.into_iter().enumerate() {
+        // Alternate incompressible and text-like content.
+        let data = if i % 2 == 0 {
+            noise(size, size as u64)
+        } else {
+            dump_like(size, Change::None)[..size].to_vec()
+        };
+        let s = repo.backup(&data, &[]);
+        let id = s["snapshot_id"].as_str().unwrap();
+        assert_eq!(s["bytes_read"], size as u64);
+        assert!(
+            repo.restore(&id[..12]) == data,
+            "size {size} did not round-trip on {store:?}"
+        );
     }
 }
 
-#[test]
-fn a_200_mb_dump_round_trips_to_stdout_and_to_a_file() {
+fn a_200_mb_dump_round_trips_to_stdout_and_to_a_file(store: Store) {
     let data = dump_like(200 * 1000 * 1000, Change::None);
-    for store in stores() {
-        let repo = TestRepo::new_on(store);
-        let s = repo.backup(&data, &["--stdin-filename", "big.sql", "--tag", "nightly"]);
-        let stored = s["stored_size"].as_u64().unwrap();
-        assert!(
-            stored < data.len() as u64 / 2,
-            "dump should compress: stored {stored}"
+    let repo = TestRepo::new_on(store);
+    let s = repo.backup(&data, &["--stdin-filename", "big.sql", "--tag", "nightly"]);
+    let stored = s["stored_size"].as_u64().unwrap();
+    assert!(
+        stored < data.len() as u64 / 2,
+        "dump should compress: stored {stored}"
+    );
+    assert!(
+        repo.restore("latest") == data,
+        "stdout restore differs on {store:?}"
+    );
+    if store == Store::Local {
+        let target = repo.dir.path().join("restored.sql");
+        let out = repo.run(
+            &["restore", "latest", "--output", target.to_str().unwrap()],
+            b"",
         );
+        out.assert_ok();
         assert!(
-            repo.restore("latest") == data,
-            "stdout restore differs on {store:?}"
+            std::fs::read(&target).unwrap() == data,
+            "file restore differs"
         );
-        if store == Store::Local {
-            let target = repo.dir.path().join("restored.sql");
-            let out = repo.run(
-                &["restore", "latest", "--output", target.to_str().unwrap()],
-                b"",
-            );
-            assert!(out.status.success(), "{}", stderr(&out));
-            assert!(
-                std::fs::read(&target).unwrap() == data,
-                "file restore differs"
-            );
-            assert!(!repo.dir.path().join("restored.sql.coffer-partial").exists());
-        }
+        assert!(!repo.dir.path().join("restored.sql.coffer-partial").exists());
     }
 }
 
-#[test]
-fn snapshots_lists_what_was_backed_up() {
+fn snapshots_lists_what_was_backed_up(store: Store) {
     let data = dump_like(3 * MIB, Change::None);
-    for store in stores() {
-        let repo = TestRepo::new_on(store);
-        repo.backup(
-            &data,
-            &[
-                "--stdin-filename",
-                "mydb.sql",
-                "--tag",
-                "nightly,pg",
-                "--host",
-                "db-1",
-            ],
-        );
-        let table = repo.run(&["snapshots"], b"");
-        let text = String::from_utf8(table.stdout).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        assert!(
-            lines[0].starts_with("ID") && lines[0].contains("Stored"),
-            "{text}"
-        );
-        assert!(
-            lines[2].contains("db-1")
-                && lines[2].contains("mydb.sql")
-                && lines[2].contains("nightly,pg")
-        );
-        assert!(lines[2].contains("3.0 MiB"), "{text}");
-        assert_eq!(lines.last(), Some(&"1 snapshots"));
+    let repo = TestRepo::new_on(store);
+    repo.backup(
+        &data,
+        &[
+            "--stdin-filename",
+            "mydb.sql",
+            "--tag",
+            "nightly,pg",
+            "--host",
+            "db-1",
+        ],
+    );
+    let table = repo.run(&["snapshots"], b"");
+    let text = String::from_utf8(table.output.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("ID") && lines[0].contains("Stored"),
+        "{text}"
+    );
+    assert!(
+        lines[2].contains("db-1")
+            && lines[2].contains("mydb.sql")
+            && lines[2].contains("nightly,pg")
+    );
+    assert!(lines[2].contains("3.0 MiB"), "{text}");
+    assert_eq!(lines.last(), Some(&"1 snapshots"));
 
-        let json = repo.run(&["snapshots", "--json"], b"");
-        let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-        let snap = &v[0];
-        assert_eq!(snap["host"], "db-1");
-        assert_eq!(snap["tags"], serde_json::json!(["nightly", "pg"]));
-        assert_eq!(snap["streams"][0]["name"], "mydb.sql");
-        assert_eq!(snap["size"], data.len() as u64);
-        assert!(snap["stored_size"].as_u64().unwrap() < data.len() as u64);
-        assert_eq!(snap["id"].as_str().unwrap().len(), 64);
-    }
+    let json = repo.run(&["snapshots", "--json"], b"");
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let snap = &v[0];
+    assert_eq!(snap["host"], "db-1");
+    assert_eq!(snap["tags"], serde_json::json!(["nightly", "pg"]));
+    assert_eq!(snap["streams"][0]["name"], "mydb.sql");
+    assert_eq!(snap["size"], data.len() as u64);
+    assert!(snap["stored_size"].as_u64().unwrap() < data.len() as u64);
+    assert_eq!(snap["id"].as_str().unwrap().len(), 64);
 }
+
+on_every_store!(
+    tiny_and_boundary_sized_streams_round_trip,
+    a_200_mb_dump_round_trips_to_stdout_and_to_a_file,
+    snapshots_lists_what_was_backed_up,
+    empty_stream_round_trips_when_allowed
+);

@@ -3,7 +3,8 @@
 //! Runs against the S3-compatible test server (`.ci/s3-server.sh`).
 
 use coffer_e2e::{
-    dump_like, noise, run_with_input, spawn_with_input, stderr, stores, Change, Store, TestRepo,
+    dump_like, noise, run_with_input, spawn_with_input, stderr, store_available, Change, Store,
+    TestRepo,
 };
 
 use crate::errors::assert_fails;
@@ -11,7 +12,7 @@ use crate::errors::assert_fails;
 /// An initialised S3 repository, or `None` when no S3 server is configured
 /// (CI always configures one and sets COFFER_TEST_REQUIRE_S3).
 fn s3_repo() -> Option<TestRepo> {
-    if !stores().contains(&Store::S3) {
+    if !store_available(Store::S3) {
         eprintln!(
             "skipped: no S3 test server (start one with `eval \"$(.ci/s3-server.sh start)\"`)"
         );
@@ -136,13 +137,13 @@ fn a_repeat_backup_reads_no_data_packs_and_reports_its_requests() {
 
 #[test]
 fn large_packs_go_up_in_parts_and_read_back_whole() {
-    if !stores().contains(&Store::S3) {
+    if !store_available(Store::S3) {
         return;
     }
     // A repository with 24 MiB packs, uploaded in 8 MiB parts above 10 MiB.
     let fresh = TestRepo::uninitialised_on(Store::S3);
     let out = fresh.run(&["init", "--pack-size", "24"], b"");
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.assert_ok();
     let data = noise(60_000_000, 11);
     let summary = fresh.backup(&data, &["-o", "multipart_threshold=10M"]);
     let packs = summary["packs_written"].as_u64().unwrap();
@@ -160,7 +161,7 @@ fn large_packs_go_up_in_parts_and_read_back_whole() {
     );
     assert_eq!(fresh.restore("latest"), data);
     let check = fresh.run(&["check", "--read-data"], b"");
-    assert!(check.status.success(), "{}", stderr(&check));
+    check.assert_ok();
     // Below the threshold (the default is 32 MiB): one PUT per pack.
     let small = fresh.backup(&noise(30_000_000, 12), &[]);
     let (packs, puts) = (

@@ -40,7 +40,7 @@ fn status_flags_stale_and_missing_streams() {
     assert!(stderr(&out).contains("1 stream(s) have no snapshot newer than 26h: app.sql"));
 
     let out = repo.run(&["status", "--max-age", "4d"], b"");
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.assert_ok();
     assert_fails(
         &repo.run(&["status", "--max-age", "4d", "--name", "other.sql"], b""),
         23,
@@ -57,7 +57,7 @@ fn status_flags_stale_and_missing_streams() {
         ],
         b"",
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.assert_ok();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v[0]["name"], "globals.sql");
     assert_eq!(v[0]["fresh"], true);

@@ -35,7 +35,7 @@ fn several_streams_land_in_one_snapshot_and_restore_by_name() {
         ],
         b"",
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.assert_ok();
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     let streams = summary["streams"].as_array().unwrap();
     assert_eq!(streams.len(), 3);
@@ -48,8 +48,8 @@ fn several_streams_land_in_one_snapshot_and_restore_by_name() {
 
     let restore = |name: &str| {
         let out = repo.run(&["restore", "latest", "--stream", name], b"");
-        assert!(out.status.success(), "{}", stderr(&out));
-        out.stdout
+        out.assert_ok();
+        out.output.stdout
     };
     assert_eq!(restore("globals.sql"), b"CREATE ROLE app;\n");
     assert!(restore("app.sql") == app);
@@ -65,7 +65,7 @@ fn several_streams_land_in_one_snapshot_and_restore_by_name() {
         14,
         "no stream named",
     );
-    let table = String::from_utf8(repo.run(&["snapshots"], b"").stdout).unwrap();
+    let table = String::from_utf8(repo.run(&["snapshots"], b"").output.stdout).unwrap();
     assert!(table.contains("globals.sql,app.sql,copy.sql"), "{table}");
 }
 
@@ -119,7 +119,7 @@ fn latest_means_the_newest_snapshot_of_the_host_and_stream_asked_for() {
             ],
             data,
         );
-        assert!(out.status.success(), "{}", stderr(&out));
+        out.assert_ok();
     };
     backup("db-a", "app.sql", b"a1", "2026-01-01 01:00:00");
     backup("db-b", "app.sql", b"b1", "2026-01-01 02:00:00");
@@ -129,7 +129,7 @@ fn latest_means_the_newest_snapshot_of_the_host_and_stream_asked_for() {
         all.extend_from_slice(args);
         let out = repo.run(&all, b"");
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
-        out.stdout
+        out.output.stdout
     };
     assert_eq!(restore(&[]), b"a-billing");
     assert_eq!(restore(&["--host", "db-b"]), b"b1");

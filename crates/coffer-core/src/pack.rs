@@ -97,6 +97,21 @@ struct PackHeader {
     blobs: Vec<BlobEntry>,
 }
 
+/// A blob ready to be sealed into a pack: its payload already encoded.
+#[derive(Debug, Clone, Copy)]
+pub struct EncodedBlob<'a> {
+    /// What it holds.
+    pub kind: BlobKind,
+    /// Keyed MAC of the plaintext.
+    pub id: BlobId,
+    /// How `payload` encodes the plaintext.
+    pub encoding: Encoding,
+    /// The encoded bytes.
+    pub payload: &'a [u8],
+    /// Plaintext length.
+    pub raw_len: u32,
+}
+
 /// A pack being filled. Blobs are sealed as they are added.
 pub struct PackWriter {
     salt: [u8; SALT_LEN],
@@ -133,14 +148,14 @@ impl PackWriter {
 
     /// Seals and appends one blob whose payload is already encoded; returns
     /// its sealed length.
-    pub fn add(
-        &mut self,
-        kind: BlobKind,
-        id: BlobId,
-        encoding: Encoding,
-        payload: &[u8],
-        raw_len: u32,
-    ) -> u32 {
+    pub fn add(&mut self, blob: EncodedBlob<'_>) -> u32 {
+        let EncodedBlob {
+            kind,
+            id,
+            encoding,
+            payload,
+            raw_len,
+        } = blob;
         let offset = u32::try_from(self.buf.len()).expect("packs stay below 4 GiB");
         let entry = BlobEntry {
             kind: kind as u8,
@@ -264,13 +279,13 @@ mod tests {
         let mut w = PackWriter::new(key, 1024);
         for b in blobs {
             let (enc, payload) = compress::compress(b, 3);
-            w.add(
-                BlobKind::Data,
-                key.blob_id(b),
-                enc,
-                &payload,
-                b.len() as u32,
-            );
+            w.add(EncodedBlob {
+                kind: BlobKind::Data,
+                id: key.blob_id(b),
+                encoding: enc,
+                payload: &payload,
+                raw_len: b.len() as u32,
+            });
         }
         w.finish()
     }

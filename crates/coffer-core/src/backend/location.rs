@@ -256,6 +256,19 @@ pub fn open_store(
     };
     let build_err =
         |e: object_store::Error| invalid(format!("cannot configure storage for {raw}: {e}"));
+    macro_rules! build_remote {
+        ($builder:ident, $key:ty, $label:literal, $with_name:ident, $name:expr) => {{
+            let b = configure($builder::from_env(), &provider, $label, |b, k: $key, v| {
+                b.with_config(k, v)
+            })?;
+            let store = b
+                .$with_name($name)
+                .with_retry(retry(&net))
+                .build()
+                .map_err(build_err)?;
+            Arc::new(store) as Arc<dyn ObjectStore>
+        }};
+    }
     match location {
         Location::Memory => {
             if let Some((k, _)) = provider.first() {
@@ -288,48 +301,38 @@ pub fn open_store(
                 .with_fsync(true);
             Ok(local(Arc::new(fs)))
         }
-        Location::S3 { bucket, prefix } => {
-            let b = configure(
-                AmazonS3Builder::from_env(),
-                &provider,
+        // The three providers' builders share no trait: one macro spells
+        // their common steps (settings, name, retries, build) once.
+        Location::S3 { bucket, prefix } => Ok(remote(
+            build_remote!(
+                AmazonS3Builder,
+                AmazonS3ConfigKey,
                 "S3",
-                |b, k: AmazonS3ConfigKey, v| b.with_config(k, v),
-            )?;
-            let store = b
-                .with_bucket_name(bucket)
-                .with_retry(retry(&net))
-                .build()
-                .map_err(build_err)?;
-            Ok(remote(Arc::new(store), prefix))
-        }
-        Location::Gcs { bucket, prefix } => {
-            let b = configure(
-                GoogleCloudStorageBuilder::from_env(),
-                &provider,
+                with_bucket_name,
+                bucket
+            ),
+            prefix,
+        )),
+        Location::Gcs { bucket, prefix } => Ok(remote(
+            build_remote!(
+                GoogleCloudStorageBuilder,
+                GoogleConfigKey,
                 "GCS",
-                |b, k: GoogleConfigKey, v| b.with_config(k, v),
-            )?;
-            let store = b
-                .with_bucket_name(bucket)
-                .with_retry(retry(&net))
-                .build()
-                .map_err(build_err)?;
-            Ok(remote(Arc::new(store), prefix))
-        }
-        Location::Azure { container, prefix } => {
-            let b = configure(
-                MicrosoftAzureBuilder::from_env(),
-                &provider,
+                with_bucket_name,
+                bucket
+            ),
+            prefix,
+        )),
+        Location::Azure { container, prefix } => Ok(remote(
+            build_remote!(
+                MicrosoftAzureBuilder,
+                AzureConfigKey,
                 "Azure",
-                |b, k: AzureConfigKey, v| b.with_config(k, v),
-            )?;
-            let store = b
-                .with_container_name(container)
-                .with_retry(retry(&net))
-                .build()
-                .map_err(build_err)?;
-            Ok(remote(Arc::new(store), prefix))
-        }
+                with_container_name,
+                container
+            ),
+            prefix,
+        )),
     }
 }
 

@@ -295,13 +295,13 @@ mod tests {
         let key = MasterKey::generate();
         let mut w = PackWriter::new(&key, 1024);
         let (enc, payload) = compress::compress(b"hello hello", 3);
-        w.add(
-            BlobKind::Data,
-            key.blob_id(b"hello hello"),
-            enc,
-            &payload,
-            11,
-        );
+        w.add(crate::pack::EncodedBlob {
+            kind: BlobKind::Data,
+            id: key.blob_id(b"hello hello"),
+            encoding: enc,
+            payload: &payload,
+            raw_len: 11,
+        });
         let pack = w.finish();
         let e = pack.blobs[0];
         let sub = key.subkey(&pack.salt);

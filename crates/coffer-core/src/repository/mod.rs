@@ -1,8 +1,18 @@
-//! Orchestration: creating and unlocking a repository, loading its index and
-//! snapshots, and (in submodules) the backup and restore pipelines. This is
-//! where the write-ordering rule lives: data packs, then the index file that
-//! names them, then the snapshot; a reader never sees a snapshot whose data is
-//! missing.
+//! Orchestration: creating and unlocking a repository, reading and writing
+//! its sealed metadata objects and snapshots; the submodules carry out each
+//! command. This is where the write-ordering rule lives: data packs, then
+//! the index file that names them, then the snapshot; a reader never sees a
+//! snapshot whose data is missing.
+//!
+//! Submodules, one mechanism each:
+//! * `index_files`: listing, reading and resolving index files, the live
+//!   index, planning the next index write;
+//! * `blobs`: opening blobs from pack bytes with every check, where the
+//!   index places them (`blobs::BlobReader`);
+//! * `pack_sink`: filling data and tree packs, shipping full ones;
+//! * `backup`, `restore`, `check`, `prune`: the commands' pipelines
+//!   (prune's decisions are a pure plan in `prune::plan`);
+//! * `lock`: the prune lock; `passwords`: key files of a repository.
 
 mod backup;
 mod blobs;

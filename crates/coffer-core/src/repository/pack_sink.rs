@@ -6,10 +6,8 @@
 
 use std::sync::Arc;
 
-use crate::compress::Encoding;
 use crate::crypto::MasterKey;
-use crate::id::BlobId;
-use crate::pack::{BlobKind, PackWriter};
+use crate::pack::{EncodedBlob, PackWriter};
 
 /// Room reserved beyond the target size, so the blob that fills a pack
 /// (at most one maximum-size chunk) never makes its buffer grow.
@@ -35,18 +33,11 @@ impl PackSink {
 
     /// Seals one encoded blob into the open pack of its kind. Returns its
     /// sealed length and, when that pack is now full, the pack to ship.
-    pub fn add(
-        &mut self,
-        kind: BlobKind,
-        id: BlobId,
-        encoding: Encoding,
-        payload: &[u8],
-        raw_len: u32,
-    ) -> (u32, Option<PackWriter>) {
-        let slot = &mut self.open[kind as usize];
+    pub fn add(&mut self, blob: EncodedBlob<'_>) -> (u32, Option<PackWriter>) {
+        let slot = &mut self.open[blob.kind as usize];
         let (key, capacity) = (&self.key, self.pack_size + PACK_SLACK);
         let w = slot.get_or_insert_with(|| PackWriter::new(key, capacity));
-        let sealed = w.add(kind, id, encoding, payload, raw_len);
+        let sealed = w.add(blob);
         let full = (w.len() >= self.pack_size).then(|| slot.take().expect("just used"));
         (sealed, full)
     }
@@ -61,6 +52,19 @@ impl PackSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compress::Encoding;
+    use crate::id::BlobId;
+    use crate::pack::BlobKind;
+
+    fn raw(kind: BlobKind, id: BlobId, payload: &[u8]) -> EncodedBlob<'_> {
+        EncodedBlob {
+            kind,
+            id,
+            encoding: Encoding::Raw,
+            payload,
+            raw_len: payload.len() as u32,
+        }
+    }
 
     #[test]
     fn kinds_go_to_their_own_packs_which_ship_when_full() {
@@ -70,12 +74,12 @@ mod tests {
         let mut shipped = Vec::new();
         for n in 0..4 {
             let (id, payload) = blob(n);
-            let (sealed, full) = sink.add(BlobKind::Data, id, Encoding::Raw, &payload, 300);
+            let (sealed, full) = sink.add(raw(BlobKind::Data, id, &payload));
             assert_eq!(sealed, 316);
             shipped.extend(full);
             if n < 2 {
                 let (id, payload) = blob(100 + n);
-                let (_, full) = sink.add(BlobKind::Tree, id, Encoding::Raw, &payload, 300);
+                let (_, full) = sink.add(raw(BlobKind::Tree, id, &payload));
                 assert!(full.is_none(), "a tree pack of {} blobs shipped", n + 1);
             }
         }

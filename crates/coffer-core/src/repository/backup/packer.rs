@@ -15,7 +15,7 @@ use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
 use crate::id::BlobId;
 use crate::index::Index;
-use crate::pack::{BlobKind, FinishedPack, PackWriter};
+use crate::pack::{BlobKind, EncodedBlob, FinishedPack, PackWriter};
 use crate::progress::BackupProgress;
 use crate::repository::pack_sink::PackSink;
 use crate::tree::{NodeBlob, TreeBuilder, TreeEntry};
@@ -94,16 +94,9 @@ impl Packer {
         self.session.get(id).copied()
     }
 
-    fn add(
-        &mut self,
-        kind: BlobKind,
-        id: BlobId,
-        encoding: Encoding,
-        payload: &[u8],
-        raw_len: u32,
-    ) -> Result<u32> {
-        let (sealed, full) = self.sink.add(kind, id, encoding, payload, raw_len);
-        self.session.insert(id, sealed);
+    fn add(&mut self, blob: EncodedBlob<'_>) -> Result<u32> {
+        let (sealed, full) = self.sink.add(blob);
+        self.session.insert(blob.id, sealed);
         if let Some(full) = full {
             self.ship(full)?;
         }
@@ -122,13 +115,13 @@ impl Packer {
         for node in nodes.drain(..) {
             if self.known_length(&node.id).is_none() {
                 let (enc, payload) = compress::compress(&node.bytes, self.level);
-                added += self.add(
-                    BlobKind::Tree,
-                    node.id,
-                    enc,
-                    &payload,
-                    node.bytes.len() as u32,
-                )? as u64;
+                added += self.add(EncodedBlob {
+                    kind: BlobKind::Tree,
+                    id: node.id,
+                    encoding: enc,
+                    payload: &payload,
+                    raw_len: node.bytes.len() as u32,
+                })? as u64;
             }
         }
         Ok(added)
@@ -181,7 +174,13 @@ impl StreamState {
                     packed.unwrap_or_else(|| compress::compress(chunk, packer.level));
                 self.new_chunks += 1;
                 self.new_bytes += len as u64;
-                let sealed = packer.add(BlobKind::Data, id, enc, &payload, len)?;
+                let sealed = packer.add(EncodedBlob {
+                    kind: BlobKind::Data,
+                    id,
+                    encoding: enc,
+                    payload: &payload,
+                    raw_len: len,
+                })?;
                 self.added += sealed as u64;
                 sealed
             }

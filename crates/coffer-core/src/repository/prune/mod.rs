@@ -38,7 +38,7 @@ use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::id::BlobId;
 use crate::index::{Index, IndexFile, IndexedPack, MarkedPack};
-use crate::pack::{BlobEntry, BlobKind, PackWriter};
+use crate::pack::{BlobEntry, BlobKind, EncodedBlob, PackWriter};
 use crate::snapshot::Snapshot;
 use plan::{plan, Fate, PackUse, Plan, PlanInput};
 
@@ -324,7 +324,14 @@ impl Repository {
                 let kind = BlobKind::from_byte(e.kind).ok_or_else(|| {
                     Error::corrupt(format!("blob {}", e.id), format!("unknown kind {}", e.kind))
                 })?;
-                if let (_, Some(full)) = sink.add(kind, e.id, enc, &payload, e.raw_length) {
+                let blob = EncodedBlob {
+                    kind,
+                    id: e.id,
+                    encoding: enc,
+                    payload: &payload,
+                    raw_len: e.raw_length,
+                };
+                if let (_, Some(full)) = sink.add(blob) {
                     done.push(self.upload_new_pack(full).await?);
                 }
             }
