@@ -145,7 +145,7 @@ fn killing_backup_between_its_write_steps_leaves_no_snapshot() {
 }
 
 /// SIGKILL at random moments of a prune that deletes and repacks. CI runs
-/// 6 rounds; `COFFER_CRASH_ROUNDS=200` is the longer run (docs/architecture.md).
+/// 6 rounds; `COFFER_CRASH_ROUNDS=100` is the longer run (docs/architecture.md).
 #[test]
 fn prune_killed_at_random_moments_loses_nothing() {
     let (repo, snaps) = history(Store::Local);
