@@ -1,7 +1,7 @@
 //! Every mistake a user can make gets one clear line on stderr, a documented
 //! exit code, and loses nothing already stored; on every store.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::process::{Output, Stdio};
 
 use coffer_e2e::{dump_like, stderr, Change, Store, TestRepo};
@@ -186,6 +186,41 @@ fn a_reader_that_stops_early_ends_the_restore_quietly(store: Store) {
     assert_eq!(&head[..], &data[..100]);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     assert_eq!(stderr(&out), "");
+}
+
+/// `backup --json | true`: the summary cannot be printed, but the snapshot
+/// was committed: no panic, exit 0 (a closed pipe is the reader's choice).
+/// The same for the listings a reader stops reading.
+#[test]
+fn a_closed_stdout_after_a_committed_backup_is_not_a_panic() {
+    let repo = TestRepo::new();
+    let mut cmd = repo.command(&["backup", "--stdin", "--json"]);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    drop(child.stdout.take());
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(&dump_like(1_000_000, Change::None))
+        .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    assert_eq!(repo.objects("snapshots").len(), 1);
+    for args in [&["snapshots"][..], &["snapshots", "--json"], &["check"]] {
+        let mut child = repo
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    }
 }
 
 #[test]

@@ -16,13 +16,13 @@ impl Drop for Mounted {
     }
 }
 
-#[test]
-fn a_full_disk_exits_19_and_keeps_earlier_snapshots() {
-    let repo = TestRepo::uninitialised();
-    std::fs::create_dir_all(&repo.repo).unwrap();
+/// Mounts a tmpfs of `size` on `dir` (unmounted when dropped). `None` when
+/// mounting is not possible here (it needs root) and CI does not require it.
+fn small_tmpfs(dir: &std::path::Path, size: &str) -> Option<Mounted> {
+    std::fs::create_dir_all(dir).unwrap();
     let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=6m", "tmpfs"])
-        .arg(&repo.repo)
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir)
         .status()
         .is_ok_and(|s| s.success());
     if !mounted {
@@ -31,10 +31,18 @@ fn a_full_disk_exits_19_and_keeps_earlier_snapshots() {
             std::env::var_os("COFFER_TEST_REQUIRE_MOUNT").is_none(),
             "cannot mount a tmpfs"
         );
-        eprintln!("skipped: mounting a 6 MiB tmpfs needs root");
-        return;
+        eprintln!("skipped: mounting a {size} tmpfs needs root");
+        return None;
     }
-    let _unmount = Mounted(repo.repo.clone());
+    Some(Mounted(dir.to_path_buf()))
+}
+
+#[test]
+fn a_full_disk_exits_19_and_keeps_earlier_snapshots() {
+    let repo = TestRepo::uninitialised();
+    let Some(_unmount) = small_tmpfs(&repo.repo, "6m") else {
+        return;
+    };
     assert!(repo
         .run(&["init", "--pack-size", "1"], b"")
         .status
@@ -50,4 +58,47 @@ fn a_full_disk_exits_19_and_keeps_earlier_snapshots() {
 
     assert_eq!(repo.objects("snapshots").len(), 1);
     assert!(repo.restore(first["snapshot_id"].as_str().unwrap()) == small);
+}
+
+/// A restore drill onto a disk that fills up must fail: through a shell
+/// redirect of stdout and with `--output`, exit 17 with one line, and
+/// `--output` leaves neither the file nor its partial copy.
+#[test]
+fn a_restore_onto_a_full_disk_exits_17() {
+    let repo = TestRepo::new();
+    let data = dump_like(12_000_000, Change::None);
+    repo.backup(&data, &[]);
+    let small = repo.dir.path().join("small");
+    let Some(_unmount) = small_tmpfs(&small, "4m") else {
+        return;
+    };
+
+    let redirected = std::fs::File::create(small.join("stdout.sql")).unwrap();
+    let mut cmd = repo.command(&["restore", "latest"]);
+    cmd.stdout(redirected);
+    let out = cmd.output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(17),
+        "stdout onto a full disk: {err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    std::fs::remove_file(small.join("stdout.sql")).unwrap();
+
+    let target = small.join("out.sql");
+    let out = repo.run(
+        &["restore", "latest", "--output", target.to_str().unwrap()],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(17), "{}", out.explain());
+    assert_eq!(out.stderr().lines().count(), 1, "{}", out.explain());
+    assert!(
+        out.stderr().contains("No space left on device"),
+        "{}",
+        out.explain()
+    );
+    let left: Vec<_> = std::fs::read_dir(&small).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }

@@ -9,6 +9,7 @@ mod format;
 mod metrics;
 mod password;
 mod progress;
+mod stdout;
 
 use std::process::ExitCode;
 

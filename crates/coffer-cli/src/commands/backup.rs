@@ -1,7 +1,7 @@
 //! `coffer backup --stdin`, `--stdin-from-command -- CMD...`, or several
 //! `--stream NAME=COMMAND`: streams in, one snapshot out.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use coffer_core::producer::Producer;
 use coffer_core::progress::BackupProgress;
 use coffer_core::repository::OpenStream;
@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::cli::BackupArgs;
+use crate::stdout::outln;
 use crate::{format, metrics, progress};
 
 /// Runs the backup, then reports its outcome as metrics when asked to (a
@@ -123,7 +124,12 @@ async fn backup(
             })).collect::<Vec<_>>(),
             "requests": repo.backend().requests(),
         });
-        println!("{v}");
+        outln!("{v}").with_context(|| {
+            format!(
+                "snapshot {} was saved, but printing its summary failed",
+                s.snapshot_id.short()
+            )
+        })?;
     }
     if s.snapshot.streams.len() > 1 || session.global.verbose {
         for x in &s.snapshot.streams {

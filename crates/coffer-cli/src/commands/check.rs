@@ -5,6 +5,7 @@ use anyhow::Result;
 use coffer_core::{CheckOptions, Error, ReadData};
 
 use crate::cli::CheckArgs;
+use crate::stdout::out;
 
 pub async fn run(session: &super::Session<'_>, a: CheckArgs) -> Result<()> {
     let repo = session.open().await?;
@@ -14,22 +15,28 @@ pub async fn run(session: &super::Session<'_>, a: CheckArgs) -> Result<()> {
         (false, None) => ReadData::None,
     };
     let report = repo.check(CheckOptions { read_data }).await?;
+    let mut text = String::new();
     for p in &report.notes {
-        println!("note: {}: {}", p.object, p.message);
+        text += &format!("note: {}: {}\n", p.object, p.message);
     }
     for p in &report.errors {
         if p.object.is_empty() {
-            println!("error: {}", p.message);
+            text += &format!("error: {}\n", p.message);
         } else {
-            println!("error: {}: {}", p.object, p.message);
+            text += &format!("error: {}: {}\n", p.object, p.message);
         }
     }
-    println!(
-        "checked {} snapshots and {} packs; read {} packs ({} blobs)",
+    text += &format!(
+        "checked {} snapshots and {} packs; read {} packs ({} blobs)\n",
         report.snapshots, report.packs, report.packs_read, report.blobs_read
     );
     if report.errors.is_empty() {
-        println!("no errors were found");
+        text += "no errors were found\n";
+    }
+    // Damage is exit 16 even when the listing could not be printed.
+    let printed = out!("{text}");
+    if report.errors.is_empty() {
+        printed?;
         Ok(())
     } else {
         let first = &report.errors[0];

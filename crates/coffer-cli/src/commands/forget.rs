@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::cli::ForgetArgs;
 use crate::exit::CliFailure;
 use crate::format;
+use crate::stdout::{out, outln};
 
 pub async fn run(session: &super::Session<'_>, a: ForgetArgs) -> Result<()> {
     let policy = policy_from(&a);
@@ -27,7 +28,7 @@ pub async fn run(session: &super::Session<'_>, a: ForgetArgs) -> Result<()> {
     let snaps = repo.list_snapshots().await?;
     if snaps.is_empty() {
         if a.json {
-            println!("[]");
+            outln!("[]")?;
         }
         session.say(format_args!(
             "the repository has no snapshots: nothing to forget"
@@ -58,14 +59,14 @@ pub async fn run(session: &super::Session<'_>, a: ForgetArgs) -> Result<()> {
             .into());
         }
         if a.json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&groups_json(&snaps, &groups))?
-            );
+            )?;
         } else {
-            println!("Applying policy: {}", policy.describe());
+            outln!("Applying policy: {}", policy.describe())?;
             for (key, decisions) in &groups {
-                print!("{}", group_report(&snaps, key, decisions));
+                out!("{}", group_report(&snaps, key, decisions))?;
             }
         }
         groups

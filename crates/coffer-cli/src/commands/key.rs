@@ -4,15 +4,20 @@ use anyhow::Result;
 
 use crate::cli::KeyCommand;
 use crate::password;
+use crate::stdout::outln;
 
 pub async fn run(session: &super::Session<'_>, cmd: KeyCommand) -> Result<()> {
     let mut repo = session.open().await?;
     match cmd {
         KeyCommand::List => {
-            println!(
+            outln!(
                 "{:<2} {:<8}  {:<12}  {:<16}  {:<19}  KDF",
-                "", "ID", "User", "Host", "Created"
-            );
+                "",
+                "ID",
+                "User",
+                "Host",
+                "Created"
+            )?;
             for k in repo.list_keys().await? {
                 let created = jiff::Timestamp::from_nanosecond(k.created_unix_ns as i128)
                     .map(|t| {
@@ -21,7 +26,7 @@ pub async fn run(session: &super::Session<'_>, cmd: KeyCommand) -> Result<()> {
                             .to_string()
                     })
                     .unwrap_or_default();
-                println!(
+                outln!(
                     "{:<2} {:<8}  {:<12}  {:<16}  {:<19}  argon2id m={}MiB t={} p={}",
                     if k.current { "*" } else { "" },
                     k.id.short(),
@@ -31,7 +36,7 @@ pub async fn run(session: &super::Session<'_>, cmd: KeyCommand) -> Result<()> {
                     k.kdf.memory_kib / 1024,
                     k.kdf.iterations,
                     k.kdf.parallelism
-                );
+                )?;
             }
         }
         KeyCommand::Add(a) => {

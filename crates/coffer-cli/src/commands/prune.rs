@@ -6,6 +6,7 @@ use coffer_core::{PruneOptions, PruneReport, Repository};
 
 use crate::cli::{PruneArgs, PruneCommandArgs};
 use crate::format::bytes;
+use crate::stdout::outln;
 
 pub async fn run(session: &super::Session<'_>, a: PruneCommandArgs) -> Result<()> {
     let repo = session.open().await?;
@@ -34,7 +35,7 @@ pub async fn prune(
         let mut v = serde_json::to_value(&r)?;
         v["dry_run"] = dry_run.into();
         v["requests"] = serde_json::to_value(repo.backend().requests())?;
-        println!("{v}");
+        outln!("{v}")?;
     } else {
         // The report is information; a warning in it is printed even with -q.
         let text = report_text(&r, dry_run);

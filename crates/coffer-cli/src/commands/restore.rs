@@ -36,7 +36,19 @@ pub async fn run(session: &super::Session<'_>, a: RestoreArgs) -> Result<()> {
                 .as_fd()
                 .try_clone_to_owned()
                 .map_err(Error::Output)?;
-            repo.restore(&stream, File::from(fd)).await?;
+            let out = File::from(fd);
+            // Redirected to a file (`> dump.sql`): a write error the disk
+            // reports late (on flush to storage) must fail the restore too.
+            let file = out
+                .metadata()
+                .is_ok_and(|m| m.is_file())
+                .then(|| out.try_clone())
+                .transpose()
+                .map_err(Error::Output)?;
+            repo.restore(&stream, out).await?;
+            if let Some(file) = file {
+                file.sync_all().map_err(Error::Output)?;
+            }
         }
         // A device or pipe (/dev/null, a FIFO) is written in place: renaming
         // a file over it would replace it.

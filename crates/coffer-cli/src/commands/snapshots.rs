@@ -4,6 +4,7 @@ use anyhow::Result;
 
 use crate::cli::SnapshotsArgs;
 use crate::format;
+use crate::stdout::{out, outln};
 
 pub async fn run(session: &super::Session<'_>, a: SnapshotsArgs) -> Result<()> {
     let repo = session.open().await?;
@@ -13,9 +14,9 @@ pub async fn run(session: &super::Session<'_>, a: SnapshotsArgs) -> Result<()> {
             .iter()
             .map(|(id, s)| format::snapshot_json(id, s))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        outln!("{}", serde_json::to_string_pretty(&list)?)?;
     } else {
-        print!("{}", format::snapshot_table(&snaps));
+        out!("{}", format::snapshot_table(&snaps))?;
     }
     Ok(())
 }

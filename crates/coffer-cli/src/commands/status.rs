@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::cli::StatusArgs;
 use crate::exit::CliFailure;
 use crate::format;
+use crate::stdout::outln;
 
 pub async fn run(session: &super::Session<'_>, a: StatusArgs) -> Result<()> {
     let repo = session.open().await?;
@@ -60,12 +61,12 @@ pub async fn run(session: &super::Session<'_>, a: StatusArgs) -> Result<()> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?)?;
     } else {
         for (name, found, age_s, fresh) in &rows {
             let verdict = if *fresh { "ok" } else { "STALE" };
             match found {
-                Some((id, s)) => println!(
+                Some((id, s)) => outln!(
                     "{name}: {verdict}: newest snapshot {} at {} ({} ago, {})",
                     id.short(),
                     format::local_time(s),
@@ -76,8 +77,8 @@ pub async fn run(session: &super::Session<'_>, a: StatusArgs) -> Result<()> {
                             .find(|x| &x.name == *name)
                             .map_or(0, |x| x.size)
                     ),
-                ),
-                None => println!("{name}: STALE: no snapshot"),
+                )?,
+                None => outln!("{name}: STALE: no snapshot")?,
             }
         }
     }

@@ -76,8 +76,8 @@ impl Repository {
         let written = written_rx
             .await
             .map_err(|_| Error::Output(std::io::Error::other("writer thread panicked")))?;
-        let ((blobs, data_reads), ()) = result?;
         let bytes = written.map_err(Error::Output)?;
+        let ((blobs, data_reads), ()) = result?;
         if bytes != stream.size {
             return Err(Error::corrupt(
                 format!("stream {:?}", stream.name),
@@ -252,6 +252,9 @@ async fn fetch_and_decode(
     Ok(())
 }
 
+/// The writer hung up: it stopped on an error of its own, which the restore
+/// reports instead of this one. Never a broken pipe: only the writer's own
+/// EPIPE may end a restore quietly.
 fn closed_output() -> Error {
-    Error::Output(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+    Error::Internal("the output writer stopped".into())
 }
