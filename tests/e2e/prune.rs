@@ -302,6 +302,29 @@ fn prune_rejects_bad_limits() {
     );
 }
 
+/// `--delete-delay 300y` used to overflow into a negative delay, which
+/// deleted marked packs at once: now it is refused and nothing is deleted.
+#[test]
+fn a_delete_delay_beyond_the_clock_is_refused_and_deletes_nothing() {
+    let repo = TestRepo::new();
+    let a = repo.backup(&noise(1_000_000, 10), &[]);
+    repo.backup(&noise(1_000_000, 11), &[]);
+    repo.run_ok(&["forget", &id(&a)], b"");
+    let marked = prune(&repo, &[]);
+    assert!(marked["packs_marked"].as_u64().unwrap() >= 1, "{marked}");
+    let packs = repo.objects("data");
+    assert_fails(
+        &repo.run(&["prune", "--delete-delay", "300y"], b""),
+        2,
+        "out of range",
+    );
+    assert_eq!(repo.objects("data"), packs);
+    // A century is accepted, and a marked pack waits for it.
+    let r = prune(&repo, &["--delete-delay", "100y"]);
+    assert_eq!(r["packs_deleted"].as_u64(), Some(0), "{r}");
+    assert_eq!(repo.objects("data"), packs);
+}
+
 #[test]
 fn forget_with_prune_runs_a_prune_with_the_default_limits() {
     let repo = TestRepo::new();

@@ -103,6 +103,26 @@ pub const DEFAULT_DELETE_DELAY: crate::policy::Duration = crate::policy::Duratio
     hours: 0,
 };
 
+/// Longest delete delay accepted: a century. Longer ones would overflow the
+/// nanosecond clock arithmetic (about 292 years) and mean "never" anyway.
+pub const MAX_DELETE_DELAY: Duration = Duration::from_secs(100 * 366 * 24 * 3600);
+
+/// Checks a delete delay: zero (no backup may run), or from twice the
+/// backups' recheck interval (so a long backup notices a mark before the
+/// marked pack can go) up to [`MAX_DELETE_DELAY`].
+pub fn check_delete_delay(delay: Duration) -> Result<()> {
+    let shortest = super::RECHECK_AFTER * 2;
+    if delay.is_zero() || (shortest..=MAX_DELETE_DELAY).contains(&delay) {
+        return Ok(());
+    }
+    Err(Error::InvalidArgument(format!(
+        "a delete delay of {}s is out of range: use 0 (only when no backup runs) or from {}h to {} years",
+        delay.as_secs(),
+        shortest.as_secs() / 3600,
+        MAX_DELETE_DELAY.as_secs() / (366 * 24 * 3600)
+    )))
+}
+
 /// Settings of one prune.
 #[derive(Debug, Clone)]
 pub struct PruneOptions {
@@ -120,6 +140,7 @@ pub struct PruneOptions {
 impl Repository {
     /// Runs one prune (see the module documentation).
     pub async fn prune(&self, opts: PruneOptions) -> Result<PruneReport> {
+        check_delete_delay(opts.delete_delay)?;
         let lock = if opts.dry_run {
             None
         } else {
@@ -151,7 +172,8 @@ impl Repository {
             .map(|(n, t, size)| (n, (t, size)))
             .collect();
         let now = now_unix_ns();
-        let delay = opts.delete_delay.as_nanos() as i64;
+        // In range (checked above), so it fits; saturating all the same.
+        let delay = i64::try_from(opts.delete_delay.as_nanos()).unwrap_or(i64::MAX);
         let exported = index.export();
         let packs: Vec<PackUse> = exported
             .packs
@@ -351,6 +373,22 @@ impl Repository {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delete_delays_out_of_range_are_refused_not_wrapped() {
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        assert!(check_delete_delay(Duration::ZERO).is_ok());
+        assert!(check_delete_delay(hours(1)).is_ok());
+        assert!(check_delete_delay(hours(24)).is_ok());
+        assert!(check_delete_delay(MAX_DELETE_DELAY).is_ok());
+        // 300 years is more nanoseconds than an i64 holds: it used to wrap
+        // to a negative delay, "delete everything now".
+        assert!(matches!(
+            check_delete_delay(hours(300 * 365 * 24)),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(check_delete_delay(Duration::from_secs(60)).is_err());
+    }
 
     #[test]
     fn limits_parse() {
