@@ -305,8 +305,13 @@ impl TestRepo {
     /// Starts `coffer args...` (fed `input`) that stops at failpoint
     /// `point` until [`Paused::resume`].
     pub fn spawn_paused(&self, args: &[&str], point: &str, input: Vec<u8>) -> Paused {
+        self.spawn_paused_with(self.command(args), point, input)
+    }
+
+    /// [`TestRepo::spawn_paused`] for a command set up by the caller (extra
+    /// environment, say).
+    pub fn spawn_paused_with(&self, mut cmd: Command, point: &str, input: Vec<u8>) -> Paused {
         let dir = tempfile::tempdir().expect("failpoint dir");
-        let mut cmd = self.command(args);
         cmd.env("COFFER_FAILPOINTS", format!("{point}=wait"))
             .env("COFFER_FAILPOINTS_DIR", dir.path());
         let described = describe(&cmd);

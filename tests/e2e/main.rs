@@ -50,6 +50,7 @@ mod output;
 mod postgres;
 mod producer;
 mod prune;
+mod prune_clock;
 mod requests;
 mod round_trip;
 mod s3;

@@ -141,9 +141,9 @@ fn a_second_prune_is_refused_while_one_runs() {
 }
 
 /// A backup that loaded the index before a prune marked the packs it
-/// reuses commits a snapshot needing them: the next prune unmarks them
-/// instead of deleting them.
-fn prune_unmarks_packs_a_backup_started_before_the_mark_needs(store: Store) {
+/// reuses commits a snapshot needing them: the next prune rescues their
+/// blobs (copies them into new packs) instead of deleting them.
+fn prune_rescues_packs_a_backup_started_before_the_mark_needs(store: Store) {
     let repo = TestRepo::new_on(store);
     let data = noise(2_000_000, 5);
     let a = repo.backup(&data, &[]);
@@ -164,7 +164,8 @@ fn prune_unmarks_packs_a_backup_started_before_the_mark_needs(store: Store) {
     );
     // Past the delay the packs would go, but a snapshot needs them.
     let r = prune(&repo, &["--delete-delay", "0h"]);
-    assert!(r["packs_unmarked"].as_u64().unwrap() >= 1, "{r}");
+    assert!(r["packs_rescued"].as_u64().unwrap() >= 1, "{r}");
+    assert!(r["packs_written"].as_u64().unwrap() >= 1, "{r}");
     repo.assert_check_passes(true);
     assert!(repo.restore(&id(&b)) == data);
     let r = prune(&repo, &["--delete-delay", "0h"]);
@@ -348,6 +349,6 @@ fn forget_with_prune_runs_a_prune_with_the_default_limits() {
 
 on_every_store!(
     prune_marks_then_deletes_and_keeps_what_snapshots_need,
-    prune_unmarks_packs_a_backup_started_before_the_mark_needs,
+    prune_rescues_packs_a_backup_started_before_the_mark_needs,
     concurrent_backups_and_prunes_lose_nothing
 );

@@ -374,6 +374,18 @@ pub struct PruneArgs {
     /// when no backup can be running)
     #[arg(long, default_value_t = coffer_core::DEFAULT_DELETE_DELAY, value_name = "DURATION")]
     pub delete_delay: Duration,
+    /// The delete delay in seconds, overriding --delete-delay (tests only)
+    #[arg(long, hide = true, env = "COFFER_DELETE_DELAY_SECS")]
+    pub delete_delay_secs: Option<u64>,
+    /// The backups' recheck interval, which the delay must be twice
+    /// (tests only; default 1800)
+    #[arg(
+        long,
+        hide = true,
+        env = "COFFER_RECHECK_AFTER_SECS",
+        default_value_t = coffer_core::repository::RECHECK_AFTER.as_secs()
+    )]
+    pub recheck_after_secs: u64,
 }
 
 #[derive(Debug, Args)]

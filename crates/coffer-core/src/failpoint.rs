@@ -23,6 +23,7 @@ const WAIT_LIMIT: Duration = Duration::from_secs(120);
 struct Config {
     actions: Vec<(String, String)>,
     dir: Option<PathBuf>,
+    skew_ns: i64,
 }
 
 fn config() -> &'static Config {
@@ -35,7 +36,16 @@ fn config() -> &'static Config {
             .map(|(n, a)| (n.trim().to_string(), a.trim().to_string()))
             .collect(),
         dir: std::env::var_os("COFFER_FAILPOINTS_DIR").map(PathBuf::from),
+        skew_ns: std::env::var("COFFER_TEST_CLOCK_SKEW_SECS")
+            .ok()
+            .and_then(|s| s.parse::<f64>().ok())
+            .map_or(0, |s| (s * 1e9) as i64),
     })
+}
+
+/// How far tests moved prune's clock ahead (0 outside tests).
+pub fn clock_skew_ns() -> i64 {
+    config().skew_ns
 }
 
 /// Reaches the point `name`: signals it, then dies, sleeps or waits if a

@@ -26,8 +26,9 @@ pub async fn prune(
         d.years as u64 * 365 * 24 + d.months as u64 * 30 * 24 + d.days as u64 * 24 + d.hours as u64;
     let opts = PruneOptions {
         max_unused: a.max_unused,
-        delete_delay: std::time::Duration::from_secs(hours * 3600),
+        delete_delay: std::time::Duration::from_secs(a.delete_delay_secs.unwrap_or(hours * 3600)),
         dry_run,
+        recheck_after: std::time::Duration::from_secs(a.recheck_after_secs),
         host: super::actor().host,
     };
     let r = repo.prune(opts).await?;
@@ -70,11 +71,11 @@ fn report_text(r: &PruneReport, dry_run: bool) -> String {
         r.packs_repacked,
         r.packs_written
     ));
-    if r.packs_unmarked > 0 {
+    if r.packs_rescued > 0 {
         out.push_str(&format!(
-            "{} marked packs are needed again by new snapshots and {}\n",
-            r.packs_unmarked,
-            verb("unmarked")
+            "{} marked packs are needed again by new snapshots: their used blobs {} into new packs\n",
+            r.packs_rescued,
+            verb("copied")
         ));
     }
     out.push_str(&format!(
@@ -93,8 +94,9 @@ fn report_text(r: &PruneReport, dry_run: bool) -> String {
     }
     if r.packs_missing > 0 {
         out.push_str(&format!(
-            "warning: {} indexed packs are missing from storage; run `coffer check`\n",
-            r.packs_missing
+            "warning: {} indexed packs are missing from storage and {} from the index; run `coffer check`\n",
+            r.packs_missing,
+            verb("dropped")
         ));
     }
     out.push_str(&format!(

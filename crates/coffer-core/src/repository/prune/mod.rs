@@ -30,8 +30,9 @@ use futures::StreamExt;
 
 use super::blobs::BlobReader;
 use super::index_files::superseding_everything;
+use super::lock::{PruneLock, StorageClock};
 use super::pack_sink::PackSink;
-use super::{blocking, now_unix_ns, LiveIndex, Repository};
+use super::{blocking, LiveIndex, Repository};
 use crate::backend::{object_path, Kind};
 use crate::compress;
 use crate::error::{Error, Result};
@@ -110,15 +111,15 @@ pub const MAX_DELETE_DELAY: Duration = Duration::from_secs(100 * 366 * 24 * 3600
 /// Checks a delete delay: zero (no backup may run), or from twice the
 /// backups' recheck interval (so a long backup notices a mark before the
 /// marked pack can go) up to [`MAX_DELETE_DELAY`].
-pub fn check_delete_delay(delay: Duration) -> Result<()> {
-    let shortest = super::RECHECK_AFTER * 2;
+pub fn check_delete_delay(delay: Duration, recheck_after: Duration) -> Result<()> {
+    let shortest = recheck_after * 2;
     if delay.is_zero() || (shortest..=MAX_DELETE_DELAY).contains(&delay) {
         return Ok(());
     }
     Err(Error::InvalidArgument(format!(
-        "a delete delay of {}s is out of range: use 0 (only when no backup runs) or from {}h to {} years",
+        "a delete delay of {}s is out of range: use 0 (only when no backup runs) or from {}s to {} years",
         delay.as_secs(),
-        shortest.as_secs() / 3600,
+        shortest.as_secs(),
         MAX_DELETE_DELAY.as_secs() / (366 * 24 * 3600)
     )))
 }
@@ -133,6 +134,9 @@ pub struct PruneOptions {
     pub delete_delay: Duration,
     /// Decide and report, change nothing.
     pub dry_run: bool,
+    /// The backups' recheck interval ([`super::BackupOptions::recheck_after`]);
+    /// a non-zero delay must be at least twice it.
+    pub recheck_after: Duration,
     /// Recorded in the lock.
     pub host: String,
 }
@@ -140,14 +144,14 @@ pub struct PruneOptions {
 impl Repository {
     /// Runs one prune (see the module documentation).
     pub async fn prune(&self, opts: PruneOptions) -> Result<PruneReport> {
-        check_delete_delay(opts.delete_delay)?;
+        check_delete_delay(opts.delete_delay, opts.recheck_after)?;
         let lock = if opts.dry_run {
             None
         } else {
             Some(self.lock_for_prune(&opts.host).await?)
         };
         failpoint::reach("prune-locked");
-        let result = self.prune_locked(&opts).await;
+        let result = self.prune_locked(&opts, lock.as_ref()).await;
         if let Some(lock) = lock {
             let released = lock.release().await;
             if result.is_ok() {
@@ -157,13 +161,24 @@ impl Repository {
         result
     }
 
-    async fn prune_locked(&self, opts: &PruneOptions) -> Result<PruneReport> {
+    async fn prune_locked(
+        &self,
+        opts: &PruneOptions,
+        lock: Option<&PruneLock>,
+    ) -> Result<PruneReport> {
+        let clock = lock.map_or_else(StorageClock::local, |l| l.clock);
+        // Every age is measured against this moment, read before anything
+        // is listed: a backup that commits after it is seen by the listings
+        // that follow, or is younger than the delay (see "Prune" in
+        // docs/format.md).
+        let reference = clock.now();
         // Snapshots first: every index file a listed snapshot depends on was
         // written before it, so the index loaded next covers them all.
         let snapshots = self.list_snapshots().await?;
         let LiveIndex { index, listed, .. } = self.load_live_index().await?;
         let index = Arc::new(index);
         let used = self.used_blobs(&index, &snapshots).await?;
+        failpoint::reach("prune-loaded");
         let stored: HashMap<String, (i64, u64)> = self
             .backend
             .list_with_times(Kind::Pack)
@@ -171,7 +186,6 @@ impl Repository {
             .into_iter()
             .map(|(n, t, size)| (n, (t, size)))
             .collect();
-        let now = now_unix_ns();
         // In range (checked above), so it fits; saturating all the same.
         let delay = i64::try_from(opts.delete_delay.as_nanos()).unwrap_or(i64::MAX);
         let exported = index.export();
@@ -188,7 +202,7 @@ impl Repository {
             .collect();
         let input = PlanInput {
             stored: &stored,
-            now,
+            now: reference,
             delay,
             max_unused: opts.max_unused,
             index_files: listed.len(),
@@ -215,20 +229,27 @@ impl Repository {
             }
         }
 
-        // Phase: one index file superseding everything listed.
+        // Phase: one index file superseding everything listed. New marks
+        // are stamped now, when they are about to become visible (repacking
+        // may have taken hours): a backup that loaded the index before this
+        // write may still reuse these packs, and the delay counts from here.
+        failpoint::reach("prune-before-index");
+        let stamp = clock.now();
         let mut file = IndexFile::default();
         for p in &packs {
             match p.fate {
                 Fate::Keep => file.packs.push(p.pack.clone()),
+                // A marked pack keeps its mark's time, also when its used
+                // blobs were copied out: it never becomes usable again.
                 Fate::Mark | Fate::Repack => file.marked.push(MarkedPack {
-                    marked_unix_ns: now,
+                    marked_unix_ns: p.marked.unwrap_or(stamp),
                     pack: p.pack.clone(),
                 }),
                 Fate::StayMarked(t) => file.marked.push(MarkedPack {
                     marked_unix_ns: t,
                     pack: p.pack.clone(),
                 }),
-                Fate::Delete | Fate::DropStaleMark => {}
+                Fate::Delete | Fate::DropStaleMark | Fate::DropMissing => {}
             }
         }
         file.packs.extend(new_packs);
@@ -236,8 +257,12 @@ impl Repository {
             .await?;
         failpoint::reach("prune-after-index");
 
-        // Phase: deletions, packs first. A crash from here on leaves only
-        // objects no live index needs; the next prune finishes the job.
+        // Phase: deletions, packs first, and only while the lock is held. A
+        // crash from here on leaves only objects no live index needs; the
+        // next prune finishes the job.
+        if let Some(lock) = lock {
+            lock.check_held().await?;
+        }
         let doomed = packs
             .iter()
             .filter(|p| p.fate == Fate::Delete)
@@ -377,17 +402,20 @@ mod tests {
     #[test]
     fn delete_delays_out_of_range_are_refused_not_wrapped() {
         let hours = |h: u64| Duration::from_secs(h * 3600);
-        assert!(check_delete_delay(Duration::ZERO).is_ok());
-        assert!(check_delete_delay(hours(1)).is_ok());
-        assert!(check_delete_delay(hours(24)).is_ok());
-        assert!(check_delete_delay(MAX_DELETE_DELAY).is_ok());
+        let check = |d| check_delete_delay(d, super::super::RECHECK_AFTER);
+        assert!(check(Duration::ZERO).is_ok());
+        assert!(check(hours(1)).is_ok());
+        assert!(check(hours(24)).is_ok());
+        assert!(check(MAX_DELETE_DELAY).is_ok());
         // 300 years is more nanoseconds than an i64 holds: it used to wrap
         // to a negative delay, "delete everything now".
         assert!(matches!(
-            check_delete_delay(hours(300 * 365 * 24)),
+            check(hours(300 * 365 * 24)),
             Err(Error::InvalidArgument(_))
         ));
-        assert!(check_delete_delay(Duration::from_secs(60)).is_err());
+        // Below twice the recheck interval a long backup could miss a mark.
+        assert!(check(Duration::from_secs(60)).is_err());
+        assert!(check_delete_delay(Duration::from_secs(60), Duration::from_secs(30)).is_ok());
     }
 
     #[test]

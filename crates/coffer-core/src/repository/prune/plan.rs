@@ -7,9 +7,14 @@
 //! * unmarked, used, present: kept (and repacked if it holds enough unused
 //!   space, see below);
 //! * unmarked, unused, present: marked (deleted at once with a zero delay);
-//! * unmarked, absent: kept, counted missing (damage `check` reports);
-//! * marked, used: unmarked (a backup that started before the mark needs
-//!   it again), counted missing too if absent;
+//! * absent and either unmarked or used: dropped from the index and counted
+//!   missing (damage `check` reports): backups stop deduplicating against
+//!   blobs that are gone, so new snapshots store them again;
+//! * marked, used, present: *rescued*. A backup that loaded the index before
+//!   the mark committed a snapshot needing it. Its used blobs are copied
+//!   into new packs and it stays marked with its old time: a pack never
+//!   goes back from marked to usable, so no writer holding an older view can
+//!   resurrect an old mark over a newer decision;
 //! * marked, unused, absent: its stale mark is dropped from the index;
 //! * marked, unused, present: deleted once marked for the delay, else it
 //!   stays marked.
@@ -40,8 +45,9 @@ pub struct PruneReport {
     pub packs_marked: u64,
     /// Bytes of those packs.
     pub bytes_marked: u64,
-    /// Marked packs needed again and unmarked.
-    pub packs_unmarked: u64,
+    /// Marked packs a new snapshot needs again: their used blobs were copied
+    /// into new packs (they stay marked).
+    pub packs_rescued: u64,
     /// Marked packs whose delay has not passed yet.
     pub packs_waiting: u64,
     /// Packs deleted (marked long enough, or unindexed and old).
@@ -56,7 +62,8 @@ pub struct PruneReport {
     pub packs_repacked: u64,
     /// New packs written by repacking.
     pub packs_written: u64,
-    /// Indexed packs not found in storage (damage; `check` reports it).
+    /// Indexed packs not found in storage, dropped from the index (damage;
+    /// `check` reports the snapshots it breaks).
     pub packs_missing: u64,
     /// Unused bytes left in kept packs.
     pub unused_bytes_left: u64,
@@ -72,7 +79,7 @@ pub(super) enum Fate {
     /// Stays indexed, unmarked.
     Keep,
     /// Its used blobs are copied into new packs, then it is marked (or, with
-    /// a zero delay, deleted).
+    /// a zero delay, deleted); a marked pack keeps its mark's time.
     Repack,
     /// Marked unused now.
     Mark,
@@ -82,6 +89,8 @@ pub(super) enum Fate {
     Delete,
     /// Marked and already gone from storage: the stale mark is dropped.
     DropStaleMark,
+    /// Gone from storage though needed or unmarked: dropped from the index.
+    DropMissing,
 }
 
 /// One indexed pack, the blobs of it the snapshots use, and its fate.
@@ -157,19 +166,16 @@ pub(super) fn plan(mut packs: Vec<PackUse>, input: &PlanInput<'_>) -> Plan {
         let present = input.stored.contains_key(&p.pack.id.to_hex());
         let any_used = p.used.iter().any(|u| *u);
         p.fate = match (p.marked, any_used, present) {
-            (None, _, false) => {
+            (None, _, false) | (Some(_), true, false) => {
                 report.packs_missing += 1;
-                Fate::Keep
+                Fate::DropMissing
             }
             (None, false, true) if delay == 0 => Fate::Delete,
             (None, false, true) => Fate::Mark,
             (None, true, true) => Fate::Keep,
-            (Some(_), true, _) => {
-                report.packs_unmarked += 1;
-                if !present {
-                    report.packs_missing += 1;
-                }
-                Fate::Keep
+            (Some(_), true, true) => {
+                report.packs_rescued += 1;
+                Fate::Repack
             }
             (Some(_), false, false) => Fate::DropStaleMark,
             (Some(t), false, true) if input.now.saturating_sub(t) >= delay => Fate::Delete,
@@ -226,6 +232,8 @@ pub(super) fn plan(mut packs: Vec<PackUse>, input: &PlanInput<'_>) -> Plan {
             report.packs_repacked += 1;
         }
         match p.fate {
+            // A rescued pack was marked before: it waits, not newly marked.
+            Fate::Repack if delay > 0 && p.marked.is_some() => report.packs_waiting += 1,
             Fate::Mark | Fate::Repack if delay > 0 => {
                 report.packs_marked += 1;
                 report.bytes_marked += p.pack.size;
@@ -235,7 +243,7 @@ pub(super) fn plan(mut packs: Vec<PackUse>, input: &PlanInput<'_>) -> Plan {
                 report.bytes_deleted += p.pack.size;
             }
             Fate::StayMarked(_) => report.packs_waiting += 1,
-            Fate::Keep | Fate::DropStaleMark => {}
+            Fate::Keep | Fate::DropStaleMark | Fate::DropMissing => {}
         }
     }
     report.unindexed_deleted = unindexed_old.len() as u64;
@@ -244,7 +252,6 @@ pub(super) fn plan(mut packs: Vec<PackUse>, input: &PlanInput<'_>) -> Plan {
     let nothing_to_do = packs
         .iter()
         .all(|p| matches!(p.fate, Fate::Keep | Fate::StayMarked(_)))
-        && report.packs_unmarked == 0
         && unindexed_old.is_empty()
         && input.index_files <= 1;
     Plan {
@@ -328,20 +335,22 @@ mod tests {
             (None, Used::Part, true, DAY, Keep),
             (None, Used::All, true, DAY, Keep),
             (None, Used::All, true, 0, Keep),
-            (None, Used::None, false, DAY, Keep),
-            (None, Used::All, false, DAY, Keep),
+            (None, Used::None, false, DAY, DropMissing),
+            (None, Used::All, false, DAY, DropMissing),
             // marked long enough ago
             (old, Used::None, true, DAY, Delete),
             (old, Used::None, true, 0, Delete),
-            (old, Used::Part, true, DAY, Keep),
-            (old, Used::All, true, DAY, Keep),
+            (old, Used::Part, true, DAY, Repack),
+            (old, Used::All, true, DAY, Repack),
+            (old, Used::All, true, 0, Repack),
             (old, Used::None, false, DAY, DropStaleMark),
-            (old, Used::All, false, DAY, Keep),
+            (old, Used::All, false, DAY, DropMissing),
             // marked recently
             (recent, Used::None, true, DAY, StayMarked(NOW - DAY / 2)),
             (recent, Used::None, true, 0, Delete),
-            (recent, Used::All, true, DAY, Keep),
+            (recent, Used::All, true, DAY, Repack),
             (recent, Used::None, false, DAY, DropStaleMark),
+            (recent, Used::Part, false, DAY, DropMissing),
         ];
         for &(marked, used, present, delay, want) in table {
             let stored = if present {
@@ -357,23 +366,14 @@ mod tests {
                 format!("marked {marked:?}, used {used:?}, present {present}, delay {delay}");
             assert_eq!(p.packs[0].fate, want, "{case}");
             let r = &p.report;
-            assert_eq!(
-                r.packs_missing,
-                u64::from(!present && (used != Used::None || marked.is_none())),
-                "{case}"
-            );
-            assert_eq!(
-                r.packs_unmarked,
-                u64::from(marked.is_some() && used != Used::None),
-                "{case}"
-            );
-            assert_eq!(r.packs_deleted, u64::from(want == Delete), "{case}");
+            let rescued = marked.is_some() && want == Repack;
+            assert_eq!(r.packs_missing, u64::from(want == DropMissing), "{case}");
+            assert_eq!(r.packs_rescued, u64::from(rescued), "{case}");
+            let deleted = want == Delete || (rescued && delay == 0);
+            assert_eq!(r.packs_deleted, u64::from(deleted), "{case}");
             assert_eq!(r.packs_marked, u64::from(want == Mark), "{case}");
-            assert_eq!(
-                r.packs_waiting,
-                u64::from(matches!(want, StayMarked(_))),
-                "{case}"
-            );
+            let waiting = matches!(want, StayMarked(_)) || (rescued && delay > 0);
+            assert_eq!(r.packs_waiting, u64::from(waiting), "{case}");
         }
     }
 
@@ -410,12 +410,13 @@ mod tests {
         let p = plan(packs, &input(&only_1, 0, MaxUnused::Bytes(0)));
         assert_eq!(p.packs[0].fate, Fate::Repack);
         assert_eq!((p.report.packs_marked, p.report.packs_deleted), (0, 1));
-        // A missing pack is never a repack candidate.
+        // A missing pack is never a repack candidate: it is dropped.
         let p = plan(
             vec![pack(9, None, Used::Part)],
             &input(&stored, DAY, MaxUnused::Bytes(0)),
         );
-        assert_eq!(p.packs[0].fate, Fate::Keep);
+        assert_eq!(p.packs[0].fate, Fate::DropMissing);
+        assert_eq!(p.report.packs_repacked, 0);
     }
 
     #[test]
