@@ -94,3 +94,63 @@ fn unindexed_packs_are_aged_against_the_time_before_the_index_was_loaded() {
     repo.assert_check_passes(true);
     assert!(repo.restore(&id(&snap)) == data);
 }
+
+/// A mark must never come back over a later decision. Backup E reused a
+/// pack that prune A then marked; a prune (an hour later, skewed) finds E's
+/// snapshot needing it. Meanwhile backup B, which loaded the index while
+/// the pack was marked, rewrites the whole index from that old view. Then
+/// E's snapshot is forgotten while backup F, which loaded the index after
+/// the later prune, is about to commit a snapshot reusing those blobs: the
+/// next prune must not take them away from F.
+#[test]
+fn an_index_rewritten_from_an_older_view_cannot_bring_a_mark_back() {
+    let repo = TestRepo::new();
+    let x = noise(2_000_000, 23);
+    let s1 = repo.backup(&x, &[]);
+    let mut e = repo.spawn_paused(
+        &["backup", "--stdin", "--json"],
+        "backup-before-index",
+        x.clone(),
+    );
+    e.wait_reached();
+    repo.run_ok(&["forget", &id(&s1)], b"");
+    let marked = prune_json(&repo, &[]);
+    assert!(marked["packs_marked"].as_u64().unwrap() >= 1, "{marked}");
+    // The later prunes' clock runs 2.5 s short of an hour ahead: the mark
+    // (4 s old by then) looks an hour old, B's packs (uploaded after this
+    // pause, moments before) do not.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    // B loads the index with the pack marked; much new data: a full rewrite.
+    let mut b = repo.spawn_paused(
+        &["backup", "--stdin", "--json"],
+        "backup-before-index",
+        noise(6_000_000, 24),
+    );
+    b.wait_reached();
+    let se = e.resume().ok().json();
+    assert_eq!(se["new_chunks"].as_u64(), Some(0), "E reused the pack");
+    // An hour later: E's snapshot needs the marked pack.
+    let later = prune_json(&repo, &[("COFFER_TEST_CLOCK_SKEW_SECS", "3597.5")]);
+    assert!(later["packs_rescued"].as_u64().unwrap() >= 1, "{later}");
+    let mut f = repo.spawn_paused(
+        &["backup", "--stdin", "--json"],
+        "backup-before-index",
+        x.clone(),
+    );
+    f.wait_reached();
+    b.resume().ok();
+    repo.run_ok(&["forget", &id(&se)], b"");
+    prune_json(&repo, &[("COFFER_TEST_CLOCK_SKEW_SECS", "3597.5")]);
+    let sf = f.resume().ok().json();
+    assert_eq!(sf["new_chunks"].as_u64(), Some(0), "F reused stored blobs");
+    repo.assert_check_passes(true);
+    assert!(repo.restore(&id(&sf)) == x);
+}
+
+/// `prune --json` with extra environment; returns the report.
+#[track_caller]
+fn prune_json(repo: &TestRepo, env: &[(&str, &str)]) -> serde_json::Value {
+    let mut cmd = repo.command(&["prune", "--json", "--delete-delay", "1h"]);
+    cmd.envs(env.iter().copied());
+    coffer_e2e::run_with_input(cmd, b"").ok().json()
+}
