@@ -46,6 +46,7 @@ mod garbage_server;
 mod golden;
 mod keys;
 mod metrics;
+mod missing_pack;
 mod output;
 mod postgres;
 mod producer;

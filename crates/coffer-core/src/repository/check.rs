@@ -177,7 +177,7 @@ impl Repository {
         for m in &expected.marked {
             let path = object_path(Kind::Pack, &m.pack.id.to_hex());
             let message = if stored.contains_key(&m.pack.id.to_hex()) {
-                "is marked for deletion by prune (its blobs are unused)"
+                "is marked for deletion by prune (deleted later, unless a snapshot needs it)"
             } else {
                 "was deleted by prune (a stale mark the next prune drops)"
             };
@@ -206,6 +206,10 @@ impl Repository {
         // Snapshots and their trees.
         let index = Arc::new(index);
         let reader = BlobReader::new(self.backend.clone(), self.key.clone(), index.clone());
+        // Indexed packs (marked or not) that storage no longer has.
+        let gone: HashSet<u32> = (0..index.pack_count() as u32)
+            .filter(|&n| !stored.contains_key(&index.pack(n).id.to_hex()))
+            .collect();
         for name in self.backend.list(Kind::Snapshot).await? {
             let (id, snap) = match self.read_snapshot(name, false).await {
                 Ok(s) => s,
@@ -216,7 +220,7 @@ impl Repository {
                 Err(e) => return Err(e),
             };
             report.snapshots += 1;
-            check_snapshot(&reader, &id.to_hex(), &snap, &mut report).await?;
+            check_snapshot(&reader, &gone, &id.to_hex(), &snap, &mut report).await?;
         }
 
         // Data: download selected packs and open every blob.
@@ -243,9 +247,11 @@ impl Repository {
 }
 
 /// Walks every stream of a snapshot: tree nodes must load and agree, every
-/// chunk must be indexed as data with the size the tree records.
+/// chunk must be indexed as data with the size the tree records, in a pack
+/// that storage still has (`gone` lists the pack numbers it lacks).
 async fn check_snapshot(
     reader: &BlobReader,
+    gone: &HashSet<u32>,
     id: &str,
     snap: &Snapshot,
     report: &mut CheckReport,
@@ -255,6 +261,8 @@ async fn check_snapshot(
     for stream in &snap.streams {
         let mut walker = TreeWalker::new(stream.root_entry());
         let (mut missing, mut bytes) = (0usize, 0u64);
+        // Chunks per pack that is gone.
+        let mut lost: std::collections::BTreeMap<u32, u64> = Default::default();
         loop {
             match walker.next_step() {
                 Step::Need(node_id) => {
@@ -284,6 +292,9 @@ async fn check_snapshot(
                 Step::Chunk(chunk) => {
                     bytes += chunk.size;
                     match reader.locate(&chunk.id, BlobKind::Data, Some(chunk.size)) {
+                        Ok(loc) if gone.contains(&loc.pack) => {
+                            *lost.entry(loc.pack).or_default() += 1;
+                        }
                         Ok(_) => {}
                         Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => {
                             missing += 1;
@@ -307,6 +318,16 @@ async fn check_snapshot(
                     break;
                 }
             }
+        }
+        for (pack, chunks) in lost {
+            report.error(
+                &object,
+                format!(
+                    "stream {:?}: {chunks} data blobs are in {}, which is missing",
+                    stream.name,
+                    reader.pack_path(pack)
+                ),
+            );
         }
         if missing > MISSING_REPORTED {
             report.error(

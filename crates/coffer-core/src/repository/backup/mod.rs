@@ -10,6 +10,7 @@
 mod packer;
 mod reader;
 
+use std::collections::HashSet;
 use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -79,6 +80,18 @@ fn check_still_usable(index: &Index, reused: &[PackId]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Fails when a pack the backup reuses or uploaded is not in storage.
+fn check_stored(stored: &HashSet<String>, packs: &[PackId], how: &str) -> Result<()> {
+    match packs.iter().find(|id| !stored.contains(&id.to_hex())) {
+        None => Ok(()),
+        Some(id) => Err(Error::ConcurrentPrune(format!(
+            "pack {} that this backup {how} is gone from storage (a prune, or damage: \
+             `coffer check` tells)",
+            id.short()
+        ))),
+    }
 }
 
 impl Default for BackupOptions {
@@ -222,6 +235,18 @@ impl Repository {
             let reused: Vec<PackId> = outcome.reused.iter().map(|&n| index.pack(n).id).collect();
             let fresh = self.load_live_index().await?;
             check_still_usable(&fresh.index, &reused)?;
+            // And still stored, before any index names them: a pack lost
+            // meanwhile (damage) must not end up under a new snapshot.
+            let stored: HashSet<String> = self
+                .backend
+                .list_with_times(Kind::Pack)
+                .await?
+                .into_iter()
+                .map(|(name, _, _)| name)
+                .collect();
+            check_stored(&stored, &reused, "reuses")?;
+            let own: Vec<PackId> = uploaded.iter().map(|(id, _)| *id).collect();
+            check_stored(&stored, &own, "uploaded")?;
             (
                 Arc::new(fresh.index),
                 LiveFiles::new(fresh.live, fresh.listed),
