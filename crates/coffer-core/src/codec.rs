@@ -15,9 +15,21 @@ fn config() -> impl bincode::config::Config {
         .with_limit::<MAX_DECODE_BYTES>()
 }
 
-/// Serialises a format structure.
-pub fn encode<T: Encode>(value: &T) -> Vec<u8> {
-    bincode::encode_to_vec(value, config()).expect("encoding into a Vec cannot fail")
+/// Serialises a format structure. Refuses (rather than write) anything
+/// larger than [`decode`] accepts: no reader could ever open it.
+pub fn encode<T: Encode>(value: &T) -> Result<Vec<u8>, String> {
+    encode_within(value, MAX_DECODE_BYTES)
+}
+
+fn encode_within<T: Encode>(value: &T, limit: usize) -> Result<Vec<u8>, String> {
+    let bytes = bincode::encode_to_vec(value, config()).map_err(|e| e.to_string())?;
+    if bytes.len() > limit {
+        return Err(format!(
+            "{} bytes encoded, more than the {limit} a reader decodes",
+            bytes.len()
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Deserialises a format structure; the whole input must be consumed.
@@ -58,7 +70,7 @@ mod tests {
             tags: vec!["t".into()],
             parent: Some([7, 8]),
         };
-        let bytes = encode(&s);
+        let bytes = encode(&s).unwrap();
         assert_eq!(
             hex::encode(&bytes),
             concat!(
@@ -80,7 +92,7 @@ mod tests {
 
     #[test]
     fn trailing_bytes_are_rejected() {
-        let mut bytes = encode(&7u32);
+        let mut bytes = encode(&7u32).unwrap();
         bytes.push(0);
         assert!(decode::<u32>(&bytes).is_err());
     }
@@ -91,12 +103,20 @@ mod tests {
         assert!(decode::<Vec<u8>>(&bytes).is_err());
     }
 
+    #[test]
+    fn nothing_is_encoded_that_decoding_would_refuse() {
+        let big = vec![7u8; 1000];
+        assert!(encode_within(&big, 1008).is_ok());
+        let err = encode_within(&big, 1007).unwrap_err();
+        assert!(err.contains("more than the 1007"), "{err}");
+    }
+
     proptest! {
         #[test]
         fn round_trip(kind: u8, id: [u8; 4], offset: u32, time: i64, name: String,
                       tags: Vec<String>, parent: Option<[u8; 2]>) {
             let s = Sample { kind, id, offset, time, name, tags, parent };
-            prop_assert_eq!(decode::<Sample>(&encode(&s)).unwrap(), s);
+            prop_assert_eq!(decode::<Sample>(&encode(&s).unwrap()).unwrap(), s);
         }
     }
 }

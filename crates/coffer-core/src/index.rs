@@ -100,8 +100,62 @@ pub enum IndexPlan {
 }
 
 /// A delta is folded into a full rewrite once it holds more than
-/// 1/`FULL_REWRITE_RATIO` of the largest file's blobs.
+/// 1/`FULL_REWRITE_RATIO` of the full files' blobs.
 pub const FULL_REWRITE_RATIO: u64 = 8;
+
+/// Most blobs in one index file: about 50 MB encoded, a fifth of what a
+/// reader decodes ([`crate::codec::MAX_DECODE_BYTES`]). A larger index is
+/// written as several files ([`split_index_file`]).
+pub const MAX_INDEX_FILE_BLOBS: u64 = 1 << 20;
+
+/// Splits an index file into parts of at most `max_blobs` blobs (a pack's
+/// blobs are never split, unless one pack alone exceeds the cap). Only the
+/// last part carries `supersedes`, so it must be written last: a crash
+/// before it leaves the superseded files live and the earlier parts as
+/// harmless duplicates.
+pub fn split_index_file(file: IndexFile, max_blobs: u64) -> Vec<IndexFile> {
+    let mut parts = vec![IndexFile::default()];
+    let mut in_part = 0u64;
+    let mut room = |n: u64, parts: &mut Vec<IndexFile>| {
+        if in_part > 0 && in_part + n > max_blobs {
+            parts.push(IndexFile::default());
+            in_part = 0;
+        }
+        in_part += n;
+    };
+    for pack in file.packs {
+        for chunk in pack.blobs.chunks(max_blobs.max(1) as usize) {
+            room(chunk.len() as u64, &mut parts);
+            let part = parts.last_mut().expect("one part at least");
+            part.packs.push(IndexedPack {
+                blobs: chunk.to_vec(),
+                ..pack.clone()
+            });
+        }
+    }
+    for m in file.marked {
+        for chunk in m.pack.blobs.chunks(max_blobs.max(1) as usize) {
+            room(chunk.len() as u64, &mut parts);
+            let part = parts.last_mut().expect("one part at least");
+            part.marked.push(MarkedPack {
+                marked_unix_ns: m.marked_unix_ns,
+                pack: IndexedPack {
+                    blobs: chunk.to_vec(),
+                    ..m.pack.clone()
+                },
+            });
+        }
+    }
+    parts.last_mut().expect("one part at least").supersedes = file.supersedes;
+    parts
+}
+
+/// True for a live file the planner treats as part of the full index: the
+/// largest file, or one at least half the split size (a part of a split
+/// full rewrite).
+pub fn is_full_part(id: &IndexId, blobs: u64, largest: &IndexId) -> bool {
+    id == largest || blobs >= MAX_INDEX_FILE_BLOBS / 2
+}
 
 /// Chooses the index write after a backup. `live` lists the index files a
 /// reader would read now (id, blob count); `new_blobs` counts the blobs of
@@ -116,11 +170,12 @@ pub fn plan_index_write(live: &[(IndexId, u64)], new_blobs: u64) -> IndexPlan {
             }
         };
     };
-    let deltas: Vec<(IndexId, u64)> = live
+    type Files = Vec<(IndexId, u64)>;
+    let (full, deltas): (Files, Files) = live
         .iter()
         .copied()
-        .filter(|(id, _)| *id != full_id)
-        .collect();
+        .partition(|(id, n)| is_full_part(id, *n, &full_id));
+    let full_blobs: u64 = full.iter().map(|(_, n)| n).sum::<u64>().max(full_blobs);
     if new_blobs == 0 && deltas.len() <= 1 {
         return IndexPlan::Nothing;
     }
@@ -415,7 +470,7 @@ mod tests {
     #[test]
     fn lookups_find_pack_and_entry() {
         let file = two_packs();
-        let decoded: IndexFile = codec::decode(&codec::encode(&file)).unwrap();
+        let decoded: IndexFile = codec::decode(&codec::encode(&file).unwrap()).unwrap();
         assert_eq!(decoded, file);
         let mut idx = Index::default();
         idx.add_file(&decoded).unwrap();
@@ -497,6 +552,62 @@ mod tests {
     }
 
     #[test]
+    fn big_indexes_are_split_and_only_the_last_part_supersedes() {
+        let pack = |n: u8, blobs: u32| IndexedPack {
+            id: PackId([n; 32]),
+            salt: [0; 32],
+            size: 1,
+            blobs: (0..blobs).map(|i| entry(n, 37 + i)).collect(),
+        };
+        let file = IndexFile {
+            supersedes: vec![id(9)],
+            packs: vec![pack(1, 4), pack(2, 4), pack(3, 9)],
+            marked: vec![MarkedPack {
+                marked_unix_ns: 5,
+                pack: pack(4, 2),
+            }],
+        };
+        let parts = split_index_file(file.clone(), 5);
+        let counts: Vec<u64> = parts.iter().map(IndexFile::blob_count).collect();
+        // Packs stay whole unless one alone is over the cap (pack 3: 5 + 4).
+        assert_eq!(counts, [4, 4, 5, 4, 2]);
+        assert!(parts[..4].iter().all(|p| p.supersedes.is_empty()));
+        assert_eq!(parts[4].supersedes, vec![id(9)]);
+        assert_eq!(parts[4].marked[0].marked_unix_ns, 5);
+        // Every part decodes, and together they index what the file did.
+        let mut whole = Index::default();
+        whole.add_file(&file).unwrap();
+        whole.finish();
+        let mut rebuilt = Index::default();
+        for p in &parts {
+            let bytes = codec::encode(p).unwrap();
+            rebuilt.add_file(&codec::decode(&bytes).unwrap()).unwrap();
+        }
+        rebuilt.finish();
+        assert_eq!(rebuilt.export(), whole.export());
+        // A file within the cap stays one file.
+        assert_eq!(split_index_file(file.clone(), 100), vec![file]);
+    }
+
+    #[test]
+    fn parts_of_a_split_full_file_count_as_full_when_planning() {
+        let max = MAX_INDEX_FILE_BLOBS;
+        let live = [(id(1), max), (id(2), max), (id(3), max / 2), (id(4), 10)];
+        // A small day folds only the small file, not the parts.
+        assert_eq!(
+            plan_index_write(&live, 10),
+            IndexPlan::Delta {
+                supersedes: vec![id(4)]
+            }
+        );
+        // A delta above 1/8 of all parts together triggers a full rewrite.
+        assert!(matches!(
+            plan_index_write(&live, max / 3),
+            IndexPlan::Full { .. }
+        ));
+    }
+
+    #[test]
     fn export_lists_every_pack_and_blob() {
         let file = two_packs();
         let mut idx = Index::default();
@@ -545,7 +656,7 @@ mod tests {
             supersedes: vec![id(4)],
             packs: two_packs().packs,
         };
-        let decoded: IndexFileV1 = codec::decode(&codec::encode(&v1)).unwrap();
+        let decoded: IndexFileV1 = codec::decode(&codec::encode(&v1).unwrap()).unwrap();
         let file = IndexFile::from(decoded);
         assert_eq!(file.packs, two_packs().packs);
         assert!(file.marked.is_empty());

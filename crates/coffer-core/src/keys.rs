@@ -53,7 +53,7 @@ pub fn create(
     let salt = random_bytes();
     let nonce = random_bytes();
     let mut kek = kdf.derive(password, &salt)?;
-    let mut plain = codec::encode(master);
+    let mut plain = codec::encode(master).map_err(|e| format!("master key: {e}"))?;
     let sealed_master = kek_cipher(&kek).seal(&nonce, &aad(), &plain);
     zeroize::Zeroize::zeroize(&mut kek);
     zeroize::Zeroize::zeroize(&mut plain);
@@ -67,7 +67,7 @@ pub fn create(
         sealed_master,
     };
     let mut bytes = aad().to_vec();
-    bytes.extend_from_slice(&codec::encode(&body));
+    bytes.extend_from_slice(&codec::encode(&body).map_err(|e| format!("key file: {e}"))?);
     Ok((KeyId(content_hash(&bytes)), bytes))
 }
 

@@ -17,6 +17,9 @@ use crate::id::{content_hash, BlobId, PackId};
 pub const PACK_MAGIC: &[u8; 4] = b"CFPK";
 /// Pack format version written by this build.
 pub const PACK_VERSION: u8 = 1;
+/// Most blobs in one pack, so that its header (46 bytes an entry) stays far
+/// below what a reader decodes, however small the blobs.
+pub const MAX_PACK_BLOBS: usize = 1 << 20;
 /// Bytes before the first blob: magic, version, salt.
 pub const PACK_PREFIX_LEN: usize = 4 + 1 + SALT_LEN;
 /// Nonce of the sealed header; blob nonces are offsets below 2^32 and never reach it.
@@ -178,6 +181,11 @@ impl PackWriter {
         self.buf.len()
     }
 
+    /// True once the pack holds `target` bytes or [`MAX_PACK_BLOBS`] blobs.
+    pub fn is_full(&self, target: usize) -> bool {
+        self.buf.len() >= target || self.entries.len() >= MAX_PACK_BLOBS
+    }
+
     /// True when no blob was added.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
@@ -185,9 +193,11 @@ impl PackWriter {
 
     /// Appends the sealed header and trailer and names the pack.
     pub fn finish(mut self) -> FinishedPack {
+        // At most MAX_PACK_BLOBS entries of 46 bytes: far below the limit.
         let header = codec::encode(&PackHeader {
             blobs: self.entries.clone(),
-        });
+        })
+        .expect("a pack header of at most MAX_PACK_BLOBS entries encodes");
         let sealed = self
             .subkey
             .seal(&HEADER_NONCE, &prefix(&self.salt), &header);

@@ -90,7 +90,8 @@ impl TreeBuilder {
             level: level as u8,
             entries: std::mem::take(&mut self.levels[level]),
         };
-        let bytes = codec::encode(&node);
+        // A node holds at most MAX_FANOUT entries of 40 bytes.
+        let bytes = codec::encode(&node).expect("a tree node encodes");
         let id = key.blob_id(&bytes);
         let size = node.covered();
         out.push(NodeBlob { id, bytes });

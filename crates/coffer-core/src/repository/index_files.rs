@@ -13,7 +13,10 @@ use crate::backend::{object_path, Kind};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::id::IndexId;
-use crate::index::{plan_index_write, Index, IndexFile, IndexFileV1, IndexPlan, IndexedPack};
+use crate::index::{
+    is_full_part, plan_index_write, split_index_file, Index, IndexFile, IndexFileV1, IndexPlan,
+    IndexedPack, MAX_INDEX_FILE_BLOBS,
+};
 use crate::object::{self, ObjectType};
 
 /// The index as loaded for a writer: the blob map and the live files it came
@@ -181,18 +184,32 @@ impl Repository {
         .await
     }
 
-    /// Writes an index file (after its packs are stored).
-    pub(crate) async fn write_index(&self, file: &IndexFile) -> Result<(IndexId, u64)> {
-        let (hash, len) = self
-            .write_named(Kind::Index, ObjectType::IndexV2, &codec::encode(file))
-            .await?;
-        Ok((IndexId(hash), len))
+    /// Writes an index file (after its packs are stored), as several files
+    /// when it holds more than [`MAX_INDEX_FILE_BLOBS`] blobs, the one that
+    /// supersedes others last. Returns the last file's id and the bytes
+    /// written.
+    pub(crate) async fn write_index(&self, file: IndexFile) -> Result<(IndexId, u64)> {
+        self.write_index_split(file, MAX_INDEX_FILE_BLOBS).await
+    }
+
+    async fn write_index_split(&self, file: IndexFile, max_blobs: u64) -> Result<(IndexId, u64)> {
+        let mut written = (IndexId([0; 32]), 0);
+        for part in split_index_file(file, max_blobs) {
+            let payload = codec::encode(&part).map_err(|e| {
+                Error::Internal(format!("an index file of {} blobs: {e}", part.blob_count()))
+            })?;
+            let (hash, len) = self
+                .write_named(Kind::Index, ObjectType::IndexV2, &payload)
+                .await?;
+            written = (IndexId(hash), written.1 + len);
+        }
+        Ok(written)
     }
 }
 
 /// The live index files as the index planner needs them: every file's blob
-/// count, and the content of all but the largest (which can be rebuilt from
-/// the in-memory index, so it is not kept twice).
+/// count, and the content of the small ones (the full files can be rebuilt
+/// from the in-memory index, so they are not kept twice).
 pub(super) struct LiveFiles {
     counts: Vec<(IndexId, u64)>,
     small: Vec<(IndexId, IndexFile)>,
@@ -210,7 +227,7 @@ impl LiveFiles {
             .map(|(id, _)| *id);
         let small = live
             .into_iter()
-            .filter(|(id, _)| Some(*id) != largest)
+            .filter(|(id, f)| largest.is_some_and(|l| !is_full_part(id, f.blob_count(), &l)))
             .collect();
         LiveFiles {
             counts,
@@ -251,5 +268,59 @@ impl LiveFiles {
                 Some(superseding_everything(&self.listed, file))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::{BlobId, PackId};
+    use crate::pack::BlobEntry;
+    use crate::repository::memory_repo;
+
+    /// `n` packs of 4 blobs each, numbered from `first`; the packs
+    /// themselves are never stored: only the index is exercised.
+    fn synthetic(first: u32, n: u32) -> IndexFile {
+        let packs = (first..first + n)
+            .map(|p| IndexedPack {
+                id: PackId(*blake3::hash(&p.to_le_bytes()).as_bytes()),
+                salt: [0; 32],
+                size: 1000,
+                blobs: (0..4u32)
+                    .map(|b| BlobEntry {
+                        kind: 0,
+                        encoding: 0,
+                        id: BlobId(*blake3::hash(&(p * 4 + b).to_le_bytes()).as_bytes()),
+                        offset: 37 + 100 * b,
+                        length: 100,
+                        raw_length: 100,
+                    })
+                    .collect(),
+            })
+            .collect();
+        IndexFile {
+            packs,
+            ..IndexFile::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_split_index_reads_back_whole_and_is_superseded_whole() {
+        let repo = memory_repo().await;
+        // 100 blobs in parts of at most 10, packs kept whole: two 4-blob
+        // packs a part, 13 files.
+        repo.write_index_split(synthetic(0, 25), 10).await.unwrap();
+        let loaded = repo.load_live_index().await.unwrap();
+        assert_eq!(loaded.live.len(), 13);
+        assert_eq!(loaded.index.len(), 100);
+        // A full rewrite with 20 more blobs supersedes all 13 parts.
+        let mut file = loaded.index.export();
+        file.packs.extend(synthetic(25, 5).packs);
+        let file = superseding_everything(&loaded.listed, file);
+        repo.write_index_split(file, 48).await.unwrap();
+        let again = repo.load_live_index().await.unwrap();
+        assert_eq!(again.index.len(), 120);
+        assert_eq!(again.live.len(), 3, "parts of 48, 48 and 24 blobs");
+        assert_eq!(again.listed.len(), 16);
     }
 }

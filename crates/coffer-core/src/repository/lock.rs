@@ -134,7 +134,7 @@ async fn write_lock(backend: &Backend, key: &MasterKey, host: &str) -> Result<St
         pid: std::process::id(),
         process: process_identity("self").unwrap_or_default(),
     };
-    let payload = codec::encode(&info);
+    let payload = codec::encode(&info).map_err(Error::Internal)?;
     let (hash, _) =
         super::write_sealed(backend, key, Kind::Lock, ObjectType::Lock, &payload).await?;
     Ok(hex::encode(hash))

@@ -186,7 +186,8 @@ impl Repository {
         backend
             .put_new(&object_path(Kind::Key, &key_id.to_hex()), key_bytes.into())
             .await?;
-        let sealed = object::seal(&key, ObjectType::Config, &codec::encode(&config));
+        let payload = codec::encode(&config).map_err(|e| Error::corrupt(CONFIG_PATH, e))?;
+        let sealed = object::seal(&key, ObjectType::Config, &payload);
         if backend.put_new(CONFIG_PATH, sealed.into()).await? == Put::Existed {
             return Err(Error::RepositoryExists {
                 location: backend.location().to_string(),
@@ -366,7 +367,13 @@ impl Repository {
     /// Writes a snapshot (after its index is stored).
     pub(crate) async fn write_snapshot(&self, snap: &Snapshot) -> Result<(SnapshotId, u64)> {
         let (hash, len) = self
-            .write_named(Kind::Snapshot, ObjectType::Snapshot, &codec::encode(snap))
+            .write_named(
+                Kind::Snapshot,
+                ObjectType::Snapshot,
+                &codec::encode(snap).map_err(|e| {
+                    Error::InvalidArgument(format!("the snapshot is too large to store: {e}"))
+                })?,
+            )
             .await?;
         Ok((SnapshotId(hash), len))
     }
@@ -419,4 +426,21 @@ impl Repository {
         }
         Ok(())
     }
+}
+
+/// A fresh repository in memory, for unit tests.
+#[cfg(test)]
+pub(crate) async fn memory_repo() -> Repository {
+    let store = Arc::new(object_store::memory::InMemory::new());
+    let opts = InitOptions {
+        kdf: KdfParams::INSECURE_FAST,
+        ..InitOptions::default()
+    };
+    let actor = Actor {
+        host: "h".into(),
+        user: "u".into(),
+    };
+    Repository::init(Backend::new(store, "memory://"), b"pw", opts, &actor)
+        .await
+        .expect("a repository in memory")
 }

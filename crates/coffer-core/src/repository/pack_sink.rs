@@ -38,7 +38,9 @@ impl PackSink {
         let (key, capacity) = (&self.key, self.pack_size + PACK_SLACK);
         let w = slot.get_or_insert_with(|| PackWriter::new(key, capacity));
         let sealed = w.add(blob);
-        let full = (w.len() >= self.pack_size).then(|| slot.take().expect("just used"));
+        let full = w
+            .is_full(self.pack_size)
+            .then(|| slot.take().expect("just used"));
         (sealed, full)
     }
 

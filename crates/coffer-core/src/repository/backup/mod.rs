@@ -255,7 +255,7 @@ impl Repository {
             (index, live)
         };
         if let Some(file) = live.next_file(&index, packs) {
-            let (_, len) = self.write_index(&file).await?;
+            let (_, len) = self.write_index(file).await?;
             bytes_uploaded += len;
         }
         if long_running {
@@ -346,24 +346,7 @@ impl Repository {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::Backend;
-    use crate::crypto::KdfParams;
-    use crate::repository::{Actor, InitOptions};
-
-    async fn memory_repo() -> Repository {
-        let store = Arc::new(object_store::memory::InMemory::new());
-        let opts = InitOptions {
-            kdf: KdfParams::INSECURE_FAST,
-            ..InitOptions::default()
-        };
-        let actor = Actor {
-            host: "h".into(),
-            user: "u".into(),
-        };
-        Repository::init(Backend::new(store, "memory://"), b"pw", opts, &actor)
-            .await
-            .unwrap()
-    }
+    use crate::repository::memory_repo;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn progress_counters_end_at_the_summary_totals() {

@@ -253,7 +253,7 @@ impl Repository {
             }
         }
         file.packs.extend(new_packs);
-        self.write_index(&superseding_everything(&listed, file))
+        self.write_index(superseding_everything(&listed, file))
             .await?;
         failpoint::reach("prune-after-index");
 
