@@ -230,6 +230,25 @@ struct Slot {
 
 const _: () = assert!(std::mem::size_of::<Slot>() == 48);
 
+/// What the map is sorted and searched by: id, then kind.
+fn slot_key(s: &Slot) -> ([u8; 32], u8) {
+    (s.id, (s.pack_kind_enc >> 28) as u8)
+}
+
+fn location(s: &Slot) -> BlobLocation {
+    BlobLocation {
+        pack: s.pack_kind_enc & 0x00ff_ffff,
+        entry: BlobEntry {
+            kind: (s.pack_kind_enc >> 28) as u8,
+            encoding: ((s.pack_kind_enc >> 24) & 0xf) as u8,
+            id: BlobId(s.id),
+            offset: s.offset,
+            length: s.length,
+            raw_length: s.raw_length,
+        },
+    }
+}
+
 /// The repository's blob map: a sorted vector (48 bytes a blob, binary
 /// search), built once per command from all index files.
 #[derive(Default)]
@@ -306,8 +325,10 @@ impl Index {
         Ok(n)
     }
 
-    /// Sorts the map; duplicates (a blob stored twice) keep one location,
-    /// one in an unmarked pack if there is one.
+    /// Sorts the map by kind and id; duplicates (a blob stored twice) keep
+    /// one location, one in an unmarked pack if there is one. Blobs are
+    /// keyed by kind *and* id: a tree node and a data chunk with the same
+    /// bytes have the same MAC, and are two blobs.
     pub fn finish(&mut self) {
         let packs = &self.packs;
         let marked = |s: &Slot| {
@@ -315,43 +336,39 @@ impl Index {
                 .marked
                 .is_some()
         };
-        self.slots
-            .sort_unstable_by(|a, b| a.id.cmp(&b.id).then(marked(a).cmp(&marked(b))));
-        self.slots.dedup_by(|a, b| a.id == b.id);
+        self.slots.sort_unstable_by(|a, b| {
+            slot_key(a)
+                .cmp(&slot_key(b))
+                .then(marked(a).cmp(&marked(b)))
+        });
+        self.slots.dedup_by(|a, b| slot_key(a) == slot_key(b));
         self.slots.shrink_to_fit();
         self.sorted = true;
     }
 
-    /// Looks a blob up.
-    pub fn get(&self, id: &BlobId) -> Option<BlobLocation> {
+    /// Looks a blob of `kind` up.
+    pub fn get(&self, kind: BlobKind, id: &BlobId) -> Option<BlobLocation> {
         debug_assert!(
             self.sorted || self.slots.is_empty(),
             "Index::finish not called"
         );
-        let i = self.slots.binary_search_by(|s| s.id.cmp(&id.0)).ok()?;
-        let s = &self.slots[i];
-        Some(BlobLocation {
-            pack: s.pack_kind_enc & 0x00ff_ffff,
-            entry: BlobEntry {
-                kind: (s.pack_kind_enc >> 28) as u8,
-                encoding: ((s.pack_kind_enc >> 24) & 0xf) as u8,
-                id: *id,
-                offset: s.offset,
-                length: s.length,
-                raw_length: s.raw_length,
-            },
-        })
+        let key = (id.0, kind as u8);
+        let i = self
+            .slots
+            .binary_search_by(|s| slot_key(s).cmp(&key))
+            .ok()?;
+        Some(location(&self.slots[i]))
     }
 
     /// True when the blob is stored (possibly only in a marked pack).
-    pub fn contains(&self, id: &BlobId) -> bool {
-        self.get(id).is_some()
+    pub fn contains(&self, kind: BlobKind, id: &BlobId) -> bool {
+        self.get(kind, id).is_some()
     }
 
     /// The blob's location if it is in a pack not marked for deletion: the
     /// only locations a backup may deduplicate against.
-    pub fn get_usable(&self, id: &BlobId) -> Option<BlobLocation> {
-        self.get(id)
+    pub fn get_usable(&self, kind: BlobKind, id: &BlobId) -> Option<BlobLocation> {
+        self.get(kind, id)
             .filter(|l| self.packs[l.pack as usize].marked.is_none())
     }
 
@@ -385,8 +402,7 @@ impl Index {
     /// is listed.
     pub fn export(&self) -> IndexFile {
         let mut blobs: Vec<Vec<BlobEntry>> = vec![Vec::new(); self.packs.len()];
-        for s in &self.slots {
-            let loc = self.get(&BlobId(s.id)).expect("slot is indexed");
+        for loc in self.slots.iter().map(location) {
             blobs[loc.pack as usize].push(loc.entry);
         }
         let mut file = IndexFile::default();
@@ -475,12 +491,41 @@ mod tests {
         let mut idx = Index::default();
         idx.add_file(&decoded).unwrap();
         idx.finish();
-        let loc = idx.get(&BlobId([7; 32])).unwrap();
+        let loc = idx.get(BlobKind::Tree, &BlobId([7; 32])).unwrap();
         assert_eq!(idx.pack(loc.pack).id, PackId([2; 32]));
         assert_eq!(loc.entry, entry(7, 37));
-        assert_eq!(idx.get(&BlobId([3; 32])).unwrap().entry.offset, 57);
-        assert!(idx.get(&BlobId([4; 32])).is_none());
+        assert_eq!(
+            idx.get(BlobKind::Tree, &BlobId([3; 32]))
+                .unwrap()
+                .entry
+                .offset,
+            57
+        );
+        assert!(idx.get(BlobKind::Tree, &BlobId([4; 32])).is_none());
         assert_eq!(loc.kind(), Some(BlobKind::Tree));
+    }
+
+    #[test]
+    fn a_tree_node_and_a_chunk_with_one_id_are_two_blobs() {
+        let tree = entry(5, 37);
+        let data = BlobEntry {
+            kind: BlobKind::Data as u8,
+            offset: 57,
+            ..tree
+        };
+        let mut idx = Index::default();
+        idx.add_pack(&IndexedPack {
+            id: PackId([1; 32]),
+            salt: [0; 32],
+            size: 100,
+            blobs: vec![tree, data],
+        })
+        .unwrap();
+        idx.finish();
+        assert_eq!(idx.len(), 2);
+        assert_eq!(idx.get(BlobKind::Tree, &tree.id).unwrap().entry, tree);
+        assert_eq!(idx.get(BlobKind::Data, &tree.id).unwrap().entry, data);
+        assert_eq!(idx.export().packs[0].blobs.len(), 2);
     }
 
     #[test]
@@ -633,10 +678,10 @@ mod tests {
         idx.add_file(&two_packs()).unwrap();
         idx.add_file(&marked).unwrap();
         idx.finish();
-        let loc = idx.get(&BlobId([9; 32])).unwrap();
+        let loc = idx.get(BlobKind::Tree, &BlobId([9; 32])).unwrap();
         assert_eq!(idx.pack(loc.pack).marked, Some(7));
-        assert!(idx.get_usable(&BlobId([9; 32])).is_none());
-        assert!(idx.get_usable(&BlobId([7; 32])).is_some());
+        assert!(idx.get_usable(BlobKind::Tree, &BlobId([9; 32])).is_none());
+        assert!(idx.get_usable(BlobKind::Tree, &BlobId([7; 32])).is_some());
         let out = idx.export();
         assert_eq!(out.marked.len(), 1);
         assert_eq!(out.marked[0].pack.id, pack.id);
@@ -646,7 +691,7 @@ mod tests {
         copy.id = PackId([3; 32]);
         idx.add_pack(&copy).unwrap();
         idx.finish();
-        let loc = idx.get_usable(&BlobId([9; 32])).unwrap();
+        let loc = idx.get_usable(BlobKind::Tree, &BlobId([9; 32])).unwrap();
         assert_eq!(idx.pack(loc.pack).id, PackId([3; 32]));
     }
 
@@ -671,7 +716,7 @@ mod tests {
             idx.add_pack(&IndexedPack { id: PackId([1; 32]), salt: [0; 32], size: 1, blobs: blobs.clone() }).unwrap();
             idx.finish();
             for b in &blobs {
-                prop_assert_eq!(idx.get(&b.id).unwrap().entry, *b);
+                prop_assert_eq!(idx.get(BlobKind::Tree, &b.id).unwrap().entry, *b);
             }
         }
     }

@@ -54,8 +54,9 @@ pub(super) fn open_in(
 }
 
 /// Where the index places blob `id`, which a tree says is of `kind` and
-/// (for data) `size` plaintext bytes. Not indexed is [`Error::Missing`];
-/// indexed as another kind or length is [`Error::Corrupt`]: following such
+/// (for data) `size` plaintext bytes. Not indexed as that kind is
+/// [`Error::Missing`] (a blob of another kind with the same id is another
+/// blob); indexed with another length is [`Error::Corrupt`]: following such
 /// an entry would restore the wrong bytes.
 pub(super) fn locate(
     index: &Index,
@@ -67,15 +68,9 @@ pub(super) fn locate(
         BlobKind::Data => "data blob",
         BlobKind::Tree => "tree blob",
     };
-    let loc = index.get(id).ok_or_else(|| Error::Missing {
+    let loc = index.get(kind, id).ok_or_else(|| Error::Missing {
         object: format!("{what} {id}"),
     })?;
-    if loc.kind() != Some(kind) {
-        return Err(Error::corrupt(
-            format!("{what} {id}"),
-            format!("indexed as a blob of kind {}", loc.entry.kind),
-        ));
-    }
     if size.is_some_and(|s| s != loc.entry.raw_length as u64) {
         return Err(Error::corrupt(
             format!("{what} {id}"),
@@ -350,7 +345,7 @@ mod tests {
         ));
         assert!(matches!(
             locate(&index, &data, BlobKind::Tree, None),
-            Err(Error::Corrupt { .. })
+            Err(Error::Missing { .. })
         ));
         assert!(locate(&index, &BlobId([2; 32]), BlobKind::Tree, None).is_ok());
         assert!(matches!(

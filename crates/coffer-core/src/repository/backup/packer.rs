@@ -48,7 +48,7 @@ pub(super) struct Packer {
     level: i32,
     sink: PackSink,
     /// Blobs added in this backup, with their sealed length.
-    session: HashMap<BlobId, u32>,
+    session: HashMap<(BlobKind, BlobId), u32>,
     /// Packs of the loaded index this backup deduplicated against, by
     /// number (checked again before committing a long backup).
     reused: Vec<bool>,
@@ -86,17 +86,17 @@ impl Packer {
 
     /// Stored length of an already known blob (one in a pack marked for
     /// deletion does not count: it is stored again).
-    fn known_length(&mut self, id: &BlobId) -> Option<u32> {
-        if let Some(l) = self.index.get_usable(id) {
+    fn known_length(&mut self, kind: BlobKind, id: &BlobId) -> Option<u32> {
+        if let Some(l) = self.index.get_usable(kind, id) {
             self.reused[l.pack as usize] = true;
             return Some(l.entry.length);
         }
-        self.session.get(id).copied()
+        self.session.get(&(kind, *id)).copied()
     }
 
     fn add(&mut self, blob: EncodedBlob<'_>) -> Result<u32> {
         let (sealed, full) = self.sink.add(blob);
-        self.session.insert(blob.id, sealed);
+        self.session.insert((blob.kind, blob.id), sealed);
         if let Some(full) = full {
             self.ship(full)?;
         }
@@ -113,7 +113,7 @@ impl Packer {
     fn add_nodes(&mut self, nodes: &mut Vec<NodeBlob>) -> Result<u64> {
         let mut added = 0;
         for node in nodes.drain(..) {
-            if self.known_length(&node.id).is_none() {
+            if self.known_length(BlobKind::Tree, &node.id).is_none() {
                 let (enc, payload) = compress::compress(&node.bytes, self.level);
                 added += self.add(EncodedBlob {
                     kind: BlobKind::Tree,
@@ -163,7 +163,7 @@ impl StreamState {
         packed: Option<Encoded>,
     ) -> Result<()> {
         let len = chunk.len() as u32;
-        let known = packer.known_length(&id);
+        let known = packer.known_length(BlobKind::Data, &id);
         packer.progress.chunk(len as u64, known.is_none());
         let stored = match known {
             Some(l) => l,
@@ -279,8 +279,8 @@ pub(super) fn pack_chunks(
             let c = chunk.clone();
             rayon::spawn_fifo(move || {
                 let id = key.blob_id(&c);
-                let packed =
-                    (index.get_usable(&id).is_none()).then(|| compress::compress(&c, level));
+                let packed = (index.get_usable(BlobKind::Data, &id).is_none())
+                    .then(|| compress::compress(&c, level));
                 let _ = tx.send((next_seq, id, packed));
             });
             in_flight.push_back((next_seq, chunk));

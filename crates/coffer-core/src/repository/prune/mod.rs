@@ -41,7 +41,7 @@ use crate::id::BlobId;
 use crate::index::{Index, IndexFile, IndexedPack, MarkedPack};
 use crate::pack::{BlobEntry, BlobKind, EncodedBlob, PackWriter};
 use crate::snapshot::Snapshot;
-use plan::{plan, Fate, PackUse, Plan, PlanInput};
+use plan::{plan, Fate, PackUse, Plan, PlanInput, UsedBlobs};
 
 pub use plan::PruneReport;
 
@@ -291,14 +291,15 @@ impl Repository {
         &self,
         index: &Arc<Index>,
         snapshots: &[(crate::id::SnapshotId, Snapshot)],
-    ) -> Result<HashSet<BlobId>> {
+    ) -> Result<UsedBlobs> {
         let reader = BlobReader::new(self.backend.clone(), self.key.clone(), index.clone());
-        let mut used = HashSet::new();
+        let tree = BlobKind::Tree as u8;
+        let mut used = UsedBlobs::new();
         let mut whole = HashSet::new();
         let mut pending: Vec<BlobId> = Vec::new();
         for (_, snap) in snapshots {
             for s in &snap.streams {
-                if used.insert(s.root) {
+                if used.insert((tree, s.root)) {
                     pending.push(s.root);
                 }
             }
@@ -311,8 +312,13 @@ impl Repository {
                 let node = nodes.get(&id).ok_or_else(|| Error::Missing {
                     object: format!("tree blob {id}"),
                 })?;
+                let kind = if node.level == 0 {
+                    BlobKind::Data
+                } else {
+                    BlobKind::Tree
+                };
                 for e in &node.entries {
-                    if node.level == 0 && !index.contains(&e.id) {
+                    if node.level == 0 && !index.contains(kind, &e.id) {
                         return Err(Error::Missing {
                             object: format!(
                                 "data blob {} (a snapshot needs it; prune stopped, run `coffer check`)",
@@ -320,7 +326,7 @@ impl Repository {
                             ),
                         });
                     }
-                    if used.insert(e.id) && node.level > 0 {
+                    if used.insert((kind as u8, e.id)) && node.level > 0 {
                         pending.push(e.id);
                     }
                 }

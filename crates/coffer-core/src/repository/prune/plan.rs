@@ -93,6 +93,9 @@ pub(super) enum Fate {
     DropMissing,
 }
 
+/// The blobs snapshots use, by kind byte and id.
+pub(super) type UsedBlobs = HashSet<(u8, BlobId)>;
+
 /// One indexed pack, the blobs of it the snapshots use, and its fate.
 pub(super) struct PackUse {
     pub pack: IndexedPack,
@@ -107,8 +110,12 @@ pub(super) struct PackUse {
 
 impl PackUse {
     /// The pack as indexed, with the blobs `used` marks as used.
-    pub fn new(pack: IndexedPack, marked: Option<i64>, used: &HashSet<BlobId>) -> Self {
-        let used: Vec<bool> = pack.blobs.iter().map(|b| used.contains(&b.id)).collect();
+    pub fn new(pack: IndexedPack, marked: Option<i64>, used: &UsedBlobs) -> Self {
+        let used: Vec<bool> = pack
+            .blobs
+            .iter()
+            .map(|b| used.contains(&(b.kind, b.id)))
+            .collect();
         let unused_bytes = pack
             .blobs
             .iter()
@@ -295,7 +302,7 @@ mod tests {
             Used::Part => 1,
             Used::All => 4,
         };
-        let used: HashSet<BlobId> = blobs.iter().take(in_use).map(|b| b.id).collect();
+        let used: UsedBlobs = blobs.iter().take(in_use).map(|b| (b.kind, b.id)).collect();
         let p = IndexedPack {
             id: PackId([n; 32]),
             salt: [0; 32],
