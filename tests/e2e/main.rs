@@ -44,6 +44,7 @@ mod forget;
 mod full_disk;
 mod garbage_server;
 mod golden;
+mod hostile_storage;
 mod keys;
 mod metrics;
 mod missing_pack;

@@ -16,6 +16,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Everything coffer creates is the user's alone: repository folders
+    // 0700 and objects 0600 (key files, sealed as they are, included), and
+    // restored dumps 0600. Files meant for others (metrics) set their mode.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let args = match cli::Cli::try_parse() {
         Ok(args) => args,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version

@@ -200,6 +200,9 @@ pub fn write_file(path: &Path, host: &str, samples: &[Sample]) -> std::io::Resul
         .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     std::fs::write(&tmp, render_lines(&lines))?;
+    // node-exporter usually runs as another user: readable by all (coffer's
+    // umask would make it 0600). Metrics hold no secret.
+    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
     std::fs::rename(&tmp, path).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })

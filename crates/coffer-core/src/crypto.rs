@@ -146,18 +146,41 @@ impl KdfParams {
         iterations: 1,
         parallelism: 1,
     };
-    /// Upper bound accepted from a key file, so a planted key file cannot make
-    /// `open` allocate without limit.
-    pub const MAX_MEMORY_KIB: u32 = 4 * 1024 * 1024;
+    /// Most memory a key file may ask for (1 GiB): a planted key file must
+    /// not make `open` allocate without limit.
+    pub const MAX_MEMORY_KIB: u32 = 1024 * 1024;
+    /// Most passes a key file may ask for.
+    pub const MAX_ITERATIONS: u32 = 16;
+    /// Most lanes a key file may ask for.
+    pub const MAX_PARALLELISM: u32 = 16;
+    /// Most work (memory KiB x passes) one key file may cost: 4 GiB-passes,
+    /// a few seconds here; the default costs 192 MiB-passes.
+    pub const MAX_WORK: u64 = 4 * 1024 * 1024;
+
+    /// The work this derivation costs (memory KiB x passes).
+    pub fn work(&self) -> u64 {
+        self.memory_kib as u64 * self.iterations as u64
+    }
+
+    /// Checks the parameters against the limits above (and Argon2's own).
+    pub fn check(&self) -> Result<(), String> {
+        let within = self.memory_kib <= Self::MAX_MEMORY_KIB
+            && (1..=Self::MAX_ITERATIONS).contains(&self.iterations)
+            && (1..=Self::MAX_PARALLELISM).contains(&self.parallelism)
+            && self.work() <= Self::MAX_WORK;
+        if !within {
+            return Err(format!(
+                "Argon2 parameters ({} KiB, {} passes, {} lanes) are beyond the limits \
+                 (1 GiB, 16 passes, 16 lanes, 4 GiB-passes of work)",
+                self.memory_kib, self.iterations, self.parallelism
+            ));
+        }
+        Ok(())
+    }
 
     /// Derives a 32-byte key-encryption key from a password.
     pub fn derive(&self, password: &[u8], salt: &[u8; SALT_LEN]) -> Result<[u8; 32], String> {
-        if self.memory_kib > Self::MAX_MEMORY_KIB {
-            return Err(format!(
-                "Argon2 memory {} KiB is above the limit",
-                self.memory_kib
-            ));
-        }
+        self.check()?;
         let params =
             argon2::Params::new(self.memory_kib, self.iterations, self.parallelism, Some(32))
                 .map_err(|e| format!("bad Argon2 parameters: {e}"))?;
@@ -182,6 +205,27 @@ pub fn kek_cipher(kek: &[u8; 32]) -> SubKey {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn kdf_parameters_are_bounded_before_any_work() {
+        assert!(KdfParams::DEFAULT.check().is_ok());
+        assert!(KdfParams::INSECURE_FAST.check().is_ok());
+        let with = |m, i, p| KdfParams {
+            memory_kib: m,
+            iterations: i,
+            parallelism: p,
+        };
+        for bad in [
+            with(u32::MAX, 1, 1),
+            with(64, u32::MAX, 1),
+            with(64, 1, u32::MAX),
+            with(1024 * 1024, 16, 1),
+            with(64, 0, 1),
+        ] {
+            // Refused at once: no memory allocated, no passes run.
+            assert!(bad.derive(b"pw", &[0; 32]).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn blob_ids_depend_on_the_mac_key() {

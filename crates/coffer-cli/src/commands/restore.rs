@@ -62,7 +62,7 @@ pub async fn run(session: &super::Session<'_>, a: RestoreArgs) -> Result<()> {
         }
         Some(path) => {
             let partial = partial_name(&path);
-            let file = File::create(&partial)
+            let file = create_partial(&partial)
                 .map_err(Error::Output)
                 .with_context(|| format!("cannot write {}", partial.display()))?;
             let done = repo.restore(&stream, file).await;
@@ -87,6 +87,32 @@ pub async fn run(session: &super::Session<'_>, a: RestoreArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Creates the partial file afresh, 0600, never through a link: a leftover
+/// of a killed restore (or anything planted under that name, a symlink to
+/// another file say) is removed, not written through.
+fn create_partial(partial: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::symlink_metadata(partial) {
+        Ok(m) if m.is_dir() => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "a directory has the partial file's name",
+            ))
+        }
+        Ok(_) => std::fs::remove_file(partial)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    // create_new is O_CREAT | O_EXCL: it fails rather than follow a link
+    // planted between the removal and here.
+    File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(partial)
 }
 
 fn partial_name(path: &Path) -> PathBuf {

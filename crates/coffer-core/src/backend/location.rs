@@ -16,6 +16,7 @@ use object_store::memory::InMemory;
 use object_store::prefix::PrefixStore;
 use object_store::{BackoffConfig, ObjectStore, RetryConfig};
 
+use crate::backend::Kind;
 use crate::error::{Error, Result};
 
 /// Where a repository lives, parsed.
@@ -237,6 +238,29 @@ pub struct OpenedStore {
     pub multipart_threshold: Option<u64>,
 }
 
+/// Refuses a local repository whose folders (`data`, `data/<xx>`, `index`,
+/// ...) are symbolic links: listings follow links, and a prune deleting
+/// "leftovers" through a link planted by whoever can write the repository
+/// would delete files elsewhere on the host. (The repository's own path
+/// may be a link; only what is inside it is checked.)
+fn refuse_linked_folders(root: &std::path::Path, raw: &str) -> Result<()> {
+    let linked = |p: &std::path::Path| {
+        std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink())
+    };
+    let mut folders: Vec<std::path::PathBuf> =
+        Kind::ALL.iter().map(|k| root.join(k.folder())).collect();
+    if let Ok(entries) = std::fs::read_dir(root.join("data")) {
+        folders.extend(entries.flatten().map(|e| e.path()));
+    }
+    match folders.into_iter().find(|f| linked(f)) {
+        None => Ok(()),
+        Some(f) => Err(Error::UnsupportedLocation(format!(
+            "{raw}: {} is a symbolic link; coffer does not follow links inside a repository",
+            f.display()
+        ))),
+    }
+}
+
 /// Builds the store for a location. `create` makes a missing local directory
 /// (for `init`); remote buckets are never created by coffer.
 pub fn open_store(
@@ -295,6 +319,7 @@ pub fn open_store(
             } else if !std::path::Path::new(dir).is_dir() {
                 return Err(not_found());
             }
+            refuse_linked_folders(std::path::Path::new(dir), raw)?;
             // fsync: an object reported stored survives power loss, not only a crash.
             let fs = LocalFileSystem::new_with_prefix(dir)
                 .map_err(|_| not_found())?

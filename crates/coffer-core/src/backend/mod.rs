@@ -39,7 +39,17 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn folder(self) -> &'static str {
+    /// Every kind, for walking a repository's folders.
+    pub const ALL: [Kind; 5] = [
+        Kind::Key,
+        Kind::Pack,
+        Kind::Index,
+        Kind::Snapshot,
+        Kind::Lock,
+    ];
+
+    /// The repository folder holding objects of this kind.
+    pub fn folder(self) -> &'static str {
         match self {
             Kind::Key => "keys",
             Kind::Pack => "data",
@@ -89,9 +99,14 @@ pub const CONFIG_PATH: &str = "config";
 /// Repository path of an object (as shown in messages).
 pub fn object_path(kind: Kind, hex: &str) -> String {
     match kind {
-        Kind::Pack => format!("data/{}/{hex}", &hex[..2.min(hex.len())]),
+        Kind::Pack => format!("data/{}/{hex}", hex.get(..2).unwrap_or(hex)),
         _ => format!("{}/{hex}", kind.folder()),
     }
+}
+
+/// True for a name coffer writes: 64 lowercase hex digits (a content hash).
+pub fn is_object_name(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 fn is_storage_full(e: &(dyn std::error::Error + 'static)) -> bool {
@@ -469,11 +484,17 @@ impl Backend {
             .try_collect()
             .await
             .map_err(|e| self.map_err("list", kind.folder(), e))?;
+        // Only what coffer itself writes, exactly where it writes it: a
+        // stray file, a staging file of an interrupted local write, or
+        // anything reached through a link elsewhere is not an object, so
+        // it is never read as one, nor deleted.
         Ok(metas
             .into_iter()
             .filter_map(|m| {
                 let name = m.location.filename()?.to_string();
-                Some((name, m.last_modified.timestamp_millis(), m.size))
+                let exact = is_object_name(&name)
+                    && m.location.as_ref() == object_path(kind, &name).as_str();
+                exact.then(|| (name, m.last_modified.timestamp_millis(), m.size))
             })
             .collect())
     }

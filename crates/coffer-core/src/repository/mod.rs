@@ -55,6 +55,13 @@ use crate::object::{self, ObjectType};
 use crate::pack::FinishedPack;
 use crate::snapshot::Snapshot;
 
+/// Key files looked at when opening (the oldest).
+const MAX_KEY_FILES: usize = 256;
+/// Key files whose password derivation is tried when opening.
+const MAX_KEYS_TRIED: usize = 32;
+/// A key file is a few hundred bytes; anything much larger is not one.
+const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
+
 /// Parallel GETs when loading many small metadata objects.
 const METADATA_CONCURRENCY: usize = 8;
 
@@ -211,10 +218,13 @@ impl Repository {
                 location: backend.location().to_string(),
             });
         };
-        let names = backend.list(Kind::Key).await?;
-        if names.is_empty() {
+        let mut listed = backend.list_with_times(Kind::Key).await?;
+        if listed.is_empty() {
             return Err(Error::corrupt("keys/", "the repository has no key files"));
         }
+        // Oldest first: the keys a repository was made with come before any
+        // added (or planted) later; and only so many are looked at.
+        listed.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
         if config_bytes.len() > 4
             && &config_bytes[..4] == object::OBJECT_MAGIC
             && config_bytes[4] > object::OBJECT_VERSION
@@ -228,21 +238,30 @@ impl Repository {
         // Precedence of failures: a config that the unlocked master key
         // cannot open, then a wrong password, then damaged key files.
         let mut last_corrupt = None;
-        let mut parsed_any = false;
         let mut config_unopened = None;
-        for name in names {
+        let mut candidates = Vec::new();
+        for (name, _, size) in listed.into_iter().take(MAX_KEY_FILES) {
             let path = object_path(Kind::Key, &name);
+            if size > MAX_KEY_FILE_BYTES {
+                last_corrupt = Some(Error::corrupt(path, "larger than any key file"));
+                continue;
+            }
             let bytes = backend.get(&path).await?;
-            let body = match keys::parse(&bytes) {
-                Ok(b) => {
-                    parsed_any = true;
-                    b
-                }
-                Err(reason) => {
-                    last_corrupt = Some(Error::corrupt(path, reason));
-                    continue;
-                }
+            let parsed = if hex::encode(content_hash(&bytes)) != name {
+                Err("content does not match its name".to_string())
+            } else {
+                keys::parse(&bytes).and_then(|b| b.kdf.check().map(|()| b))
             };
+            match parsed {
+                Ok(body) => candidates.push((name, path, body)),
+                Err(reason) => last_corrupt = Some(Error::corrupt(path, reason)),
+            }
+        }
+        let parsed_any = !candidates.is_empty();
+        // The cheapest derivations first, and a bounded number of them: a
+        // pile of expensive planted key files cannot hold `open` for long.
+        candidates.sort_by_key(|(_, _, body)| body.kdf.work());
+        for (name, path, body) in candidates.into_iter().take(MAX_KEYS_TRIED) {
             let pw = password.to_vec();
             let unlocked = blocking(move || keys::unlock(&body, &pw)).await;
             let key = match unlocked {
@@ -274,7 +293,8 @@ impl Repository {
             config
                 .validate()
                 .map_err(|e| Error::corrupt(CONFIG_PATH, e))?;
-            let key_id = KeyId::from_hex(&name).unwrap_or(KeyId(content_hash(&bytes)));
+            let key_id = KeyId::from_hex(&name)
+                .ok_or_else(|| Error::Internal(format!("listed key name {name} is not an id")))?;
             return Ok(Repository {
                 backend,
                 key: Arc::new(key),
