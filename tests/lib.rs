@@ -526,6 +526,17 @@ impl Paused {
         }
     }
 
+    /// Sends the command a signal (`TERM`, `INT`, ...), then waits for it
+    /// to end without resuming it (a signal stops its wait).
+    pub fn signal_and_wait(self, signal: &str) -> Ran {
+        send_signal(self.child.id(), signal);
+        let output = self.child.wait_with_output().expect("wait for coffer");
+        Ran {
+            command: self.described,
+            output,
+        }
+    }
+
     /// Lets the command go on past its failpoint; returns how it ended.
     pub fn resume(self) -> Ran {
         std::fs::write(self.dir.path().join(format!("{}.resume", self.point)), b"")
@@ -536,6 +547,16 @@ impl Paused {
             output,
         }
     }
+}
+
+/// Sends `signal` (`TERM`, `INT`, ...) to process `pid`.
+pub fn send_signal(pid: u32, signal: &str) {
+    let sent = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill -{signal} {pid}");
 }
 
 fn describe(cmd: &Command) -> String {

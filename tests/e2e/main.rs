@@ -56,5 +56,6 @@ mod prune_clock;
 mod requests;
 mod round_trip;
 mod s3;
+mod signals;
 mod status;
 mod streams;

@@ -80,3 +80,22 @@ fn exactly_one_input_must_be_chosen() {
     let out = repo.run(&["backup", "--stdin-from-command"], b"x");
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+/// The repository password is coffer's: a producer (or a `--stream` shell
+/// command) never sees `COFFER_PASSWORD`.
+#[test]
+fn producers_do_not_inherit_the_repository_password() {
+    let repo = TestRepo::new();
+    let mut cmd = repo.command(&[
+        "backup",
+        "--stdin-from-command",
+        "--",
+        "sh",
+        "-c",
+        "echo ${COFFER_PASSWORD:-not set}",
+    ]);
+    cmd.env("COFFER_PASSWORD", "correct horse")
+        .env_remove("COFFER_PASSWORD_FILE");
+    coffer_e2e::run_with_input(cmd, b"").ok();
+    assert_eq!(repo.restore("latest"), b"not set\n");
+}

@@ -43,6 +43,9 @@ pub const CONFLICT: u8 = 22;
 /// `status`: a stream's newest snapshot is older than `--max-age`, or
 /// missing.
 pub const STALE: u8 = 23;
+/// Stopped by SIGINT (130) or SIGTERM (143): 128 + the signal's number, as
+/// shells report it. (`main` picks the number; this is SIGINT's.)
+pub const INTERRUPTED: u8 = 130;
 
 /// A failure the front end finds itself (a bad value after parsing, stale
 /// backups), with the exit code it means.
@@ -104,6 +107,7 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 Error::Backend { .. } => STORAGE,
                 Error::Output(_) => OUTPUT,
                 Error::UnsupportedLocation(_) | Error::InvalidArgument(_) => USAGE,
+                Error::Interrupted => INTERRUPTED,
                 _ => FAILURE,
             };
         }

@@ -9,6 +9,7 @@ mod format;
 mod metrics;
 mod password;
 mod progress;
+mod signals;
 mod stdout;
 
 use std::process::ExitCode;
@@ -45,12 +46,22 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::FAILURE);
         }
     };
-    let result = runtime.block_on(commands::run(args));
+    let (result, stopped) = runtime.block_on(signals::run_stoppable(commands::run(args)));
     // Do not wait for a reader thread still blocked on a silent producer.
     runtime.shutdown_background();
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
+    match (result, stopped) {
+        (Ok(()), _) => ExitCode::SUCCESS,
+        // Stopped by a signal at a safe point: nothing further was
+        // committed. One line, and the shell's code for that signal.
+        (Err(_), Some(signal)) => {
+            eprintln!(
+                "coffer: stopped by {}: nothing was committed after it (uploaded data \
+                 no snapshot uses is reclaimed by `coffer prune`)",
+                signal.name
+            );
+            ExitCode::from(128 + signal.number)
+        }
+        (Err(err), None) => {
             let code = exit::code_for(&err);
             if code != exit::SUCCESS {
                 eprintln!("coffer: {}", exit::message(&err));

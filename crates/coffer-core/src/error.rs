@@ -142,6 +142,10 @@ pub enum Error {
     /// An argument is out of range.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// The command was asked to stop ([`crate::interrupt::request`]) and
+    /// stopped at a safe point; nothing was committed after it.
+    #[error("interrupted")]
+    Interrupted,
 }
 
 /// Where to look when a store refuses access, by the location's scheme.

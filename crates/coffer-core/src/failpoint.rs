@@ -65,7 +65,10 @@ pub fn reach(name: &str) {
         if let (Some(dir), "wait") = (&config.dir, action.as_str()) {
             let resume = dir.join(format!("{name}.resume"));
             let started = Instant::now();
-            while !resume.exists() && started.elapsed() < WAIT_LIMIT {
+            while !resume.exists()
+                && started.elapsed() < WAIT_LIMIT
+                && !crate::interrupt::requested()
+            {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }

@@ -25,6 +25,7 @@ mod error;
 pub mod failpoint;
 pub mod id;
 pub mod index;
+pub mod interrupt;
 pub mod keys;
 pub mod object;
 pub mod pack;

@@ -4,8 +4,46 @@
 //! the end of its output into a read error, so the backup fails before a
 //! snapshot is written, however much was already uploaded.
 
+use std::collections::HashSet;
 use std::io::{self, Read};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Process ids of the producers running now. (They stay in coffer's process
+/// group, so that one reading a password from the terminal still can; a
+/// terminal's Ctrl-C reaches them directly.)
+static RUNNING: Mutex<Option<HashSet<i32>>> = Mutex::new(None);
+
+fn running(f: impl FnOnce(&mut HashSet<i32>)) {
+    let mut guard = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+    f(guard.get_or_insert_with(HashSet::new));
+}
+
+/// Stops every running producer: SIGTERM, then, for any still there after
+/// a grace period, SIGKILL. Their readers then see the end of the output
+/// and reap them.
+pub fn stop_all() {
+    let signal = |sig| {
+        running(|groups| {
+            for &pid in groups.iter() {
+                if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                    let _ = rustix::process::kill_process(pid, sig);
+                }
+            }
+        })
+    };
+    signal(rustix::process::Signal::TERM);
+    let started = Instant::now();
+    let mut left = true;
+    while left && started.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+        running(|groups| left = !groups.is_empty());
+    }
+    if left {
+        signal(rustix::process::Signal::KILL);
+    }
+}
 
 /// Why a producer's stream is not a complete backup.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,12 +99,17 @@ impl Producer {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
+            // The repository password is coffer's, not the producer's.
+            .env_remove("COFFER_PASSWORD")
             .spawn()
             .map_err(|e| ProducerError::Spawn {
                 command: command.clone(),
                 reason: e.to_string(),
             })?;
         let stdout = child.stdout.take().expect("stdout is piped");
+        running(|groups| {
+            groups.insert(child.id() as i32);
+        });
         Ok(Producer {
             command,
             child,
@@ -85,7 +128,11 @@ impl Read for Producer {
         if n == 0 && !buf.is_empty() {
             // End of output: only a successful exit makes it the end of the stream.
             self.done = true;
-            let status = self.child.wait()?;
+            let status = self.child.wait();
+            running(|groups| {
+                groups.remove(&(self.child.id() as i32));
+            });
+            let status = status?;
             if !status.success() {
                 let err = ProducerError::Failed {
                     command: self.command.clone(),
@@ -105,6 +152,9 @@ impl Drop for Producer {
         if !self.done {
             let _ = self.child.kill();
             let _ = self.child.wait();
+            running(|groups| {
+                groups.remove(&(self.child.id() as i32));
+            });
         }
     }
 }

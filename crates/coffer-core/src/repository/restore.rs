@@ -195,6 +195,8 @@ async fn fetch_and_decode(
     let mut started = std::pin::pin!(started);
     let mut decoding = std::collections::VecDeque::new();
     while let Some(joined) = started.next().await {
+        crate::failpoint::reach("restore-fetching");
+        crate::interrupt::check()?;
         let (read, body) = joined.expect("fetch task panicked");
         let mut body = body?;
         let mut buf = bytes::BytesMut::new();

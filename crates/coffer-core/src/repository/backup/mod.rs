@@ -228,6 +228,7 @@ impl Repository {
         let uploaded: Vec<(PackId, Instant)> = packs.iter().map(|p| (p.0.id, p.1)).collect();
         let packs: Vec<IndexedPack> = packs.into_iter().map(|p| p.0).collect();
         crate::failpoint::reach("backup-before-index");
+        crate::interrupt::check()?;
         let long_running = started.elapsed() >= opts.recheck_after;
         let (index, live) = if long_running {
             // A prune may have marked packs this backup reuses since the
@@ -277,6 +278,7 @@ impl Repository {
             }
         }
         crate::failpoint::reach("backup-before-snapshot");
+        crate::interrupt::check()?;
         let time = opts.time.unwrap_or_else(jiff::Zoned::now);
         let snapshot = Snapshot {
             time_unix_ns: time.timestamp().as_nanosecond() as i64,

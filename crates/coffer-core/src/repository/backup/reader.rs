@@ -79,6 +79,10 @@ fn read_chunks(
 ) -> bool {
     let mut buf = BytesMut::with_capacity(READ_BLOCK + chunker.max_size());
     loop {
+        if crate::interrupt::requested() {
+            let _ = tx.send(Err(Error::Interrupted));
+            return false;
+        }
         let eof = match read_full(&mut input, &mut buf, READ_BLOCK + chunker.max_size()) {
             Ok(eof) => eof,
             Err(e) => {

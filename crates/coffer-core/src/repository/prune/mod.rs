@@ -220,6 +220,7 @@ impl Repository {
         }
 
         // Phase: copy still-used blobs out of repacked packs.
+        crate::interrupt::check()?;
         let reader = BlobReader::new(self.backend.clone(), self.key.clone(), index.clone());
         let new_packs = self.repack(&reader, &packs).await?;
         report.packs_written = new_packs.len() as u64;
@@ -234,6 +235,7 @@ impl Repository {
         // may have taken hours): a backup that loaded the index before this
         // write may still reuse these packs, and the delay counts from here.
         failpoint::reach("prune-before-index");
+        crate::interrupt::check()?;
         let stamp = clock.now();
         let mut file = IndexFile::default();
         for p in &packs {
@@ -260,6 +262,7 @@ impl Repository {
         // Phase: deletions, packs first, and only while the lock is held. A
         // crash from here on leaves only objects no live index needs; the
         // next prune finishes the job.
+        crate::interrupt::check()?;
         if let Some(lock) = lock {
             lock.check_held().await?;
         }
@@ -269,6 +272,8 @@ impl Repository {
             .map(|p| p.pack.id.to_hex())
             .chain(unindexed_old.into_iter().map(|(n, _)| n));
         for (i, name) in doomed.enumerate() {
+            // Stopping between deletions is as safe as a crash there.
+            crate::interrupt::check()?;
             self.backend.delete(&object_path(Kind::Pack, &name)).await?;
             if i == 0 {
                 failpoint::reach("prune-deleting-packs");
@@ -373,6 +378,7 @@ impl Repository {
         });
         let mut fetched = futures::stream::iter(jobs).buffered(2);
         while let Some(blobs) = fetched.next().await {
+            crate::interrupt::check()?;
             for (e, enc, payload) in blobs? {
                 let kind = BlobKind::from_byte(e.kind).ok_or_else(|| {
                     Error::corrupt(format!("blob {}", e.id), format!("unknown kind {}", e.kind))
