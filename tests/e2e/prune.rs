@@ -352,3 +352,30 @@ on_every_store!(
     prune_rescues_packs_a_backup_started_before_the_mark_needs,
     concurrent_backups_and_prunes_lose_nothing
 );
+
+/// A local write interrupted by a kill leaves `data/<xx>/<id>#<n>`: `check`
+/// counts it, and prune removes it once older than the delay.
+#[test]
+fn prune_reclaims_staging_files_of_interrupted_local_writes() {
+    let repo = TestRepo::new();
+    repo.backup(b"kept\n", &[]);
+    let folder = repo.repo.join("data/ab");
+    std::fs::create_dir_all(&folder).unwrap();
+    let old = folder.join(format!("ab{}#1", "1".repeat(62)));
+    let young = folder.join(format!("ab{}#2", "2".repeat(62)));
+    std::fs::write(&old, vec![0u8; 1000]).unwrap();
+    std::fs::write(&young, vec![0u8; 1000]).unwrap();
+    let aged = std::process::Command::new("touch")
+        .args(["-d", "2 days ago"])
+        .arg(&old)
+        .status()
+        .unwrap();
+    assert!(aged.success());
+    let out = repo.run_ok(&["check"], b"");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("2 unfinished uploads"), "{}", out.explain());
+    let r = prune(&repo, &[]);
+    assert_eq!(r["staging_deleted"].as_u64(), Some(1), "{r}");
+    assert!(!old.exists());
+    assert!(young.exists(), "a young one may be a running backup's");
+}

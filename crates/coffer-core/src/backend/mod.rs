@@ -79,6 +79,20 @@ pub struct Backend {
     stats: Arc<RequestStats>,
     /// Remote stores upload objects this large in parts.
     multipart_threshold: Option<usize>,
+    /// The folder of a local repository (for its staging files).
+    local_root: Option<std::path::PathBuf>,
+}
+
+/// A staging file a local write left behind when it was interrupted
+/// (`data/<xx>/<id>#<n>`, written, then renamed into place).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagingFile {
+    /// Its path inside the repository.
+    pub path: String,
+    /// Last modified (Unix ms).
+    pub modified_ms: i64,
+    /// Size in bytes.
+    pub size: u64,
 }
 
 /// Size of one part of a multipart upload (S3 wants at least 5 MiB and at
@@ -198,6 +212,7 @@ impl Backend {
             container: None,
             stats,
             multipart_threshold: None,
+            local_root: None,
         }
     }
 
@@ -221,7 +236,78 @@ impl Backend {
             container: parsed.container().map(str::to_string),
             stats,
             multipart_threshold: multipart_threshold.map(|t| t as usize),
+            local_root: match parsed {
+                Location::Local(dir) => Some(dir.into()),
+                _ => None,
+            },
         })
+    }
+
+    /// Staging files of interrupted local writes under `data/` (none on
+    /// other stores, whose uploads are atomic or aborted). Only regular
+    /// files named `<64 hex>#<digits>` in a `data/<xx>` folder of the right
+    /// name count; links are never followed.
+    pub fn list_staging(&self) -> Result<Vec<StagingFile>> {
+        let Some(root) = &self.local_root else {
+            return Ok(Vec::new());
+        };
+        let mut found = Vec::new();
+        let Ok(folders) = std::fs::read_dir(root.join("data")) else {
+            return Ok(found);
+        };
+        for folder in folders.flatten() {
+            let prefix = folder.file_name().to_string_lossy().into_owned();
+            if !folder.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let Ok(files) = std::fs::read_dir(folder.path()) else {
+                continue;
+            };
+            for file in files.flatten() {
+                let name = file.file_name().to_string_lossy().into_owned();
+                let Some((id, n)) = name.split_once('#') else {
+                    continue;
+                };
+                let staged = is_object_name(id)
+                    && id.starts_with(&prefix)
+                    && !n.is_empty()
+                    && n.bytes().all(|b| b.is_ascii_digit());
+                let Ok(meta) = file.metadata() else { continue };
+                if staged && meta.file_type().is_file() {
+                    let modified_ms = meta
+                        .modified()
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map_or(0, |d| d.as_millis() as i64);
+                    found.push(StagingFile {
+                        path: format!("data/{prefix}/{name}"),
+                        modified_ms,
+                        size: meta.len(),
+                    });
+                }
+            }
+        }
+        found.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(found)
+    }
+
+    /// Deletes a staging file [`Backend::list_staging`] found.
+    pub fn delete_staging(&self, file: &StagingFile) -> Result<()> {
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        match std::fs::remove_file(root.join(&file.path)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::Backend {
+                op: "delete",
+                path: file.path.clone(),
+                source: object_store::Error::Generic {
+                    store: "LocalFileSystem",
+                    source: Box::new(e),
+                },
+            }),
+        }
     }
 
     /// Requests made so far through this backend and its clones.

@@ -186,12 +186,26 @@ impl Repository {
                 message: message.into(),
             });
         }
-        let mut leftovers: Vec<&String> = stored.keys().filter(|n| !indexed.contains(*n)).collect();
-        leftovers.sort();
-        for name in leftovers {
+        // Leftovers of interrupted (or running) backups: one line in all,
+        // however many (a stopped backup can leave a hundred).
+        let orphans: Vec<u64> = stored
+            .iter()
+            .filter(|(n, _)| !indexed.contains(*n))
+            .map(|(_, size)| *size)
+            .collect();
+        let staging = self.backend.list_staging()?;
+        if !orphans.is_empty() || !staging.is_empty() {
+            let bytes: u64 =
+                orphans.iter().sum::<u64>() + staging.iter().map(|f| f.size).sum::<u64>();
             report.notes.push(Problem {
-                object: object_path(Kind::Pack, name),
-                message: "is in no index (left by an interrupted backup; prune reclaims it)".into(),
+                object: "data/".into(),
+                message: format!(
+                    "{} packs and {} unfinished uploads ({bytes} bytes) are in no index \
+                     (left by interrupted or running backups; prune reclaims them after \
+                     the delete delay)",
+                    orphans.len(),
+                    staging.len()
+                ),
             });
         }
         let mut stale = files.superseded.clone();

@@ -200,7 +200,9 @@ impl Repository {
                     .map(|m| PackUse::new(m.pack, Some(m.marked_unix_ns), &used)),
             )
             .collect();
+        let staging = self.backend.list_staging()?;
         let input = PlanInput {
+            staging: &staging,
             stored: &stored,
             now: reference,
             delay,
@@ -210,6 +212,7 @@ impl Repository {
         let Plan {
             mut packs,
             unindexed_old,
+            staging_old,
             mut report,
             nothing_to_do,
         } = plan(packs, &input);
@@ -278,6 +281,10 @@ impl Repository {
             if i == 0 {
                 failpoint::reach("prune-deleting-packs");
             }
+        }
+        for file in &staging_old {
+            crate::interrupt::check()?;
+            self.backend.delete_staging(file)?;
         }
         for id in &listed {
             self.backend

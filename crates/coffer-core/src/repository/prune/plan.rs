@@ -29,6 +29,7 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 
 use super::MaxUnused;
+use crate::backend::StagingFile;
 use crate::id::BlobId;
 use crate::index::IndexedPack;
 
@@ -71,6 +72,9 @@ pub struct PruneReport {
     pub kept_bytes: u64,
     /// Superseded index files deleted.
     pub index_files_deleted: u64,
+    /// Staging files of interrupted local writes deleted (their bytes are
+    /// in `bytes_deleted`).
+    pub staging_deleted: u64,
 }
 
 /// A pack's fate.
@@ -146,6 +150,8 @@ pub(super) struct PlanInput<'a> {
     pub max_unused: MaxUnused,
     /// Index files listed (more than one means a rewrite is worth it).
     pub index_files: usize,
+    /// Staging files of interrupted local writes.
+    pub staging: &'a [StagingFile],
 }
 
 /// What a prune will do.
@@ -154,6 +160,8 @@ pub(super) struct Plan {
     pub packs: Vec<PackUse>,
     /// Unindexed packs old enough to delete: (name, size), sorted.
     pub unindexed_old: Vec<(String, u64)>,
+    /// Staging files old enough to delete.
+    pub staging_old: Vec<StagingFile>,
     /// The report (written index and deletions counted when they happen).
     pub report: PruneReport,
     /// True when nothing would change: no write at all.
@@ -233,6 +241,19 @@ pub(super) fn plan(mut packs: Vec<PackUse>, input: &PlanInput<'_>) -> Plan {
         }
     }
     unindexed_old.sort();
+    // Staging files of interrupted local writes: aged like unindexed packs
+    // (a running backup may be writing one).
+    let staging_old: Vec<StagingFile> = input
+        .staging
+        .iter()
+        .filter(|f| {
+            input
+                .now
+                .saturating_sub(f.modified_ms.saturating_mul(1_000_000))
+                >= delay
+        })
+        .cloned()
+        .collect();
 
     for p in &packs {
         if p.fate == Fate::Repack {
@@ -256,14 +277,18 @@ pub(super) fn plan(mut packs: Vec<PackUse>, input: &PlanInput<'_>) -> Plan {
     report.unindexed_deleted = unindexed_old.len() as u64;
     report.packs_deleted += unindexed_old.len() as u64;
     report.bytes_deleted += unindexed_old.iter().map(|(_, s)| s).sum::<u64>();
+    report.staging_deleted = staging_old.len() as u64;
+    report.bytes_deleted += staging_old.iter().map(|f| f.size).sum::<u64>();
     let nothing_to_do = packs
         .iter()
         .all(|p| matches!(p.fate, Fate::Keep | Fate::StayMarked(_)))
         && unindexed_old.is_empty()
+        && staging_old.is_empty()
         && input.index_files <= 1;
     Plan {
         packs,
         unindexed_old,
+        staging_old,
         report,
         nothing_to_do,
     }
@@ -326,6 +351,7 @@ mod tests {
             delay,
             max_unused: max,
             index_files: 1,
+            staging: &[],
         }
     }
 
@@ -437,6 +463,26 @@ mod tests {
         assert_eq!(p.report.unindexed_young, 1);
         assert_eq!((p.report.unindexed_deleted, p.report.packs_deleted), (1, 1));
         assert!(!p.nothing_to_do);
+        // Staging files of interrupted local writes age the same way.
+        let staging = [
+            StagingFile {
+                path: "data/ab/old#1".into(),
+                modified_ms: (NOW - 2 * DAY) / 1_000_000,
+                size: 7,
+            },
+            StagingFile {
+                path: "data/ab/new#1".into(),
+                modified_ms: NOW / 1_000_000,
+                size: 9,
+            },
+        ];
+        let with_staging = PlanInput {
+            staging: &staging,
+            ..input(&stored, DAY, MaxUnused::Unlimited)
+        };
+        let p = plan(vec![pack(3, None, Used::All)], &with_staging);
+        assert_eq!(p.staging_old, staging[..1]);
+        assert_eq!(p.report.staging_deleted, 1);
     }
 
     #[test]
