@@ -21,6 +21,7 @@ fn main() -> ExitCode {
     // 0700 and objects 0600 (key files, sealed as they are, included), and
     // restored dumps 0600. Files meant for others (metrics) set their mode.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    warn_about_test_hooks();
     let args = match cli::Cli::try_parse() {
         Ok(args) => args,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
@@ -67,6 +68,27 @@ fn main() -> ExitCode {
                 eprintln!("coffer: {}", exit::message(&err));
             }
             ExitCode::from(code)
+        }
+    }
+}
+
+/// Test hooks change what coffer does (kill itself, wait, skew prune's
+/// clock, derive keys weakly): a release build says so loudly when one is
+/// set. (Debug builds, which the tests run, stay quiet.)
+fn warn_about_test_hooks() {
+    if cfg!(debug_assertions) {
+        return;
+    }
+    for var in [
+        "COFFER_FAILPOINTS",
+        "COFFER_FAILPOINTS_DIR",
+        "COFFER_TEST_CLOCK_SKEW_SECS",
+        "COFFER_INSECURE_FAST_KDF",
+        "COFFER_RECHECK_AFTER_SECS",
+        "COFFER_DELETE_DELAY_SECS",
+    ] {
+        if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
+            eprintln!("coffer: WARNING: {var} is set: a test-only setting is in effect");
         }
     }
 }

@@ -476,31 +476,39 @@ impl Backend {
 
     /// A failed ranged read: past the end of the object means it is
     /// truncated (corrupt); anything else is a storage error.
-    fn range_error(&self, path: &str, range: &Range<u64>, e: object_store::Error) -> Error {
-        let text = e.to_string().to_ascii_lowercase();
-        match e {
-            object_store::Error::NotFound { .. } => Error::Missing {
+    /// Maps a failed ranged GET. object_store has no typed error for a
+    /// range past the end (its local store hides it, remote stores answer
+    /// HTTP 416 as text), so the object's size is asked instead: a range
+    /// beyond it means the object is truncated, anything else is the
+    /// storage's failure.
+    async fn range_failure(&self, path: &str, range: &Range<u64>, e: object_store::Error) -> Error {
+        if let object_store::Error::NotFound { .. } = e {
+            return Error::Missing {
                 object: path.to_string(),
-            },
-            _ if text.contains("range") => Error::corrupt(
+            };
+        }
+        match self.store.head(&Path::from(path)).await {
+            Ok(meta) if meta.size < range.end => Error::corrupt(
                 path,
                 format!(
-                    "truncated: cannot read bytes {}..{}",
-                    range.start, range.end
+                    "truncated: cannot read bytes {}..{} of {} bytes",
+                    range.start, range.end, meta.size
                 ),
             ),
-            e => self.map_err("get", path, e),
+            Err(object_store::Error::NotFound { .. }) => Error::Missing {
+                object: path.to_string(),
+            },
+            _ => self.map_err("get", path, e),
         }
     }
 
     /// Reads a byte range; a short answer is reported as corruption.
     pub async fn get_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
         let want = range.end - range.start;
-        let b = self
-            .store
-            .get_range(&Path::from(path), range.clone())
-            .await
-            .map_err(|e| self.range_error(path, &range, e))?;
+        let b = match self.store.get_range(&Path::from(path), range.clone()).await {
+            Ok(b) => b,
+            Err(e) => return Err(self.range_failure(path, &range, e).await),
+        };
         if b.len() as u64 != want {
             return Err(Error::corrupt(
                 path,
@@ -522,11 +530,10 @@ impl Backend {
             range: Some(GetRange::Bounded(range.clone())),
             ..Default::default()
         };
-        let result = self
-            .store
-            .get_opts(&Path::from(path), opts)
-            .await
-            .map_err(|e| self.range_error(path, &range, e))?;
+        let result = match self.store.get_opts(&Path::from(path), opts).await {
+            Ok(r) => r,
+            Err(e) => return Err(self.range_failure(path, &range, e).await),
+        };
         if result.range != range {
             return Err(Error::corrupt(
                 path,
@@ -545,7 +552,7 @@ impl Backend {
         let this = self.clone();
         let path = path.to_string();
         Ok(pieces
-            .map(move |p| p.map_err(|e| this.range_error(&path, &range, e)))
+            .map(move |p| p.map_err(|e| this.map_err("get", &path, e)))
             .boxed())
     }
 
