@@ -63,9 +63,19 @@ pub fn compress(data: &[u8], level: i32) -> (Encoding, Vec<u8>) {
     }
 }
 
+/// Largest blob plaintext coffer writes or reads: above the largest chunk
+/// FastCDC cuts (16 MiB) and any tree node; a recorded length beyond it is
+/// refused before anything is allocated for it.
+pub const MAX_BLOB_LEN: usize = 64 * 1024 * 1024;
+
 /// Reverses [`compress`]; `raw_len` is the recorded plaintext length and is
 /// checked, so a truncated or wrong frame is an error, not short output.
 pub fn decompress(encoding: Encoding, payload: Vec<u8>, raw_len: usize) -> Result<Vec<u8>, String> {
+    if raw_len > MAX_BLOB_LEN {
+        return Err(format!(
+            "a recorded length of {raw_len} bytes is beyond any blob"
+        ));
+    }
     let out = match encoding {
         Encoding::Raw => payload,
         Encoding::Zstd => DECOMPRESSOR

@@ -76,7 +76,22 @@ pub fn open(key: &MasterKey, kind: ObjectType, bytes: &[u8]) -> Result<Vec<u8>, 
         Encoding::from_byte(plain[0]).ok_or_else(|| format!("unknown encoding {}", plain[0]))?;
     match encoding {
         Encoding::Raw => Ok(plain[1..].to_vec()),
-        Encoding::Zstd => zstd::stream::decode_all(&plain[1..]).map_err(|e| format!("zstd: {e}")),
+        // Bounded: no object decodes to more than a reader accepts.
+        Encoding::Zstd => {
+            use std::io::Read;
+            let limit = crate::codec::MAX_DECODE_BYTES as u64;
+            let decoder =
+                zstd::stream::Decoder::new(&plain[1..]).map_err(|e| format!("zstd: {e}"))?;
+            let mut out = Vec::new();
+            decoder
+                .take(limit + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| format!("zstd: {e}"))?;
+            if out.len() as u64 > limit {
+                return Err(format!("decodes to more than {limit} bytes"));
+            }
+            Ok(out)
+        }
     }
 }
 

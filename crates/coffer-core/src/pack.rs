@@ -245,13 +245,19 @@ pub fn read_header(
         .subkey(&salt)
         .open(&HEADER_NONCE, &prefix(&salt), sealed)
         .map_err(|_| "pack header fails authentication".to_string())?;
-    let header: PackHeader = codec::decode(&plain).map_err(|e| format!("pack header: {e}"))?;
+    Ok((salt, parse_header(&plain, end - header_len)?))
+}
+
+/// Decodes an authenticated pack header's plaintext and checks that every
+/// blob it lists lies in the pack body (`PACK_PREFIX_LEN..body_end`).
+pub fn parse_header(plain: &[u8], body_end: usize) -> Result<Vec<BlobEntry>, String> {
+    let header: PackHeader = codec::decode(plain).map_err(|e| format!("pack header: {e}"))?;
     for b in &header.blobs {
-        if b.range().end > (end - header_len) as u64 || (b.offset as usize) < PACK_PREFIX_LEN {
+        if b.range().end > body_end as u64 || (b.offset as usize) < PACK_PREFIX_LEN {
             return Err(format!("blob {} lies outside the pack body", b.id.short()));
         }
     }
-    Ok((salt, header.blobs))
+    Ok(header.blobs)
 }
 
 /// Opens one sealed blob: checks the AEAD tag, decodes the payload and checks

@@ -193,7 +193,12 @@ pub(super) fn plan(mut packs: Vec<PackUse>, input: &PlanInput<'_>) -> Plan {
                 Fate::Repack
             }
             (Some(_), false, false) => Fate::DropStaleMark,
-            (Some(t), false, true) if input.now.saturating_sub(t) >= delay => Fate::Delete,
+            // A zero delay deletes at once, whatever the clocks: stores that
+            // keep whole seconds can put a mark a moment "ahead" of a
+            // prune run right after the one that made it.
+            (Some(t), false, true) if delay == 0 || input.now.saturating_sub(t) >= delay => {
+                Fate::Delete
+            }
             (Some(t), false, true) => Fate::StayMarked(t),
         };
         if p.fate == Fate::Keep {
@@ -234,7 +239,7 @@ pub(super) fn plan(mut packs: Vec<PackUse>, input: &PlanInput<'_>) -> Plan {
         if indexed.contains(name) {
             continue;
         }
-        if input.now.saturating_sub(mtime_ms.saturating_mul(1_000_000)) >= delay {
+        if delay == 0 || input.now.saturating_sub(mtime_ms.saturating_mul(1_000_000)) >= delay {
             unindexed_old.push((name.clone(), *size));
         } else {
             report.unindexed_young += 1;
@@ -247,10 +252,11 @@ pub(super) fn plan(mut packs: Vec<PackUse>, input: &PlanInput<'_>) -> Plan {
         .staging
         .iter()
         .filter(|f| {
-            input
-                .now
-                .saturating_sub(f.modified_ms.saturating_mul(1_000_000))
-                >= delay
+            delay == 0
+                || input
+                    .now
+                    .saturating_sub(f.modified_ms.saturating_mul(1_000_000))
+                    >= delay
         })
         .cloned()
         .collect();
@@ -383,6 +389,9 @@ mod tests {
             (recent, Used::None, true, 0, Delete),
             (recent, Used::All, true, DAY, Repack),
             (recent, Used::None, false, DAY, DropStaleMark),
+            // A mark "ahead" of the clock (a store keeping whole seconds).
+            (Some(NOW + 500_000_000), Used::None, true, 0, Delete),
+            (Some(NOW + 500_000_000), Used::None, true, DAY, StayMarked(NOW + 500_000_000)),
             (recent, Used::Part, false, DAY, DropMissing),
         ];
         for &(marked, used, present, delay, want) in table {

@@ -1,0 +1,35 @@
+//! Snapshot objects, and what commands do with them.
+#![no_main]
+use coffer_core::codec;
+use coffer_core::id::SnapshotId;
+use coffer_core::object::{self, ObjectType};
+use coffer_core::snapshot::{self, Filter, Snapshot};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((stored, bytes)) = coffer_fuzz::mode(data) else {
+        return;
+    };
+    let plain = if stored {
+        match object::open(coffer_fuzz::key(), ObjectType::Snapshot, bytes) {
+            Ok(p) => p,
+            Err(_) => return,
+        }
+    } else {
+        bytes.to_vec()
+    };
+    let Ok(snap) = codec::decode::<Snapshot>(&plain) else {
+        return;
+    };
+    let _ = (snap.zoned_time(), snap.stored_size(), snap.added_size());
+    let id = SnapshotId([1; 32]);
+    let _ = snap.stream(&id, None);
+    let list = vec![(id, snap)];
+    let filter = Filter {
+        hosts: vec!["h".into()],
+        tags: Filter::tag_lists(&["a,b".into()]),
+        names: vec!["x".into()],
+    };
+    let _ = snapshot::find(&list, &filter, "latest", Some("x"));
+    let _ = snapshot::newest_per_stream(&list, &Filter::default());
+});
