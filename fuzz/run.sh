@@ -28,12 +28,15 @@ for t in "${targets[@]}"; do
   echo "== fuzz $t"
   # Allocation limits: no decoder may allocate more than 512 MiB at once
   # (a reader decodes at most 256 MiB) or hold 2 GiB in all.
+  log="corpus/$t.log"
+  status=0
   cargo fuzz run --sanitizer none --release "$t" "corpus/$t" "seeds/$t" -- \
     "${limit[@]}" -rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=10 \
-    -print_final_stats=1 2>&1 | grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb|==|INFO: -max_len)|ERROR|panicked|SUMMARY' || true
-  # grep swallows the status: a failure leaves an artifact.
-  if compgen -G "artifacts/$t/*" >/dev/null; then
-    echo "fuzz $t: failure, input in fuzz/artifacts/$t/" >&2
+    -print_final_stats=1 >"$log" 2>&1 || status=$?
+  grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)' "$log" || true
+  if [ "$status" != 0 ] || compgen -G "artifacts/$t/*" >/dev/null; then
+    tail -40 "$log" >&2
+    echo "fuzz $t: failed (status $status); input, if any, in fuzz/artifacts/$t/" >&2
     exit 1
   fi
 done
