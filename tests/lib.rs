@@ -593,6 +593,14 @@ pub fn run_with_input(cmd: Command, input: &[u8]) -> Ran {
     Ran { command, output }
 }
 
+/// The snapshot id in a `backup --json` summary.
+pub fn snapshot_id(summary: &serde_json::Value) -> String {
+    summary["snapshot_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no snapshot_id in {summary}"))
+        .to_string()
+}
+
 /// Stderr as text.
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()

@@ -3,11 +3,7 @@
 //! commit over it, prune drops it from the index so the next backup stores
 //! its blobs again, and `check` names every snapshot that needs it.
 
-use coffer_e2e::{noise, TestRepo};
-
-fn id(v: &serde_json::Value) -> String {
-    v["snapshot_id"].as_str().expect("snapshot id").to_string()
-}
+use coffer_e2e::{noise, snapshot_id as id, TestRepo};
 
 /// The data packs (the largest ones; tree packs are small).
 fn data_packs(repo: &TestRepo) -> Vec<String> {

@@ -3,7 +3,7 @@
 //! interrupted backups left, excludes a second prune, and never loses a blob
 //! a snapshot needs, even with backups running at the same time.
 
-use coffer_e2e::{dump_like, noise, Change, Store, TestRepo};
+use coffer_e2e::{dump_like, noise, snapshot_id as id, Change, Store, TestRepo};
 use serde_json::Value;
 
 use crate::errors::assert_fails;
@@ -17,10 +17,6 @@ pub fn prune(repo: &TestRepo, extra: &[&str]) -> Value {
 
 fn data_bytes(repo: &TestRepo) -> u64 {
     repo.objects("data").iter().map(|(_, s)| s).sum()
-}
-
-fn id(summary: &Value) -> String {
-    summary["snapshot_id"].as_str().unwrap().to_string()
 }
 
 fn prune_marks_then_deletes_and_keeps_what_snapshots_need(store: Store) {

@@ -5,14 +5,10 @@
 //! prune just short of it, so only a clock read at the wrong moment would
 //! delete anything.
 
-use coffer_e2e::{noise, TestRepo};
+use coffer_e2e::{noise, snapshot_id as id, TestRepo};
 
 /// One hour (the shortest delete delay) less two seconds.
 const ALMOST_THE_DELAY: &str = "3598";
-
-fn id(v: &serde_json::Value) -> String {
-    v["snapshot_id"].as_str().expect("snapshot id").to_string()
-}
 
 /// A prune with its clock moved ahead by [`ALMOST_THE_DELAY`], stopped at
 /// failpoint `point`.

@@ -50,6 +50,17 @@ pub struct Global {
     /// Print nothing on stderr but errors (no progress, no summary line)
     #[arg(short = 'q', long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// A backup running longer than this many seconds re-reads the index
+    /// before committing; a prune's non-zero delay must be at least twice
+    /// it (tests only; default 1800)
+    #[arg(
+        long,
+        global = true,
+        hide = true,
+        env = "COFFER_RECHECK_AFTER_SECS",
+        default_value_t = coffer_core::repository::RECHECK_AFTER.as_secs()
+    )]
+    pub recheck_after_secs: u64,
 }
 
 fn parse_option(s: &str) -> Result<(String, String), String> {
@@ -218,15 +229,6 @@ pub struct BackupArgs {
     /// (e.g. http://pushgateway:9091)
     #[arg(long, env = "COFFER_PUSHGATEWAY_URL", value_name = "URL")]
     pub pushgateway: Option<String>,
-    /// Re-read the index before committing when the backup ran longer than
-    /// this many seconds (tests only; default 1800)
-    #[arg(
-        long,
-        hide = true,
-        env = "COFFER_RECHECK_AFTER_SECS",
-        default_value_t = coffer_core::repository::RECHECK_AFTER.as_secs()
-    )]
-    pub recheck_after_secs: u64,
 }
 
 #[derive(Debug, Args)]
@@ -377,15 +379,6 @@ pub struct PruneArgs {
     /// The delete delay in seconds, overriding --delete-delay (tests only)
     #[arg(long, hide = true, env = "COFFER_DELETE_DELAY_SECS")]
     pub delete_delay_secs: Option<u64>,
-    /// The backups' recheck interval, which the delay must be twice
-    /// (tests only; default 1800)
-    #[arg(
-        long,
-        hide = true,
-        env = "COFFER_RECHECK_AFTER_SECS",
-        default_value_t = coffer_core::repository::RECHECK_AFTER.as_secs()
-    )]
-    pub recheck_after_secs: u64,
 }
 
 #[derive(Debug, Args)]

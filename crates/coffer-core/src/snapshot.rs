@@ -260,20 +260,34 @@ fn select_among<'a>(
     }
 }
 
+/// A snapshot of host "h" with no streams, at `t` (Unix ns) and `offset_s`,
+/// for unit tests.
+#[cfg(test)]
+pub(crate) fn test_snapshot(t: i64, offset_s: i32) -> Snapshot {
+    Snapshot {
+        time_unix_ns: t,
+        utc_offset_s: offset_s,
+        host: "h".into(),
+        user: "u".into(),
+        tags: vec![],
+        program_version: "0".into(),
+        streams: vec![],
+    }
+}
+
+/// [`test_snapshot`] at a time written as `2024-05-01T02:00:00+00:00[UTC]`.
+#[cfg(test)]
+pub(crate) fn test_snapshot_at(s: &str) -> Snapshot {
+    let z: Zoned = s.parse().expect("a zoned time");
+    test_snapshot(z.timestamp().as_nanosecond() as i64, z.offset().seconds())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn snap(t: i64) -> Snapshot {
-        Snapshot {
-            time_unix_ns: t,
-            utc_offset_s: 3600,
-            host: "h".into(),
-            user: "u".into(),
-            tags: vec![],
-            program_version: "0".into(),
-            streams: vec![],
-        }
+        test_snapshot(t, 3600)
     }
 
     #[test]

@@ -73,7 +73,7 @@ async fn backup(
         compression_level: a.compression,
         allow_empty: a.allow_empty,
         upload_concurrency: a.connections,
-        recheck_after: std::time::Duration::from_secs(a.recheck_after_secs),
+        recheck_after: std::time::Duration::from_secs(session.global.recheck_after_secs),
         progress: Some(progress.clone()),
     };
     let display = progress::start(progress, names.to_vec(), !session.global.quiet);

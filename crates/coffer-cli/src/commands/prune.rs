@@ -28,7 +28,7 @@ pub async fn prune(
         max_unused: a.max_unused,
         delete_delay: std::time::Duration::from_secs(a.delete_delay_secs.unwrap_or(hours * 3600)),
         dry_run,
-        recheck_after: std::time::Duration::from_secs(a.recheck_after_secs),
+        recheck_after: std::time::Duration::from_secs(session.global.recheck_after_secs),
         host: super::actor().host,
     };
     let r = repo.prune(opts).await?;

@@ -556,6 +556,31 @@ impl Backend {
             .boxed())
     }
 
+    /// Everything the store lists under a kind's folder.
+    async fn list_folder(&self, kind: Kind) -> Result<Vec<object_store::ObjectMeta>> {
+        self.store
+            .list(Some(&Path::from(kind.folder())))
+            .try_collect()
+            .await
+            .map_err(|e| self.map_err("list", kind.folder(), e))
+    }
+
+    /// Paths under a kind's folder that are not objects coffer wrote (what
+    /// [`Backend::list_with_times`] leaves out), for `check` to mention.
+    pub async fn list_strays(&self, kind: Kind) -> Result<Vec<String>> {
+        let metas = self.list_folder(kind).await?;
+        let mut strays: Vec<String> = metas
+            .into_iter()
+            .map(|m| m.location.to_string())
+            .filter(|path| {
+                let name = path.rsplit('/').next().unwrap_or_default();
+                !(is_object_name(name) && *path == object_path(kind, name))
+            })
+            .collect();
+        strays.sort();
+        Ok(strays)
+    }
+
     /// Names (last path segment) of all objects of a kind.
     pub async fn list(&self, kind: Kind) -> Result<Vec<String>> {
         Ok(self
@@ -570,13 +595,7 @@ impl Backend {
     /// milliseconds, as precise as the store keeps it: some keep seconds)
     /// and size.
     pub async fn list_with_times(&self, kind: Kind) -> Result<Vec<(String, i64, u64)>> {
-        let prefix = Path::from(kind.folder());
-        let metas: Vec<_> = self
-            .store
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(|e| self.map_err("list", kind.folder(), e))?;
+        let metas = self.list_folder(kind).await?;
         // Only what coffer itself writes, exactly where it writes it: a
         // stray file, a staging file of an interrupted local write, or
         // anything reached through a link elsewhere is not an object, so

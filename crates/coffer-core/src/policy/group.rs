@@ -130,20 +130,8 @@ pub fn emptied_group(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jiff::Zoned;
 
-    fn at(s: &str) -> Snapshot {
-        let z: Zoned = s.parse().unwrap();
-        Snapshot {
-            time_unix_ns: z.timestamp().as_nanosecond() as i64,
-            utc_offset_s: z.offset().seconds(),
-            host: "h".into(),
-            user: "u".into(),
-            tags: vec![],
-            program_version: "0".into(),
-            streams: vec![],
-        }
-    }
+    use crate::snapshot::test_snapshot_at as at;
 
     #[test]
     fn groups_are_decided_apart_and_an_emptied_group_is_found() {

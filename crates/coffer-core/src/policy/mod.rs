@@ -381,18 +381,7 @@ impl KeepPolicy {
 mod tests {
     use super::*;
 
-    fn at(s: &str) -> Snapshot {
-        let z: Zoned = s.parse().unwrap();
-        Snapshot {
-            time_unix_ns: z.timestamp().as_nanosecond() as i64,
-            utc_offset_s: z.offset().seconds(),
-            host: "h".into(),
-            user: "u".into(),
-            tags: vec![],
-            program_version: "0".into(),
-            streams: vec![],
-        }
-    }
+    use crate::snapshot::test_snapshot_at as at;
 
     fn kept(policy: &KeepPolicy, snaps: &[Snapshot]) -> Vec<usize> {
         let refs: Vec<&Snapshot> = snaps.iter().collect();

@@ -208,6 +208,20 @@ impl Repository {
                 ),
             });
         }
+        // Files coffer did not write are ignored by every command; named
+        // here so that nobody wonders.
+        for kind in Kind::ALL {
+            let strays = self.backend.list_strays(kind).await?;
+            if let Some(first) = strays.first() {
+                report.notes.push(Problem {
+                    object: format!("{}/", kind.folder()),
+                    message: format!(
+                        "{} files that are not coffer objects are ignored (first: {first})",
+                        strays.len()
+                    ),
+                });
+            }
+        }
         let mut stale = files.superseded.clone();
         stale.sort();
         for id in stale {
