@@ -5,6 +5,7 @@
 #
 #   bash fuzz/run.sh --seconds 30        # CI: each target briefly
 #   bash fuzz/run.sh --runs 10000000     # the figures in docs/security.md
+#   bash fuzz/run.sh --seconds 60 index_file   # one target
 #
 # Seeds come from the golden fixture (fuzz/seeds, written by
 # `cargo run --release --bin seeds` in fuzz/); new inputs go to the ignored
@@ -14,15 +15,16 @@ set -euo pipefail
 cd "$(dirname "$0")"
 limit=(-max_total_time=30)
 case "${1:-}" in
-  --seconds) limit=(-max_total_time="$2") ;;
-  --runs) limit=(-runs="$2") ;;
+  --seconds) limit=(-max_total_time="$2"); shift 2 ;;
+  --runs) limit=(-runs="$2"); shift 2 ;;
   "") ;;
-  *) echo "usage: $0 [--seconds N | --runs N]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--seconds N | --runs N] [TARGET...]" >&2; exit 2 ;;
 esac
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --version 0.13.2 --locked
 fi
 targets=(object config key_file index_file snapshot pack_header tree_node sealed_blob)
+if [ $# -gt 0 ]; then targets=("$@"); fi
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
   echo "== fuzz $t"

@@ -2,7 +2,9 @@
 //! under, write-once puts, whole and ranged reads, listing, and turning store
 //! errors into [`Error`]s that name the object. Moves bytes only. The store
 //! behind it is chosen by the location ([`location`]) and every request is
-//! counted ([`counting`]).
+//! counted ([`counting`]). (Over 600 lines: the listing rules that keep
+//! planted files out and a local repository's staging files live here too,
+//! next to the reads and writes they guard.)
 
 pub mod counting;
 pub mod location;
