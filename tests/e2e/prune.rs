@@ -375,3 +375,40 @@ fn prune_reclaims_staging_files_of_interrupted_local_writes() {
     assert!(!old.exists());
     assert!(young.exists(), "a young one may be a running backup's");
 }
+
+/// A prune whose lock disappeared (another prune took it for stale) stops
+/// before deleting anything.
+#[test]
+fn a_prune_that_lost_its_lock_deletes_nothing() {
+    let repo = TestRepo::new();
+    let first = repo.backup(&noise(1_000_000, 12), &[]);
+    repo.backup(&noise(1_000_000, 13), &[]);
+    repo.run_ok(&["forget", &id(&first)], b"");
+    let mut pruning = repo.spawn_paused(
+        &["prune", "--delete-delay", "0h"],
+        "prune-before-index",
+        Vec::new(),
+    );
+    pruning.wait_reached();
+    let packs = repo.objects("data");
+    for (lock, _) in repo.objects("locks") {
+        repo.delete_object(&lock);
+    }
+    let out = pruning.resume();
+    assert_eq!(out.status.code(), Some(22), "{}", out.explain());
+    assert!(out.stderr().contains("lost its lock"), "{}", out.explain());
+    assert_eq!(repo.objects("data"), packs, "nothing deleted");
+    repo.assert_check_passes(false);
+}
+
+/// A young lock this version cannot read (a newer coffer's) holds the
+/// repository like any other: it is not deleted as damage.
+#[test]
+fn a_young_lock_that_cannot_be_read_is_respected() {
+    let repo = TestRepo::new();
+    repo.backup(b"data\n", &[]);
+    let lock = format!("locks/{}", "c".repeat(64));
+    repo.write_object(&lock, b"a lock from a later version");
+    assert_fails(&repo.run(&["prune"], b""), 22, "an unreadable lock");
+    assert_eq!(repo.objects("locks").len(), 1, "the lock stays");
+}
