@@ -146,16 +146,18 @@ impl KdfParams {
         iterations: 1,
         parallelism: 1,
     };
-    /// Most memory a key file may ask for (1 GiB): a planted key file must
-    /// not make `open` allocate without limit.
-    pub const MAX_MEMORY_KIB: u32 = 1024 * 1024;
+    /// Most memory a key file may ask for (4 GiB, the limit key files were
+    /// always read with): a planted key file must not make `open` allocate
+    /// without limit.
+    pub const MAX_MEMORY_KIB: u32 = 4 * 1024 * 1024;
     /// Most passes a key file may ask for.
-    pub const MAX_ITERATIONS: u32 = 16;
+    pub const MAX_ITERATIONS: u32 = 64;
     /// Most lanes a key file may ask for.
-    pub const MAX_PARALLELISM: u32 = 16;
-    /// Most work (memory KiB x passes) one key file may cost: 4 GiB-passes,
-    /// a few seconds here; the default costs 192 MiB-passes.
-    pub const MAX_WORK: u64 = 4 * 1024 * 1024;
+    pub const MAX_PARALLELISM: u32 = 64;
+    /// Most work (memory KiB x passes) one key file may cost: 16 GiB-passes
+    /// (4 GiB x 4, or 1 GiB x 16), tens of seconds; the default costs 192
+    /// MiB-passes.
+    pub const MAX_WORK: u64 = 16 * 1024 * 1024;
 
     /// The work this derivation costs (memory KiB x passes).
     pub fn work(&self) -> u64 {
@@ -171,7 +173,7 @@ impl KdfParams {
         if !within {
             return Err(format!(
                 "Argon2 parameters ({} KiB, {} passes, {} lanes) are beyond the limits \
-                 (1 GiB, 16 passes, 16 lanes, 4 GiB-passes of work)",
+                 (4 GiB, 64 passes, 64 lanes, 16 GiB-passes of work)",
                 self.memory_kib, self.iterations, self.parallelism
             ));
         }
@@ -215,11 +217,15 @@ mod tests {
             iterations: i,
             parallelism: p,
         };
+        // Whatever coffer ever wrote stays readable: up to 4 GiB.
+        assert!(with(4 * 1024 * 1024, 4, 4).check().is_ok());
         for bad in [
             with(u32::MAX, 1, 1),
+            with(4 * 1024 * 1024 + 1, 1, 1),
             with(64, u32::MAX, 1),
+            with(64, 65, 1),
             with(64, 1, u32::MAX),
-            with(1024 * 1024, 16, 1),
+            with(4 * 1024 * 1024, 5, 1),
             with(64, 0, 1),
         ] {
             // Refused at once: no memory allocated, no passes run.
