@@ -46,6 +46,7 @@ mod garbage_server;
 mod golden;
 mod hostile_storage;
 mod keys;
+mod locations;
 mod metrics;
 mod missing_pack;
 mod output;

@@ -126,7 +126,7 @@ pub enum Error {
     #[error("writing the output failed: {0}")]
     Output(#[source] io::Error),
     /// The repository location is not understood.
-    #[error("unsupported repository location {0:?}")]
+    #[error("unsupported repository location {0}")]
     UnsupportedLocation(String),
     /// A concurrent `prune` removed (or marked for removal) data this
     /// command relies on; nothing was committed. Run it again.

@@ -32,6 +32,9 @@ pub enum Location {
         bucket: String,
         /// Key prefix inside the bucket (may be empty).
         prefix: String,
+        /// The service's URL when the location names it (restic's
+        /// `s3:https://host/bucket`); otherwise the environment's or AWS.
+        endpoint: Option<String>,
     },
     /// A Google Cloud Storage bucket, with a key prefix.
     Gcs {
@@ -52,30 +55,101 @@ pub enum Location {
 impl Location {
     /// Parses a location as users write it.
     pub fn parse(location: &str) -> Result<Self> {
-        let bad = || Error::UnsupportedLocation(location.to_string());
-        let Some((scheme, rest)) = location.split_once("://") else {
-            return if location.is_empty() {
-                Err(bad())
-            } else {
-                Ok(Location::Local(location.to_string()))
-            };
+        let bad = |why: &str| Error::UnsupportedLocation(format!("{location:?} ({why})"));
+        if location.is_empty() {
+            return Err(bad("empty"));
+        }
+        // `s3:https://...` is restic's form, not a URL with scheme "s3:https".
+        let Some((scheme, rest)) = location
+            .split_once("://")
+            .filter(|(scheme, _)| !scheme.contains(':'))
+        else {
+            return Self::parse_restic_form(location);
         };
         let bucket_and_prefix = || -> Result<(String, String)> {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
-                return Err(bad());
+                return Err(bad("no bucket or container"));
             }
             Ok((bucket.to_string(), prefix.trim_matches('/').to_string()))
         };
         match scheme {
             "file" if !rest.is_empty() => Ok(Location::Local(rest.to_string())),
             "memory" => Ok(Location::Memory),
-            "s3" => bucket_and_prefix().map(|(bucket, prefix)| Location::S3 { bucket, prefix }),
+            "s3" => bucket_and_prefix().map(|(bucket, prefix)| Location::S3 {
+                bucket,
+                prefix,
+                endpoint: None,
+            }),
             "gs" => bucket_and_prefix().map(|(bucket, prefix)| Location::Gcs { bucket, prefix }),
-            "az" => {
+            "az" | "azure" => {
                 bucket_and_prefix().map(|(container, prefix)| Location::Azure { container, prefix })
             }
-            _ => Err(bad()),
+            other => Err(bad(&format!("unknown scheme {other}://"))),
+        }
+    }
+
+    /// A location without `://`: a path, or one of restic's forms
+    /// (`local:/path`, `s3:https://host/bucket/prefix`, `s3:host/bucket`,
+    /// `gs:bucket:/prefix`, `azure:container:/prefix`). Any other `word:`
+    /// prefix is refused rather than taken as a relative path, so that a
+    /// mistyped remote location never silently becomes a local folder (in a
+    /// pod, one that vanishes with it).
+    fn parse_restic_form(location: &str) -> Result<Self> {
+        let bad = |why: &str| Error::UnsupportedLocation(format!("{location:?} ({why})"));
+        let word = location
+            .split_once(':')
+            .map(|(w, rest)| (w, rest))
+            .filter(|(w, _)| {
+                w.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                    && w.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+            });
+        let Some((word, rest)) = word else {
+            return Ok(Location::Local(location.to_string()));
+        };
+        let bucket_colon_prefix = || -> Result<(String, String)> {
+            let (bucket, prefix) = rest.split_once(':').unwrap_or((rest, ""));
+            if bucket.is_empty() || bucket.contains('/') {
+                return Err(bad("write it BUCKET:/PREFIX"));
+            }
+            Ok((bucket.to_string(), prefix.trim_matches('/').to_string()))
+        };
+        match word {
+            "local" if !rest.is_empty() => Ok(Location::Local(rest.to_string())),
+            "s3" => {
+                let (endpoint, path) = match rest.split_once("://") {
+                    Some((scheme @ ("http" | "https"), after)) => {
+                        let (host, path) = after.split_once('/').unwrap_or((after, ""));
+                        (Some(format!("{scheme}://{host}")), path)
+                    }
+                    Some(_) => return Err(bad("the endpoint must be http:// or https://")),
+                    None => {
+                        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+                        // restic's plain form names AWS itself by its host.
+                        let aws = host == "s3.amazonaws.com";
+                        ((!aws).then(|| format!("https://{host}")), path)
+                    }
+                };
+                let (bucket, prefix) = path.split_once('/').unwrap_or((path, ""));
+                if bucket.is_empty() {
+                    return Err(bad("no bucket: write s3:https://HOST/BUCKET/PREFIX"));
+                }
+                Ok(Location::S3 {
+                    bucket: bucket.to_string(),
+                    prefix: prefix.trim_matches('/').to_string(),
+                    endpoint,
+                })
+            }
+            "gs" => bucket_colon_prefix().map(|(bucket, prefix)| Location::Gcs { bucket, prefix }),
+            "azure" => bucket_colon_prefix()
+                .map(|(container, prefix)| Location::Azure { container, prefix }),
+            "sftp" | "rest" | "b2" | "swift" | "rclone" => Err(bad(&format!(
+                "coffer has no {word}: backend; use a local path, s3://, gs:// or az://"
+            ))),
+            _ => Err(bad(&format!(
+                "unknown location type {word}:; a local path containing ':' is written ./{location}"
+            ))),
         }
     }
 
@@ -328,16 +402,30 @@ pub fn open_store(
         }
         // The three providers' builders share no trait: one macro spells
         // their common steps (settings, name, retries, build) once.
-        Location::S3 { bucket, prefix } => Ok(remote(
-            build_remote!(
-                AmazonS3Builder,
-                AmazonS3ConfigKey,
-                "S3",
-                with_bucket_name,
-                bucket
-            ),
+        Location::S3 {
+            bucket,
             prefix,
-        )),
+            endpoint,
+        } => {
+            let mut builder = configure(
+                AmazonS3Builder::from_env(),
+                &provider,
+                "S3",
+                |b, k: AmazonS3ConfigKey, v| b.with_config(k, v),
+            )?;
+            // The location's own endpoint wins over the environment's.
+            if let Some(url) = endpoint {
+                builder = builder
+                    .with_endpoint(url)
+                    .with_allow_http(url.starts_with("http://"));
+            }
+            let store = builder
+                .with_bucket_name(bucket)
+                .with_retry(retry(&net))
+                .build()
+                .map_err(build_err)?;
+            Ok(remote(Arc::new(store), prefix))
+        }
         Location::Gcs { bucket, prefix } => Ok(remote(
             build_remote!(
                 GoogleCloudStorageBuilder,
@@ -379,7 +467,8 @@ mod tests {
             Location::parse("s3://bkt/a/b/").unwrap(),
             Location::S3 {
                 bucket: "bkt".into(),
-                prefix: "a/b".into()
+                prefix: "a/b".into(),
+                endpoint: None,
             }
         );
         assert_eq!(
@@ -399,6 +488,68 @@ mod tests {
         assert!(Location::parse("s3://").is_err());
         assert!(Location::parse("ftp://x/y").is_err());
         assert!(Location::parse("").is_err());
+    }
+
+    #[test]
+    fn restics_location_forms_map_and_other_prefixes_are_refused() {
+        let s3 = |bucket: &str, prefix: &str, endpoint: Option<&str>| Location::S3 {
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+            endpoint: endpoint.map(String::from),
+        };
+        let parse = |s: &str| Location::parse(s).unwrap();
+        assert_eq!(
+            parse("local:/srv/repo"),
+            Location::Local("/srv/repo".into())
+        );
+        assert_eq!(
+            parse("s3:https://minio.lan:9000/bkt/a/b"),
+            s3("bkt", "a/b", Some("https://minio.lan:9000"))
+        );
+        assert_eq!(
+            parse("s3:http://127.0.0.1:18333/bkt"),
+            s3("bkt", "", Some("http://127.0.0.1:18333"))
+        );
+        assert_eq!(parse("s3:s3.amazonaws.com/bkt/p"), s3("bkt", "p", None));
+        assert_eq!(
+            parse("s3:storage.example/bkt"),
+            s3("bkt", "", Some("https://storage.example"))
+        );
+        assert_eq!(
+            parse("gs:bkt:/a/b"),
+            Location::Gcs {
+                bucket: "bkt".into(),
+                prefix: "a/b".into()
+            }
+        );
+        assert_eq!(
+            parse("azure:ctr:/p"),
+            Location::Azure {
+                container: "ctr".into(),
+                prefix: "p".into()
+            }
+        );
+        // Paths stay paths, colons and all, when they do not start with a word.
+        assert_eq!(parse("./a:b"), Location::Local("./a:b".into()));
+        assert_eq!(parse("/mnt/x:y"), Location::Local("/mnt/x:y".into()));
+        assert_eq!(parse("backups"), Location::Local("backups".into()));
+        for refused in [
+            "sftp:host:/x",
+            "rest:http://h/",
+            "b2:bucket:/p",
+            "swift:c:/p",
+            "rclone:remote:p",
+            "foo:bar",
+            "s3:ftp://h/b",
+            "s3:",
+            "gs:bkt/p",
+            "local:",
+        ] {
+            assert!(
+                matches!(Location::parse(refused), Err(Error::UnsupportedLocation(_))),
+                "{refused} accepted"
+            );
+        }
     }
 
     #[test]
