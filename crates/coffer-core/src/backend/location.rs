@@ -97,14 +97,11 @@ impl Location {
     /// pod, one that vanishes with it).
     fn parse_restic_form(location: &str) -> Result<Self> {
         let bad = |why: &str| Error::UnsupportedLocation(format!("{location:?} ({why})"));
-        let word = location
-            .split_once(':')
-            .map(|(w, rest)| (w, rest))
-            .filter(|(w, _)| {
-                w.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                    && w.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
-            });
+        let word = location.split_once(':').filter(|(w, _)| {
+            w.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+        });
         let Some((word, rest)) = word else {
             return Ok(Location::Local(location.to_string()));
         };
