@@ -167,7 +167,7 @@ fn coffer_kept(repo: &TestRepo, policy: &[&str]) -> Vec<u64> {
     kept_indices(&serde_json::from_slice(&out.stdout).expect("forget --json"))
 }
 
-fn restic_available() -> bool {
+pub fn restic_available() -> bool {
     let found = Command::new("restic").arg("version").output().is_ok();
     assert!(
         found || std::env::var_os("COFFER_TEST_REQUIRE_RESTIC").is_none(),

@@ -40,6 +40,7 @@ mod crash;
 mod dedup;
 mod deploy;
 mod errors;
+mod first_contact;
 mod forget;
 mod full_disk;
 mod garbage_server;

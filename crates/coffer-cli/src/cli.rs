@@ -18,6 +18,7 @@ pub struct Cli {
 
 /// Settings shared by every command.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Repository location: a directory, file://PATH, s3://BUCKET/PREFIX,
     /// gs://BUCKET/PREFIX, az://CONTAINER/PREFIX, or memory:// (tests)
@@ -146,7 +147,7 @@ pub struct KdfArgs {
     #[arg(long, default_value_t = coffer_core::crypto::KdfParams::DEFAULT.iterations, value_name = "N")]
     pub kdf_iterations: u32,
     /// Use a deliberately weak, instant key derivation (tests only)
-    #[arg(long, env = "COFFER_INSECURE_FAST_KDF", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    #[arg(long, hide = true, env = "COFFER_INSECURE_FAST_KDF", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
     pub insecure_fast_kdf: bool,
 }
 

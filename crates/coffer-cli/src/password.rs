@@ -44,11 +44,13 @@ fn read_from(file: Option<&Path>, env: &str, prompt: &str, confirm: bool) -> Res
         }
     }
     if !std::io::stdin().is_terminal() {
-        return Err(CliFailure::usage(
+        let how = if env == "COFFER_NEW_PASSWORD" {
+            "no new password given: set COFFER_NEW_PASSWORD_FILE (or --new-password-file, or \
+             COFFER_NEW_PASSWORD)"
+        } else {
             "no password given: set COFFER_PASSWORD_FILE (or --password-file, or COFFER_PASSWORD)"
-                .into(),
-        )
-        .into());
+        };
+        return Err(CliFailure::usage(how.into()).into());
     }
     let pw = Zeroizing::new(rpassword::prompt_password(prompt)?);
     if confirm && *Zeroizing::new(rpassword::prompt_password("repeat password: ")?) != *pw {

@@ -378,6 +378,11 @@ pub fn open_store(
             let not_found = || Error::RepositoryNotFound {
                 location: raw.to_string(),
             };
+            if std::path::Path::new(dir).is_file() {
+                return Err(Error::UnsupportedLocation(format!(
+                    "{raw} (a file, not a repository directory)"
+                )));
+            }
             if create {
                 std::fs::create_dir_all(dir).map_err(|e| Error::Backend {
                     op: "create directory",

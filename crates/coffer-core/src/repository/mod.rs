@@ -219,6 +219,9 @@ impl Repository {
             });
         };
         let mut listed = backend.list_with_times(Kind::Key).await?;
+        if !config_bytes.starts_with(object::OBJECT_MAGIC) {
+            return Err(Self::foreign_repository(&backend, &listed).await);
+        }
         if listed.is_empty() {
             return Err(Error::corrupt("keys/", "the repository has no key files"));
         }
@@ -313,6 +316,24 @@ impl Repository {
             Some(e) if !parsed_any => e,
             _ => Error::WrongPassword,
         })
+    }
+
+    /// The error for a `config` that is not coffer's: restic's repositories
+    /// share the layout (their key files are JSON), others are damage.
+    async fn foreign_repository(backend: &Backend, keys: &[(String, i64, u64)]) -> Error {
+        let mut restic = false;
+        if let Some((name, _, _)) = keys.first() {
+            if let Ok(bytes) = backend.get(&object_path(Kind::Key, name)).await {
+                restic = bytes.starts_with(b"{") && bytes.windows(6).any(|w| w == b"scrypt");
+            }
+        }
+        if restic {
+            return Error::UnsupportedLocation(format!(
+                "{} (a restic repository: coffer opens only its own; use restic there)",
+                backend.location()
+            ));
+        }
+        Error::corrupt(CONFIG_PATH, "not a coffer config object (bad magic bytes)")
     }
 
     /// Keeps copies of index and snapshot objects under `root` (see
