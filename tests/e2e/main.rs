@@ -59,5 +59,6 @@ mod requests;
 mod round_trip;
 mod s3;
 mod signals;
+mod snapshots;
 mod status;
 mod streams;

@@ -79,6 +79,8 @@ pub enum Command {
     Backup(BackupArgs),
     /// List snapshots
     Snapshots(SnapshotsArgs),
+    /// Print coffer's version and the format versions it writes
+    Version,
     /// Write a snapshot's stream to stdout or a file
     Restore(RestoreArgs),
     /// Remove snapshots by retention policy or by id (data stays until prune)
@@ -232,8 +234,45 @@ pub struct BackupArgs {
     pub pushgateway: Option<String>,
 }
 
+/// Which snapshots a command considers (`forget`, `snapshots`).
+#[derive(Debug, Args)]
+pub struct SelectArgs {
+    /// Only consider snapshots of this host (repeatable)
+    #[arg(long, value_name = "HOST")]
+    pub host: Vec<String>,
+    /// Only consider snapshots carrying all of these tags (TAG[,TAG...]; repeatable: any list)
+    #[arg(long, value_name = "TAGS")]
+    pub tag: Vec<String>,
+    /// Only consider snapshots holding a stream of this name (repeatable;
+    /// restic's --path)
+    #[arg(long, alias = "path", value_name = "NAME")]
+    pub name: Vec<String>,
+}
+
+impl SelectArgs {
+    /// The core's snapshot filter for these flags.
+    pub fn filter(&self) -> coffer_core::snapshot::Filter {
+        coffer_core::snapshot::Filter {
+            hosts: self.host.clone(),
+            tags: coffer_core::snapshot::Filter::tag_lists(&self.tag),
+            names: self.name.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct SnapshotsArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Only the newest N snapshots of each group (see --group-by)
+    #[arg(long, value_name = "N")]
+    pub latest: Option<usize>,
+    /// Groups for --latest: host, tags, name ('' for one group)
+    #[arg(short = 'g', long, default_value = "host,name", value_name = "FIELDS")]
+    pub group_by: GroupBy,
+    /// Fewer columns: id, time, host, name
+    #[arg(short = 'c', long)]
+    pub compact: bool,
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
@@ -324,15 +363,8 @@ pub struct ForgetArgs {
     /// tags, name ('' for one group)
     #[arg(short = 'g', long, default_value = "host,name", value_name = "FIELDS")]
     pub group_by: GroupBy,
-    /// Only consider snapshots of this host (repeatable)
-    #[arg(long, value_name = "HOST")]
-    pub host: Vec<String>,
-    /// Only consider snapshots carrying all of these tags (TAG[,TAG...]; repeatable: any list)
-    #[arg(long, value_name = "TAGS")]
-    pub tag: Vec<String>,
-    /// Only consider snapshots holding a stream of this name (repeatable)
-    #[arg(long, value_name = "NAME")]
-    pub name: Vec<String>,
+    #[command(flatten)]
+    pub select: SelectArgs,
     /// Say what would be removed, remove nothing
     #[arg(short = 'n', long)]
     pub dry_run: bool,

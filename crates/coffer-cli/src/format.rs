@@ -69,6 +69,17 @@ pub fn snapshot_table(snaps: &[(SnapshotId, Snapshot)]) -> String {
     out
 }
 
+/// The snapshot table with fewer columns (`snapshots --compact`).
+pub fn snapshot_table_compact(snaps: &[(SnapshotId, Snapshot)]) -> String {
+    let rows = snaps.iter().map(|(id, s)| {
+        let names: Vec<&str> = s.streams.iter().map(|x| x.name.as_str()).collect();
+        vec![id.short(), local_time(s), s.host.clone(), names.join(",")]
+    });
+    let mut out = table(&["ID", "Time", "Host", "Name"], rows);
+    out.push_str(&format!("{} snapshots\n", snaps.len()));
+    out
+}
+
 /// Left-aligned columns under a header and a rule.
 pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
     let mut rows: Vec<Vec<String>> =

@@ -36,11 +36,7 @@ pub async fn run(session: &super::Session<'_>, a: ForgetArgs) -> Result<()> {
         return Ok(());
     }
     let remove: Vec<SnapshotId> = if a.ids.is_empty() {
-        let filter = Filter {
-            hosts: a.host.clone(),
-            tags: Filter::tag_lists(&a.tag),
-            names: a.name.clone(),
-        };
+        let filter = a.select.filter();
         let groups = policy::decide(&snaps, &filter, a.group_by, &policy);
         if groups.is_empty() {
             session.say(format_args!(

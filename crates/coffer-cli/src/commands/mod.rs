@@ -86,6 +86,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Init(a) => init::run(&session, a).await,
         Command::Backup(a) => backup::run(&session, a).await,
         Command::Snapshots(a) => snapshots::run(&session, a).await,
+        Command::Version => version(),
         Command::Restore(a) => restore::run(&session, a).await,
         Command::Forget(a) => forget::run(&session, a).await,
         Command::Prune(a) => prune::run(&session, a).await,
@@ -99,6 +100,19 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
     }
     result
+}
+
+/// `coffer version`: the program and what it writes.
+fn version() -> Result<()> {
+    crate::stdout::outln!(
+        "coffer {} (repository format {}, object envelope {}, pack {}, key file {})",
+        env!("CARGO_PKG_VERSION"),
+        coffer_core::config::REPO_VERSION,
+        coffer_core::object::OBJECT_VERSION,
+        coffer_core::pack::PACK_VERSION,
+        coffer_core::keys::KEY_VERSION
+    )?;
+    Ok(())
 }
 
 /// This machine and user.

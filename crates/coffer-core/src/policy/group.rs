@@ -115,6 +115,37 @@ pub fn decide(
         .collect()
 }
 
+/// The snapshots `filter` selects, as positions in `snapshots` (oldest
+/// first, as given); with `latest`, only the newest `latest` of each group
+/// (`snapshots --latest`).
+pub fn newest_of_groups(
+    snapshots: &[(SnapshotId, Snapshot)],
+    filter: &Filter,
+    by: GroupBy,
+    latest: Option<usize>,
+) -> Vec<usize> {
+    let selected: Vec<usize> = (0..snapshots.len())
+        .filter(|&i| filter.matches(&snapshots[i].1))
+        .collect();
+    let Some(n) = latest else {
+        return selected;
+    };
+    let mut groups: BTreeMap<GroupKey, Vec<usize>> = BTreeMap::new();
+    for i in selected {
+        groups.entry(by.key(&snapshots[i].1)).or_default().push(i);
+    }
+    let mut kept: Vec<usize> = groups
+        .into_values()
+        .flat_map(|mut members| {
+            members.sort_by_key(|&i| (snapshots[i].1.time_unix_ns, snapshots[i].0));
+            let skip = members.len().saturating_sub(n);
+            members.into_iter().skip(skip)
+        })
+        .collect();
+    kept.sort_unstable();
+    kept
+}
+
 /// The first group whose every snapshot the decisions remove: `forget`
 /// refuses to empty a group unless forced, since a policy that keeps
 /// nothing is almost always a mistake.
@@ -132,6 +163,39 @@ mod tests {
     use super::*;
 
     use crate::snapshot::test_snapshot_at as at;
+
+    #[test]
+    fn the_newest_of_each_group_are_listed_in_order() {
+        let mut snaps: Vec<(SnapshotId, Snapshot)> = Vec::new();
+        for (n, host) in [(1u8, "a"), (2, "b"), (3, "a"), (4, "a"), (5, "b")] {
+            let mut s = at(&format!("2024-05-0{n}T02:00:00+00:00[UTC]"));
+            s.host = host.into();
+            snaps.push((SnapshotId([n; 32]), s));
+        }
+        let all = Filter::default();
+        assert_eq!(
+            newest_of_groups(&snaps, &all, GroupBy::default(), None),
+            [0, 1, 2, 3, 4]
+        );
+        assert_eq!(
+            newest_of_groups(&snaps, &all, GroupBy::default(), Some(1)),
+            [3, 4]
+        );
+        assert_eq!(
+            newest_of_groups(&snaps, &all, GroupBy::default(), Some(2)),
+            [1, 2, 3, 4]
+        );
+        let only_b = Filter {
+            hosts: vec!["b".into()],
+            ..Filter::default()
+        };
+        assert_eq!(
+            newest_of_groups(&snaps, &only_b, GroupBy::default(), Some(1)),
+            [4]
+        );
+        let one_group = "".parse::<GroupBy>().unwrap();
+        assert_eq!(newest_of_groups(&snaps, &all, one_group, Some(2)), [3, 4]);
+    }
 
     #[test]
     fn groups_are_decided_apart_and_an_emptied_group_is_found() {

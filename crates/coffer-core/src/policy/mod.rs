@@ -23,7 +23,7 @@ use crate::snapshot::Snapshot;
 
 mod group;
 
-pub use group::{decide, emptied_group, GroupBy, GroupKey};
+pub use group::{decide, emptied_group, newest_of_groups, GroupBy, GroupKey};
 
 /// A calendar duration as `forget` takes it: `1y5m7d2h` (years, months,
 /// days, hours), applied with calendar arithmetic like restic does.
