@@ -412,3 +412,28 @@ fn a_young_lock_that_cannot_be_read_is_respected() {
     assert_fails(&repo.run(&["prune"], b""), 22, "an unreadable lock");
     assert_eq!(repo.objects("locks").len(), 1, "the lock stays");
 }
+
+/// `coffer unlock` keeps a lock that may be held, and `--remove-all`
+/// removes it for an operator who knows better; prune then runs.
+#[test]
+fn unlock_removes_what_the_operator_says_is_dead() {
+    let repo = TestRepo::new();
+    repo.backup(b"data\n", &[]);
+    repo.write_object(&format!("locks/{}", "c".repeat(64)), b"an unreadable lock");
+    let kept = repo.run_ok(&["unlock"], b"");
+    assert!(
+        kept.stderr().contains("removed 0 lock(s)"),
+        "{}",
+        kept.explain()
+    );
+    assert!(kept.stderr().contains("--remove-all"), "{}", kept.explain());
+    assert_eq!(repo.objects("locks").len(), 1);
+    let removed = repo.run_ok(&["unlock", "--remove-all"], b"");
+    assert!(
+        removed.stderr().contains("removed 1 lock(s)"),
+        "{}",
+        removed.explain()
+    );
+    assert!(repo.objects("locks").is_empty());
+    prune(&repo, &[]);
+}

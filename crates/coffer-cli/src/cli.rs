@@ -81,6 +81,8 @@ pub enum Command {
     Snapshots(SnapshotsArgs),
     /// Print coffer's version and the format versions it writes
     Version,
+    /// Remove prune locks whose holder is gone (--remove-all: every lock)
+    Unlock(UnlockArgs),
     /// Write a snapshot's stream to stdout or a file
     Restore(RestoreArgs),
     /// Remove snapshots by retention policy or by id (data stays until prune)
@@ -232,6 +234,14 @@ pub struct BackupArgs {
     /// (e.g. http://pushgateway:9091)
     #[arg(long, env = "COFFER_PUSHGATEWAY_URL", value_name = "URL")]
     pub pushgateway: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// Remove every lock, also ones that look held: only when you know the
+    /// prune that wrote it is dead
+    #[arg(long)]
+    pub remove_all: bool,
 }
 
 /// Which snapshots a command considers (`forget`, `snapshots`).

@@ -87,6 +87,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Backup(a) => backup::run(&session, a).await,
         Command::Snapshots(a) => snapshots::run(&session, a).await,
         Command::Version => version(),
+        Command::Unlock(a) => unlock(&session, a).await,
         Command::Restore(a) => restore::run(&session, a).await,
         Command::Forget(a) => forget::run(&session, a).await,
         Command::Prune(a) => prune::run(&session, a).await,
@@ -112,6 +113,20 @@ fn version() -> Result<()> {
         coffer_core::pack::PACK_VERSION,
         coffer_core::keys::KEY_VERSION
     )?;
+    Ok(())
+}
+
+/// `coffer unlock`: removes the locks of prunes that are gone.
+async fn unlock(session: &Session<'_>, a: crate::cli::UnlockArgs) -> Result<()> {
+    let repo = session.open().await?;
+    let r = repo.unlock(a.remove_all, &actor().host).await?;
+    session.say(format_args!("removed {} lock(s)", r.removed));
+    for holder in &r.held {
+        eprintln!(
+            "coffer: kept a lock that may be held ({holder}); it expires 30 minutes after its \
+             last refresh, or pass --remove-all if that prune is dead"
+        );
+    }
     Ok(())
 }
 

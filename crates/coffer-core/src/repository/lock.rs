@@ -147,57 +147,26 @@ impl Repository {
         let mine = write_lock(&self.backend, &self.key, host).await?;
         let listed_at = std::time::Instant::now();
         let locks = self.backend.list_with_times(Kind::Lock).await?;
-        let Some(&(_, mine_ms, _)) = locks.iter().find(|(n, _, _)| *n == mine) else {
-            return Err(Error::Missing {
-                object: object_path(Kind::Lock, &mine),
-            });
-        };
-        // The store stamped our lock when it was stored, before the listing.
-        let clock = StorageClock::new(mine_ms.saturating_mul(1_000_000), listed_at);
-        for (name, written_ms, _) in locks {
-            if name == mine {
-                continue;
+        let (clock, others) = self.other_locks(&mine, listed_at, locks).await?;
+        for other in others {
+            match other.state {
+                LockState::Gone => {}
+                LockState::Stale | LockState::DeadHolder => {
+                    self.backend
+                        .delete(&object_path(Kind::Lock, &other.name))
+                        .await?
+                }
+                LockState::Held(holder) => {
+                    let _ = self.backend.delete(&object_path(Kind::Lock, &mine)).await;
+                    return Err(Error::Locked(format!(
+                        "another prune holds the repository ({holder}, lock refreshed {}s ago; \
+                         a lock not refreshed for {} minutes expires by itself, or run \
+                         `coffer unlock` if you know it is dead)",
+                        other.age.as_secs(),
+                        LOCK_STALE.as_secs() / 60
+                    )));
+                }
             }
-            // Its age on the storage's clock: both times are the store's.
-            let age_ms = mine_ms.saturating_sub(written_ms).max(0) as u64;
-            let age = Duration::from_millis(age_ms);
-            let path = object_path(Kind::Lock, &name);
-            if age >= LOCK_STALE {
-                // Not refreshed for that long: its holder is gone.
-                self.backend.delete(&path).await?;
-                continue;
-            }
-            // A young lock holds the repository even when this version
-            // cannot read it (a newer coffer's, or damaged): only its age
-            // on the storage's clock lets it expire.
-            let holder = match self
-                .read_sealed(Kind::Lock, ObjectType::Lock, name, false)
-                .await
-            {
-                Ok(plain) => match codec::decode::<LockInfo>(&plain) {
-                    // Killed in this very place (a crashed CronJob run on
-                    // the same node and pod): no need to wait 30 minutes.
-                    Ok(info) if holder_is_dead(&info) => {
-                        self.backend.delete(&path).await?;
-                        continue;
-                    }
-                    Ok(i) => format!("host {:?}, pid {}", i.host, i.pid),
-                    Err(_) => match codec::decode::<LockInfoV1>(&plain) {
-                        Ok(i) => format!("host {:?}, pid {}", i.host, i.pid),
-                        Err(_) => "a lock this version cannot read".into(),
-                    },
-                },
-                Err(Error::Missing { .. }) => continue,
-                Err(Error::Corrupt { .. }) => "an unreadable lock".into(),
-                Err(e) => return Err(e),
-            };
-            let _ = self.backend.delete(&object_path(Kind::Lock, &mine)).await;
-            return Err(Error::Locked(format!(
-                "another prune holds the repository ({holder}, lock refreshed {}s ago; \
-                 a lock not refreshed for {} minutes expires by itself)",
-                age.as_secs(),
-                LOCK_STALE.as_secs() / 60
-            )));
         }
         let current = Arc::new(std::sync::Mutex::new(mine));
         let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -228,6 +197,116 @@ impl Repository {
             refresher,
             clock,
         })
+    }
+}
+
+/// What another lock is, seen from a lock just written.
+enum LockState {
+    /// Deleted meanwhile.
+    Gone,
+    /// Not refreshed for [`LOCK_STALE`] on the storage's clock.
+    Stale,
+    /// Written by a process of this boot and pid namespace that is gone.
+    DeadHolder,
+    /// Held, by the holder described (or a lock this version cannot read).
+    Held(String),
+}
+
+struct OtherLock {
+    name: String,
+    age: Duration,
+    state: LockState,
+}
+
+/// What `coffer unlock` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnlockReport {
+    /// Locks removed.
+    pub removed: usize,
+    /// Locks kept because their holder may still run (who holds each).
+    pub held: Vec<String>,
+}
+
+impl Repository {
+    /// Classifies every lock but `mine` (just written; its storage timestamp
+    /// sets the clock ages are measured on).
+    async fn other_locks(
+        &self,
+        mine: &str,
+        listed_at: std::time::Instant,
+        locks: Vec<(String, i64, u64)>,
+    ) -> Result<(StorageClock, Vec<OtherLock>)> {
+        let Some(&(_, mine_ms, _)) = locks.iter().find(|(n, _, _)| n == mine) else {
+            return Err(Error::Missing {
+                object: object_path(Kind::Lock, mine),
+            });
+        };
+        // The store stamped our lock when it was stored, before the listing.
+        let clock = StorageClock::new(mine_ms.saturating_mul(1_000_000), listed_at);
+        let mut others = Vec::new();
+        for (name, written_ms, _) in locks {
+            if name == mine {
+                continue;
+            }
+            // Its age on the storage's clock: both times are the store's.
+            let age = Duration::from_millis(mine_ms.saturating_sub(written_ms).max(0) as u64);
+            let state = if age >= LOCK_STALE {
+                LockState::Stale
+            } else {
+                // A young lock holds the repository even when this version
+                // cannot read it (a newer coffer's, or damaged): only its
+                // age on the storage's clock lets it expire.
+                match self
+                    .read_sealed(Kind::Lock, ObjectType::Lock, name.clone(), false)
+                    .await
+                {
+                    Ok(plain) => match codec::decode::<LockInfo>(&plain) {
+                        // Killed in this very place (a crashed run in the
+                        // same pod): no need to wait 30 minutes.
+                        Ok(info) if holder_is_dead(&info) => LockState::DeadHolder,
+                        Ok(i) => LockState::Held(format!("host {:?}, pid {}", i.host, i.pid)),
+                        Err(_) => LockState::Held(match codec::decode::<LockInfoV1>(&plain) {
+                            Ok(i) => format!("host {:?}, pid {}", i.host, i.pid),
+                            Err(_) => "a lock this version cannot read".into(),
+                        }),
+                    },
+                    Err(Error::Missing { .. }) => LockState::Gone,
+                    Err(Error::Corrupt { .. }) => LockState::Held("an unreadable lock".into()),
+                    Err(e) => return Err(e),
+                }
+            };
+            others.push(OtherLock { name, age, state });
+        }
+        Ok((clock, others))
+    }
+
+    /// Removes prune locks whose holder is gone (not refreshed for
+    /// [`LOCK_STALE`], or a dead process of this place), or, with
+    /// `remove_all`, every lock: for an operator who knows the holder is
+    /// dead. (A short-lived lock of its own is written to read the
+    /// storage's clock.)
+    pub async fn unlock(&self, remove_all: bool, host: &str) -> Result<UnlockReport> {
+        let mine = write_lock(&self.backend, &self.key, host).await?;
+        let listed_at = std::time::Instant::now();
+        let locks = self.backend.list_with_times(Kind::Lock).await?;
+        let result = self.other_locks(&mine, listed_at, locks).await;
+        let mut report = UnlockReport::default();
+        if let Ok((_, others)) = &result {
+            for other in others {
+                match &other.state {
+                    LockState::Gone => {}
+                    LockState::Held(holder) if !remove_all => report.held.push(holder.clone()),
+                    _ => {
+                        self.backend
+                            .delete(&object_path(Kind::Lock, &other.name))
+                            .await?;
+                        report.removed += 1;
+                    }
+                }
+            }
+        }
+        self.backend.delete(&object_path(Kind::Lock, &mine)).await?;
+        result.map(|_| report)
     }
 }
 

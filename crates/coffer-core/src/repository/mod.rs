@@ -28,7 +28,7 @@ pub use backup::{
     BackupOptions, BackupSummary, OpenStream, DEFAULT_UPLOAD_CONCURRENCY, RECHECK_AFTER,
 };
 pub use check::{CheckOptions, CheckReport, Problem, ReadData};
-pub use lock::{LOCK_REFRESH, LOCK_STALE};
+pub use lock::{UnlockReport, LOCK_REFRESH, LOCK_STALE};
 pub use passwords::KeyInfo;
 pub use prune::{MaxUnused, PruneOptions, PruneReport, DEFAULT_DELETE_DELAY, DEFAULT_MAX_UNUSED};
 pub use restore::RestoreSummary;
