@@ -22,7 +22,9 @@ fuzz_target!(|data: &[u8]| {
         v2.into_iter().chain(v1).collect()
     } else {
         let v2 = codec::decode::<IndexFile>(bytes).ok();
-        let v1 = codec::decode::<IndexFileV1>(bytes).ok().map(IndexFile::from);
+        let v1 = codec::decode::<IndexFileV1>(bytes)
+            .ok()
+            .map(IndexFile::from);
         v2.into_iter().chain(v1).collect()
     };
     for file in files {

@@ -14,7 +14,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let key = coffer_fuzz::key();
-    let encoding = if bytes[0] & 1 == 0 { Encoding::Raw } else { Encoding::Zstd };
+    let encoding = if bytes[0] & 1 == 0 {
+        Encoding::Raw
+    } else {
+        Encoding::Zstd
+    };
     let raw_len = u32::from_le_bytes(bytes[1..5].try_into().unwrap());
     let payload = &bytes[5..];
     // The id of the payload itself: right for raw, wrong for most frames.

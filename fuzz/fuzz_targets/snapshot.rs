@@ -2,7 +2,7 @@
 #![no_main]
 use coffer_core::codec;
 use coffer_core::id::SnapshotId;
-use coffer_core::object::{self, ObjectType};
+use coffer_core::object::ObjectType;
 use coffer_core::snapshot::{self, Filter, Snapshot};
 use libfuzzer_sys::fuzz_target;
 
@@ -10,13 +10,8 @@ fuzz_target!(|data: &[u8]| {
     let Some((stored, bytes)) = coffer_fuzz::mode(data) else {
         return;
     };
-    let plain = if stored {
-        match object::open(coffer_fuzz::key(), ObjectType::Snapshot, bytes) {
-            Ok(p) => p,
-            Err(_) => return,
-        }
-    } else {
-        bytes.to_vec()
+    let Some(plain) = coffer_fuzz::plaintext(stored, bytes, ObjectType::Snapshot) else {
+        return;
     };
     let Ok(snap) = codec::decode::<Snapshot>(&plain) else {
         return;

@@ -1,7 +1,7 @@
 //! Tree nodes, decoded and walked.
 #![no_main]
-use coffer_core::tree::{Step, TreeEntry, TreeNode, TreeWalker};
 use coffer_core::id::BlobId;
+use coffer_core::tree::{Step, TreeEntry, TreeNode, TreeWalker};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -12,7 +12,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     // Walk a stream whose root is this node: it must end, or refuse.
-    let size: u64 = node.entries.iter().map(|e| e.size).fold(0, u64::saturating_add);
+    let size: u64 = node
+        .entries
+        .iter()
+        .map(|e| e.size)
+        .fold(0, u64::saturating_add);
     let mut walker = TreeWalker::new(TreeEntry {
         id: BlobId([0; 32]),
         size,

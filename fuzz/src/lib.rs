@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 
 use coffer_core::crypto::MasterKey;
 use coffer_core::keys;
+use coffer_core::object::{self, ObjectType};
 
 /// The golden fixture's folder.
 pub fn fixture() -> PathBuf {
@@ -34,6 +35,17 @@ pub fn key() -> &'static MasterKey {
             .expect("unlocks")
             .expect("right password")
     })
+}
+
+/// The plaintext an input stands for: in stored mode, the object opened as
+/// `kind` with the fixture's key (`None` when it does not open); otherwise
+/// the bytes themselves.
+pub fn plaintext(stored: bool, bytes: &[u8], kind: ObjectType) -> Option<Vec<u8>> {
+    if stored {
+        object::open(key(), kind, bytes).ok()
+    } else {
+        Some(bytes.to_vec())
+    }
 }
 
 /// Splits an input into its mode (0: stored bytes; else: plaintext) and

@@ -8,7 +8,9 @@ use coffer_core::{codec, pack};
 use coffer_fuzz::{fixture, key};
 
 fn write(target: &str, name: &str, mode: u8, bytes: &[u8]) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("seeds")
+        .join(target);
     std::fs::create_dir_all(&dir).expect("corpus folder");
     let mut seed = vec![mode];
     seed.extend_from_slice(bytes);
@@ -54,7 +56,12 @@ fn main() {
     }
     for (name, bytes) in files("data") {
         let (_, entries) = pack::read_header(key, &bytes).expect("pack header");
-        write("pack_header", &name, 1, &codec::encode(&entries).expect("encodes"));
+        write(
+            "pack_header",
+            &name,
+            1,
+            &codec::encode(&entries).expect("encodes"),
+        );
         // Whole packs are large: only tree packs (small) go in as they are.
         if bytes.len() < 64 * 1024 {
             write("pack_header", &name, 0, &bytes);
@@ -67,5 +74,10 @@ fn main() {
             }
         }
     }
-    write("sealed_blob", "hello", 1, b"\x00\x01\x0b\x00\x00\x00hello hello");
+    write(
+        "sealed_blob",
+        "hello",
+        1,
+        b"\x00\x01\x0b\x00\x00\x00hello hello",
+    );
 }

@@ -85,6 +85,15 @@ pub struct Backend {
     local_root: Option<std::path::PathBuf>,
 }
 
+/// A folder's listing: coffer's objects, and what else lies there.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// Objects: name, last modified (Unix ms), size.
+    pub objects: Vec<(String, i64, u64)>,
+    /// Paths of everything else, sorted.
+    pub strays: Vec<String>,
+}
+
 /// A staging file a local write left behind when it was interrupted
 /// (`data/<xx>/<id>#<n>`, written, then renamed into place).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -567,22 +576,6 @@ impl Backend {
             .map_err(|e| self.map_err("list", kind.folder(), e))
     }
 
-    /// Paths under a kind's folder that are not objects coffer wrote (what
-    /// [`Backend::list_with_times`] leaves out), for `check` to mention.
-    pub async fn list_strays(&self, kind: Kind) -> Result<Vec<String>> {
-        let metas = self.list_folder(kind).await?;
-        let mut strays: Vec<String> = metas
-            .into_iter()
-            .map(|m| m.location.to_string())
-            .filter(|path| {
-                let name = path.rsplit('/').next().unwrap_or_default();
-                !(is_object_name(name) && *path == object_path(kind, name))
-            })
-            .collect();
-        strays.sort();
-        Ok(strays)
-    }
-
     /// Names (last path segment) of all objects of a kind.
     pub async fn list(&self, kind: Kind) -> Result<Vec<String>> {
         Ok(self
@@ -597,20 +590,30 @@ impl Backend {
     /// milliseconds, as precise as the store keeps it: some keep seconds)
     /// and size.
     pub async fn list_with_times(&self, kind: Kind) -> Result<Vec<(String, i64, u64)>> {
+        Ok(self.listing(kind).await?.objects)
+    }
+
+    /// One listing of a kind's folder, split into the objects coffer wrote
+    /// (name, last modified in Unix ms, size) and everything else (paths).
+    /// Only what coffer itself writes, exactly where it writes it, is an
+    /// object: a stray file, a staging file of an interrupted local write,
+    /// or anything reached through a link elsewhere is never read as one,
+    /// nor deleted.
+    pub async fn listing(&self, kind: Kind) -> Result<Listing> {
         let metas = self.list_folder(kind).await?;
-        // Only what coffer itself writes, exactly where it writes it: a
-        // stray file, a staging file of an interrupted local write, or
-        // anything reached through a link elsewhere is not an object, so
-        // it is never read as one, nor deleted.
-        Ok(metas
-            .into_iter()
-            .filter_map(|m| {
-                let name = m.location.filename()?.to_string();
-                let exact = is_object_name(&name)
-                    && m.location.as_ref() == object_path(kind, &name).as_str();
-                exact.then(|| (name, m.last_modified.timestamp_millis(), m.size))
-            })
-            .collect())
+        let mut listing = Listing::default();
+        for m in metas {
+            let path = m.location.to_string();
+            let name = path.rsplit('/').next().unwrap_or_default();
+            if is_object_name(name) && path == object_path(kind, name) {
+                let modified = m.last_modified.timestamp_millis();
+                listing.objects.push((name.to_string(), modified, m.size));
+            } else {
+                listing.strays.push(path);
+            }
+        }
+        listing.strays.sort();
+        Ok(listing)
     }
 }
 

@@ -148,12 +148,13 @@ impl Repository {
         report.packs = expected.packs.len() + expected.marked.len();
 
         // Packs: present, with the indexed size; unindexed ones are leftovers.
-        let stored: HashMap<String, u64> = self
-            .backend
-            .list_with_times(Kind::Pack)
-            .await?
-            .into_iter()
-            .map(|(n, _, size)| (n, size))
+        // One listing of data/ (the large folder) serves the packs and the
+        // strays note below.
+        let data = self.backend.listing(Kind::Pack).await?;
+        let stored: HashMap<String, u64> = data
+            .objects
+            .iter()
+            .map(|(n, _, size)| (n.clone(), *size))
             .collect();
         let indexed: HashSet<String> = expected
             .packs
@@ -211,7 +212,10 @@ impl Repository {
         // Files coffer did not write are ignored by every command; named
         // here so that nobody wonders.
         for kind in Kind::ALL {
-            let strays = self.backend.list_strays(kind).await?;
+            let strays = match kind {
+                Kind::Pack => data.strays.clone(),
+                _ => self.backend.listing(kind).await?.strays,
+            };
             if let Some(first) = strays.first() {
                 report.notes.push(Problem {
                     object: format!("{}/", kind.folder()),

@@ -250,7 +250,8 @@ impl LiveFiles {
                 for (_, f) in self.small.into_iter().filter(|(id, _)| folded.contains(id)) {
                     supersedes.extend(f.supersedes);
                     packs.extend(f.packs);
-                    // Marks are carried, never dropped: only prune unmarks.
+                    // Marks are carried, never dropped: only prune drops a
+                    // mark, with the pack it deletes.
                     marked.extend(f.marked);
                 }
                 supersedes.sort();

@@ -4,21 +4,15 @@
 //!
 //! One run: take the prune lock; list snapshots, then load the index, then
 //! walk every snapshot's trees to find the blobs in use (tree packs are read;
-//! data packs never are, unless repacked). Then [`plan`] decides, pack by
-//! pack (a pure function, unit-tested there):
-//! * fully used: kept;
-//! * unused: *marked* in the new index (backups stop deduplicating against
-//!   it, restores can still read it);
-//! * marked earlier and now needed again (a backup that started before the
-//!   mark committed a snapshot using it): unmarked;
-//! * marked at least `delete_delay` ago and still unneeded: deleted;
-//! * partly used, while the unused space exceeds `max_unused`: its used
-//!   blobs are copied into new packs and it is marked;
-//! * stored but in no index, older than `delete_delay`: the leftover of an
-//!   interrupted backup, deleted.
+//! data packs never are, unless repacked). Then [`plan`] decides every
+//! pack's fate (a pure function; its documentation lists the rules), and
+//! this module carries the decision out, measuring every age on the
+//! storage's clock from one reference read before anything is listed.
 //!
-//! Write order: new packs, then one index file that supersedes every index
-//! file listed, then deletions of packs, then of the superseded index files.
+//! Write order: new packs (repacked and rescued blobs), then one index file
+//! that supersedes every index file listed, then (only while the lock is
+//! held) deletions of packs and staging files, then of the superseded index
+//! files.
 
 mod plan;
 
