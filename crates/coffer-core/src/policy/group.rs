@@ -92,13 +92,7 @@ pub fn decide(
     by: GroupBy,
     policy: &KeepPolicy,
 ) -> BTreeMap<GroupKey, Vec<Decision>> {
-    let mut members: BTreeMap<GroupKey, Vec<usize>> = Default::default();
-    for (i, (_, s)) in snapshots.iter().enumerate() {
-        if filter.matches(s) {
-            members.entry(by.key(s)).or_default().push(i);
-        }
-    }
-    members
+    group_members(snapshots, filter, by)
         .into_iter()
         .map(|(key, indices)| {
             let group: Vec<&Snapshot> = indices.iter().map(|&i| &snapshots[i].1).collect();
@@ -115,6 +109,21 @@ pub fn decide(
         .collect()
 }
 
+/// The positions in `snapshots` of those `filter` selects, by group.
+fn group_members(
+    snapshots: &[(SnapshotId, Snapshot)],
+    filter: &Filter,
+    by: GroupBy,
+) -> BTreeMap<GroupKey, Vec<usize>> {
+    let mut members: BTreeMap<GroupKey, Vec<usize>> = BTreeMap::new();
+    for (i, (_, s)) in snapshots.iter().enumerate() {
+        if filter.matches(s) {
+            members.entry(by.key(s)).or_default().push(i);
+        }
+    }
+    members
+}
+
 /// The snapshots `filter` selects, as positions in `snapshots` (oldest
 /// first, as given); with `latest`, only the newest `latest` of each group
 /// (`snapshots --latest`).
@@ -124,17 +133,12 @@ pub fn newest_of_groups(
     by: GroupBy,
     latest: Option<usize>,
 ) -> Vec<usize> {
-    let selected: Vec<usize> = (0..snapshots.len())
-        .filter(|&i| filter.matches(&snapshots[i].1))
-        .collect();
     let Some(n) = latest else {
-        return selected;
+        return (0..snapshots.len())
+            .filter(|&i| filter.matches(&snapshots[i].1))
+            .collect();
     };
-    let mut groups: BTreeMap<GroupKey, Vec<usize>> = BTreeMap::new();
-    for i in selected {
-        groups.entry(by.key(&snapshots[i].1)).or_default().push(i);
-    }
-    let mut kept: Vec<usize> = groups
+    let mut kept: Vec<usize> = group_members(snapshots, filter, by)
         .into_values()
         .flat_map(|mut members| {
             members.sort_by_key(|&i| (snapshots[i].1.time_unix_ns, snapshots[i].0));

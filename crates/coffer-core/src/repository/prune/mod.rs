@@ -204,7 +204,7 @@ impl Repository {
             index_files: listed.len(),
         };
         let Plan {
-            mut packs,
+            packs,
             unindexed_old,
             staging_old,
             mut report,
@@ -221,11 +221,6 @@ impl Repository {
         let reader = BlobReader::new(self.backend.clone(), self.key.clone(), index.clone());
         let new_packs = self.repack(&reader, &packs).await?;
         report.packs_written = new_packs.len() as u64;
-        if delay == 0 {
-            for p in packs.iter_mut().filter(|p| p.fate == Fate::Repack) {
-                p.fate = Fate::Delete;
-            }
-        }
 
         // Phase: one index file superseding everything listed. New marks
         // are stamped now, when they are about to become visible (repacking
@@ -235,7 +230,7 @@ impl Repository {
         crate::interrupt::check()?;
         let stamp = clock.now();
         let mut file = IndexFile::default();
-        for p in &packs {
+        for p in packs.iter().filter(|p| !p.deleted_now(delay)) {
             match p.fate {
                 Fate::Keep => file.packs.push(p.pack.clone()),
                 // A marked pack keeps its mark's time, also when its used
@@ -265,7 +260,7 @@ impl Repository {
         }
         let doomed = packs
             .iter()
-            .filter(|p| p.fate == Fate::Delete)
+            .filter(|p| p.deleted_now(delay))
             .map(|p| p.pack.id.to_hex())
             .chain(unindexed_old.into_iter().map(|(n, _)| n));
         for (i, name) in doomed.enumerate() {

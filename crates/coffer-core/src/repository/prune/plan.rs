@@ -113,6 +113,12 @@ pub(super) struct PackUse {
 }
 
 impl PackUse {
+    /// True when the prune deletes the pack: fated so, or repacked with a
+    /// zero delay (its blobs are copied first).
+    pub fn deleted_now(&self, delay: i64) -> bool {
+        self.fate == Fate::Delete || (self.fate == Fate::Repack && delay == 0)
+    }
+
     /// The pack as indexed, with the blobs `used` marks as used.
     pub fn new(pack: IndexedPack, marked: Option<i64>, used: &UsedBlobs) -> Self {
         let used: Vec<bool> = pack
