@@ -311,6 +311,17 @@ impl TestRepo {
         self.spawn_paused_with(self.command(args), point, input)
     }
 
+    /// `backup --stdin --json` of `input`, stopped after its packs are
+    /// uploaded and before its index is written (it has loaded the index
+    /// and chosen what to reuse): the interleavings prune must survive.
+    pub fn spawn_paused_backup(&self, input: Vec<u8>) -> Paused {
+        self.spawn_paused(
+            &["backup", "--stdin", "--json"],
+            "backup-before-index",
+            input,
+        )
+    }
+
     /// [`TestRepo::spawn_paused`] for a command set up by the caller (extra
     /// environment, say).
     pub fn spawn_paused_with(&self, cmd: Command, point: &str, input: Vec<u8>) -> Paused {
@@ -431,6 +442,17 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
             out.push(p);
         }
     }
+}
+
+/// Sets a file's modification time (`touch -d`, e.g. "2 days ago"), to
+/// make it look old to a prune.
+pub fn age_file(path: &Path, ago: &str) {
+    let aged = Command::new("touch")
+        .args(["-d", ago])
+        .arg(path)
+        .status()
+        .expect("run touch");
+    assert!(aged.success(), "touch -d {ago:?} {}", path.display());
 }
 
 /// The snapshot id in a `backup --json` summary.

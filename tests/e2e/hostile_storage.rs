@@ -50,12 +50,7 @@ fn planted_files_in_object_folders_are_never_read_or_deleted_as_objects() {
     // name that is not ASCII) in every folder.
     let victim = bystander(&repo, "important");
     // Old, so a prune takes the "lock" for a dead prune's and deletes it.
-    let aged = std::process::Command::new("touch")
-        .args(["-d", "2 hours ago"])
-        .arg(&victim)
-        .status()
-        .unwrap();
-    assert!(aged.success());
+    coffer_e2e::age_file(&victim, "2 hours ago");
     std::fs::create_dir_all(repo.repo.join("locks")).unwrap();
     symlink(&victim, repo.repo.join(format!("locks/{}", "1".repeat(64)))).unwrap();
     for folder in ["index", "snapshots", "keys", "locks", "data"] {

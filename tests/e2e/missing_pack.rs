@@ -67,11 +67,7 @@ fn check_names_the_snapshot_that_needs_a_missing_marked_pack() {
     let first = repo.backup(&data, &[]);
     // A backup that loaded the index before the prune's mark reuses the
     // packs and commits after it: its snapshot needs marked packs.
-    let mut late = repo.spawn_paused(
-        &["backup", "--stdin", "--json"],
-        "backup-before-index",
-        data.clone(),
-    );
+    let mut late = repo.spawn_paused_backup(data.clone());
     late.wait_reached();
     repo.run_ok(&["forget", &id(&first)], b"");
     repo.run_ok(&["prune"], b"");

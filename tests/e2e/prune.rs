@@ -143,11 +143,7 @@ fn prune_rescues_packs_a_backup_started_before_the_mark_needs(store: Store) {
     let repo = TestRepo::new_on(store);
     let data = noise(2_000_000, 5);
     let a = repo.backup(&data, &[]);
-    let mut slow = repo.spawn_paused(
-        &["backup", "--stdin", "--json"],
-        "backup-before-index",
-        data.clone(),
-    );
+    let mut slow = repo.spawn_paused_backup(data.clone());
     slow.wait_reached();
     repo.run_ok(&["forget", &id(&a)], b"");
     let r = prune(&repo, &[]);
@@ -361,12 +357,7 @@ fn prune_reclaims_staging_files_of_interrupted_local_writes() {
     let young = folder.join(format!("ab{}#2", "2".repeat(62)));
     std::fs::write(&old, vec![0u8; 1000]).unwrap();
     std::fs::write(&young, vec![0u8; 1000]).unwrap();
-    let aged = std::process::Command::new("touch")
-        .args(["-d", "2 days ago"])
-        .arg(&old)
-        .status()
-        .unwrap();
-    assert!(aged.success());
+    coffer_e2e::age_file(&old, "2 days ago");
     let out = repo.run_ok(&["check"], b"");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(text.contains("2 unfinished uploads"), "{}", out.explain());

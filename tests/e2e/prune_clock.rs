@@ -34,11 +34,7 @@ fn a_mark_counts_from_when_it_is_written_not_when_it_was_decided() {
     a.wait_reached();
     std::thread::sleep(std::time::Duration::from_secs(3));
     // A backup loads the index now: the pack is not marked yet.
-    let mut b = repo.spawn_paused(
-        &["backup", "--stdin", "--json"],
-        "backup-before-index",
-        data.clone(),
-    );
+    let mut b = repo.spawn_paused_backup(data.clone());
     b.wait_reached();
     let marked = a.resume().ok().json();
     assert!(marked["packs_marked"].as_u64().unwrap() >= 1, "{marked}");
@@ -69,11 +65,7 @@ fn unindexed_packs_are_aged_against_the_time_before_the_index_was_loaded() {
     let repo = TestRepo::new();
     repo.backup(b"an earlier day\n", &[]);
     let data = noise(3_000_000, 22);
-    let mut b = repo.spawn_paused(
-        &["backup", "--stdin", "--json"],
-        "backup-before-index",
-        data.clone(),
-    );
+    let mut b = repo.spawn_paused_backup(data.clone());
     b.wait_reached();
     // The prune starts, loads the index, then stops: the backup commits.
     let mut c = skewed_prune(&repo, "prune-loaded");
@@ -103,11 +95,7 @@ fn an_index_rewritten_from_an_older_view_cannot_bring_a_mark_back() {
     let repo = TestRepo::new();
     let x = noise(2_000_000, 23);
     let s1 = repo.backup(&x, &[]);
-    let mut e = repo.spawn_paused(
-        &["backup", "--stdin", "--json"],
-        "backup-before-index",
-        x.clone(),
-    );
+    let mut e = repo.spawn_paused_backup(x.clone());
     e.wait_reached();
     repo.run_ok(&["forget", &id(&s1)], b"");
     let marked = prune_json(&repo, &[]);
@@ -117,22 +105,14 @@ fn an_index_rewritten_from_an_older_view_cannot_bring_a_mark_back() {
     // pause, moments before) do not.
     std::thread::sleep(std::time::Duration::from_secs(4));
     // B loads the index with the pack marked; much new data: a full rewrite.
-    let mut b = repo.spawn_paused(
-        &["backup", "--stdin", "--json"],
-        "backup-before-index",
-        noise(6_000_000, 24),
-    );
+    let mut b = repo.spawn_paused_backup(noise(6_000_000, 24));
     b.wait_reached();
     let se = e.resume().ok().json();
     assert_eq!(se["new_chunks"].as_u64(), Some(0), "E reused the pack");
     // An hour later: E's snapshot needs the marked pack.
     let later = prune_json(&repo, &[("COFFER_TEST_CLOCK_SKEW_SECS", "3597.5")]);
     assert!(later["packs_rescued"].as_u64().unwrap() >= 1, "{later}");
-    let mut f = repo.spawn_paused(
-        &["backup", "--stdin", "--json"],
-        "backup-before-index",
-        x.clone(),
-    );
+    let mut f = repo.spawn_paused_backup(x.clone());
     f.wait_reached();
     b.resume().ok();
     repo.run_ok(&["forget", &id(&se)], b"");
