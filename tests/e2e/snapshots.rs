@@ -64,5 +64,5 @@ fn version_names_the_formats_it_writes() {
     let out = repo.run_ok(&["version"], b"");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(text.starts_with("coffer 0."), "{text}");
-    assert!(text.contains("repository format 1"), "{text}");
+    assert!(text.contains("repository format 2"), "{text}");
 }

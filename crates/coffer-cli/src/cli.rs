@@ -181,6 +181,10 @@ pub struct InitArgs {
     /// Default zstd level for new data (1-22)
     #[arg(long, default_value_t = coffer_core::compress::DEFAULT_LEVEL, value_name = "LEVEL")]
     pub compression: i32,
+    /// Default for backups: store a changed chunk as a delta against the
+    /// previous version of the same stream (auto) or never (off)
+    #[arg(long, default_value = "auto", value_name = "MODE")]
+    pub delta: coffer_core::delta::DeltaMode,
 }
 
 #[derive(Debug, Args)]
@@ -217,6 +221,11 @@ pub struct BackupArgs {
     /// zstd level for this backup (default: the repository's)
     #[arg(long, value_name = "LEVEL")]
     pub compression: Option<i32>,
+    /// Store changed chunks as deltas against the previous snapshot of the
+    /// same stream and host (auto) or never (off) [default: the
+    /// repository's, auto for repositories created by this version]
+    #[arg(long, value_name = "MODE")]
+    pub delta: Option<coffer_core::delta::DeltaMode>,
     /// Store an empty stream instead of failing
     #[arg(long)]
     pub allow_empty: bool,

@@ -5,14 +5,16 @@
 use std::cell::RefCell;
 
 /// How a blob's payload is encoded before encryption. Stored as one byte;
-/// values not listed here are reserved (2 is planned for "zstd delta against
-/// a base blob").
+/// values not listed here are reserved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
     /// The plaintext as is.
     Raw = 0,
     /// A single zstd frame.
     Zstd = 1,
+    /// A zstd frame against base blobs (repository format 2): see
+    /// [`crate::delta`]. Only the blob reader decodes it, with its bases.
+    Delta = 2,
 }
 
 impl Encoding {
@@ -21,6 +23,7 @@ impl Encoding {
         match b {
             0 => Some(Encoding::Raw),
             1 => Some(Encoding::Zstd),
+            2 => Some(Encoding::Delta),
             _ => None,
         }
     }
@@ -78,6 +81,7 @@ pub fn decompress(encoding: Encoding, payload: Vec<u8>, raw_len: usize) -> Resul
     }
     let out = match encoding {
         Encoding::Raw => payload,
+        Encoding::Delta => return Err("a delta needs its bases to decode".into()),
         Encoding::Zstd => DECOMPRESSOR
             .with(|cell| {
                 let mut slot = cell.borrow_mut();
@@ -97,6 +101,108 @@ pub fn decompress(encoding: Encoding, payload: Vec<u8>, raw_len: usize) -> Resul
         ));
     }
     Ok(out)
+}
+
+thread_local! {
+    static DELTA_COMPRESSOR: RefCell<Option<zstd::zstd_safe::CCtx<'static>>> =
+        const { RefCell::new(None) };
+    static DELTA_DECOMPRESSOR: RefCell<Option<zstd::zstd_safe::DCtx<'static>>> =
+        const { RefCell::new(None) };
+}
+
+/// Largest window a delta frame may use (2^27, zstd's default decoder
+/// limit): bases plus the chunk never exceed it.
+const MAX_WINDOW_LOG: u32 = 27;
+
+/// Put before the bases in the dictionary: zstd would parse a dictionary
+/// that starts with its dictionary magic number as a trained dictionary, so
+/// one fixed byte keeps every base raw content.
+const DICT_LEAD: u8 = 0;
+
+fn window_log(total: usize) -> u32 {
+    (usize::BITS - total.max(1024).saturating_sub(1).leading_zeros()).clamp(10, MAX_WINDOW_LOG)
+}
+
+fn dictionary(bases: &[&[u8]]) -> Vec<u8> {
+    let mut dict = Vec::with_capacity(1 + bases.iter().map(|b| b.len()).sum::<usize>());
+    dict.push(DICT_LEAD);
+    for b in bases {
+        dict.extend_from_slice(b);
+    }
+    dict
+}
+
+fn zstd_error(code: usize) -> String {
+    format!("zstd: {}", zstd::zstd_safe::get_error_name(code))
+}
+
+/// Compresses `data` as one zstd frame that may copy from `bases` (a
+/// delta's base plaintexts, in order), at `level`. The window covers bases
+/// and data, and long-distance matching with a hash table of at least 2^20
+/// entries indexes all of the bases: with level 3's own parameters only the
+/// last MiB before the data would be found.
+pub fn compress_against(bases: &[&[u8]], data: &[u8], level: i32) -> Result<Vec<u8>, String> {
+    use zstd::zstd_safe::{CParameter, ResetDirective};
+    let dict = dictionary(bases);
+    let total = dict.len() + data.len();
+    if total > 1 << MAX_WINDOW_LOG {
+        return Err(format!(
+            "{total} bytes of bases and data exceed a delta's window"
+        ));
+    }
+    DELTA_COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let cctx = slot.get_or_insert_with(zstd::zstd_safe::CCtx::create);
+        cctx.reset(ResetDirective::SessionAndParameters)
+            .map_err(zstd_error)?;
+        let wlog = window_log(total);
+        for p in [
+            CParameter::CompressionLevel(level),
+            CParameter::WindowLog(wlog),
+            CParameter::HashLog(wlog.clamp(16, 20)),
+            CParameter::EnableLongDistanceMatching(true),
+            CParameter::ContentSizeFlag(false),
+            CParameter::ChecksumFlag(false),
+        ] {
+            cctx.set_parameter(p).map_err(zstd_error)?;
+        }
+        cctx.load_dictionary(&dict).map_err(zstd_error)?;
+        let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(data.len()));
+        let result = cctx.compress2(&mut out, data).map_err(zstd_error);
+        // Drop the dictionary: the context is reused for other bases.
+        let _ = cctx.reset(ResetDirective::SessionAndParameters);
+        result.map(|_| out)
+    })
+}
+
+/// Reverses [`compress_against`] with the same `bases`; the output must be
+/// exactly `raw_len` bytes.
+pub fn decompress_against(bases: &[&[u8]], frame: &[u8], raw_len: usize) -> Result<Vec<u8>, String> {
+    use zstd::zstd_safe::{DParameter, ResetDirective};
+    if raw_len > MAX_BLOB_LEN {
+        return Err(format!(
+            "a recorded length of {raw_len} bytes is beyond any blob"
+        ));
+    }
+    let dict = dictionary(bases);
+    DELTA_DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let dctx = slot.get_or_insert_with(zstd::zstd_safe::DCtx::create);
+        dctx.reset(ResetDirective::SessionAndParameters)
+            .map_err(zstd_error)?;
+        dctx.set_parameter(DParameter::WindowLogMax(MAX_WINDOW_LOG))
+            .map_err(zstd_error)?;
+        dctx.load_dictionary(&dict).map_err(zstd_error)?;
+        // One byte of room beyond the recorded length tells "longer" from "exact".
+        let mut out = Vec::with_capacity(raw_len + 1);
+        let result = dctx.decompress(&mut out, frame);
+        let _ = dctx.reset(ResetDirective::SessionAndParameters);
+        match result {
+            Ok(n) if n == raw_len => Ok(out),
+            Ok(n) => Err(format!("decoded to {n} bytes, expected {raw_len}")),
+            Err(code) => Err(format!("delta frame does not decode: {}", zstd_error(code))),
+        }
+    })
 }
 
 #[cfg(test)]
@@ -121,7 +227,46 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_delta_finds_its_base_across_the_whole_prefix() {
+        // 3 MiB of incompressible base; the data repeats its first MiB (so
+        // only a window and tables covering the whole prefix find it).
+        let mut x = 1u64;
+        let base: Vec<u8> = (0..3 << 20)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let mut data = base[..1 << 20].to_vec();
+        data[4096] ^= 1;
+        let (a, b) = base.split_at(1 << 20);
+        let t = std::time::Instant::now();
+        let frame = compress_against(&[a, b], &data, 3).unwrap();
+        eprintln!("{:?} {}", t.elapsed(), frame.len());
+        assert!(frame.len() < 4096, "{} bytes", frame.len());
+        assert_eq!(decompress_against(&[a, b], &frame, data.len()).unwrap(), data);
+        // Other bases, or another length, are an error, not other bytes.
+        let other = vec![0u8; base.len()];
+        assert!(decompress_against(&[&other], &frame, data.len()).map_or(true, |d| d != data));
+        assert!(decompress_against(&[a, b], &frame, data.len() - 1).is_err());
+        assert!(decompress_against(&[a, b], &frame, data.len() + 1).is_err());
+        // The dictionary magic at the start of a base is still raw content.
+        let mut magic = 0xEC30_A437u32.to_le_bytes().to_vec();
+        magic.extend_from_slice(&data[..1000]);
+        let frame = compress_against(&[&magic], &data[..1000], 3).unwrap();
+        assert_eq!(decompress_against(&[&magic], &frame, 1000).unwrap(), &data[..1000]);
+    }
+
     proptest! {
+        #[test]
+        fn delta_round_trip(prefix: Vec<u8>, data: Vec<u8>, level in 1i32..6) {
+            let frame = compress_against(&[&prefix], &data, level).unwrap();
+            prop_assert_eq!(decompress_against(&[&prefix], &frame, data.len()).unwrap(), data);
+        }
+
         #[test]
         fn round_trip(data: Vec<u8>, level in 1i32..6) {
             let (enc, out) = compress(&data, level);

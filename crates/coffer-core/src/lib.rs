@@ -21,6 +21,7 @@ pub mod codec;
 pub mod compress;
 pub mod config;
 pub mod crypto;
+pub mod delta;
 mod error;
 pub mod failpoint;
 pub mod id;

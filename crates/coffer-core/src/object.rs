@@ -9,8 +9,13 @@ use crate::crypto::{random_bytes, MasterKey, SALT_LEN};
 
 /// Magic bytes of a metadata object.
 pub const OBJECT_MAGIC: &[u8; 4] = b"CFOB";
-/// Envelope version written by this build.
+/// Envelope version written by this build for every object but a format 2
+/// `config`.
 pub const OBJECT_VERSION: u8 = 1;
+/// Envelope version of a format 2 `config`: the layout is version 1's, but
+/// coffer before format 2 checks this byte first and so refuses a format 2
+/// repository as newer instead of misreading it.
+pub const CONFIG_V2_ENVELOPE: u8 = 2;
 const HEADER_LEN: usize = 4 + 1 + 1 + SALT_LEN;
 /// Metadata objects are sealed once under their own subkey, so nonce 0 is unique.
 const NONCE: [u8; 12] = [0; 12];
@@ -29,6 +34,10 @@ pub enum ObjectType {
     IndexV2 = 4,
     /// A `locks/<id>` object.
     Lock = 5,
+    /// An `index/<id>` file with delta bases (format 2).
+    IndexV3 = 6,
+    /// A `snapshots/<id>` file with stream sketches (format 2).
+    SnapshotV2 = 7,
 }
 
 /// The type byte of an object, if it has a valid-looking header.
@@ -38,10 +47,16 @@ pub fn type_byte(bytes: &[u8]) -> Option<u8> {
 
 /// Seals a codec payload into an object.
 pub fn seal(key: &MasterKey, kind: ObjectType, payload: &[u8]) -> Vec<u8> {
+    seal_envelope(key, kind, payload, OBJECT_VERSION)
+}
+
+/// Seals a codec payload into an object with the given envelope version
+/// ([`OBJECT_VERSION`] or [`CONFIG_V2_ENVELOPE`]).
+pub fn seal_envelope(key: &MasterKey, kind: ObjectType, payload: &[u8], version: u8) -> Vec<u8> {
     let salt: [u8; SALT_LEN] = random_bytes();
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len() + 32);
     out.extend_from_slice(OBJECT_MAGIC);
-    out.push(OBJECT_VERSION);
+    out.push(version);
     out.push(kind as u8);
     out.extend_from_slice(&salt);
     let (encoding, body) = compress::compress(payload, compress::DEFAULT_LEVEL);
@@ -58,7 +73,7 @@ pub fn open(key: &MasterKey, kind: ObjectType, bytes: &[u8]) -> Result<Vec<u8>, 
     if bytes.len() < HEADER_LEN + 1 + crate::crypto::TAG_LEN || &bytes[..4] != OBJECT_MAGIC {
         return Err("not a coffer object (bad magic or too short)".into());
     }
-    if bytes[4] != OBJECT_VERSION {
+    if bytes[4] != OBJECT_VERSION && bytes[4] != CONFIG_V2_ENVELOPE {
         return Err(format!("unsupported object version {}", bytes[4]));
     }
     if bytes[5] != kind as u8 {
@@ -75,6 +90,7 @@ pub fn open(key: &MasterKey, kind: ObjectType, bytes: &[u8]) -> Result<Vec<u8>, 
     let encoding =
         Encoding::from_byte(plain[0]).ok_or_else(|| format!("unknown encoding {}", plain[0]))?;
     match encoding {
+        Encoding::Delta => Err("a metadata object cannot be a delta".into()),
         Encoding::Raw => Ok(plain[1..].to_vec()),
         // Bounded: no object decodes to more than a reader accepts.
         Encoding::Zstd => {

@@ -12,6 +12,7 @@ use crate::codec;
 use crate::compress::{self, Encoding};
 use crate::crypto::{random_bytes, MasterKey, SubKey, NONCE_LEN, SALT_LEN, TAG_LEN};
 use crate::id::{content_hash, BlobId, PackId};
+use crate::index::DeltaBases;
 
 /// Magic bytes at the start of every pack.
 pub const PACK_MAGIC: &[u8; 4] = b"CFPK";
@@ -32,6 +33,10 @@ pub enum BlobKind {
     Data = 0,
     /// A node of a stream's chunk-list tree.
     Tree = 1,
+    /// A part of a stream version's sketch (format 2; see
+    /// [`crate::delta::sketch`]). Stored in tree packs: small, read at
+    /// backup start.
+    Sketch = 2,
 }
 
 impl BlobKind {
@@ -40,6 +45,7 @@ impl BlobKind {
         match b {
             0 => Some(BlobKind::Data),
             1 => Some(BlobKind::Tree),
+            2 => Some(BlobKind::Sketch),
             _ => None,
         }
     }
@@ -113,6 +119,9 @@ pub struct EncodedBlob<'a> {
     pub payload: &'a [u8],
     /// Plaintext length.
     pub raw_len: u32,
+    /// For a delta (encoding 2), its bases as its payload names them; empty
+    /// otherwise. Recorded in the index, not in the pack.
+    pub bases: &'a [BlobId],
 }
 
 /// A pack being filled. Blobs are sealed as they are added.
@@ -121,6 +130,7 @@ pub struct PackWriter {
     subkey: SubKey,
     buf: Vec<u8>,
     entries: Vec<BlobEntry>,
+    bases: Vec<DeltaBases>,
 }
 
 /// A complete pack, ready to upload under `data/<id>`.
@@ -133,6 +143,8 @@ pub struct FinishedPack {
     pub bytes: Bytes,
     /// The blobs it holds, in order.
     pub blobs: Vec<BlobEntry>,
+    /// The bases of its delta blobs.
+    pub bases: Vec<DeltaBases>,
 }
 
 impl PackWriter {
@@ -146,6 +158,7 @@ impl PackWriter {
             subkey: key.subkey(&salt),
             buf,
             entries: Vec::new(),
+            bases: Vec::new(),
         }
     }
 
@@ -158,7 +171,14 @@ impl PackWriter {
             encoding,
             payload,
             raw_len,
+            bases,
         } = blob;
+        if !bases.is_empty() {
+            self.bases.push(DeltaBases {
+                id,
+                bases: bases.to_vec(),
+            });
+        }
         let offset = u32::try_from(self.buf.len()).expect("packs stay below 4 GiB");
         let entry = BlobEntry {
             kind: kind as u8,
@@ -210,6 +230,7 @@ impl PackWriter {
             salt: self.salt,
             bytes,
             blobs: self.entries,
+            bases: self.bases,
         }
     }
 }
@@ -260,14 +281,13 @@ pub fn parse_header(plain: &[u8], body_end: usize) -> Result<Vec<BlobEntry>, Str
     Ok(header.blobs)
 }
 
-/// Opens one sealed blob: checks the AEAD tag, decodes the payload and checks
-/// that the plaintext's keyed MAC is the blob id. Never returns wrong bytes.
-pub fn open_blob(
-    key: &MasterKey,
+/// Checks a sealed blob's AEAD tag (which binds kind, encoding, id and
+/// length) and returns its encoding and payload, still encoded.
+pub fn open_payload(
     subkey: &SubKey,
     entry: &BlobEntry,
     sealed: &[u8],
-) -> Result<Vec<u8>, String> {
+) -> Result<(Encoding, Vec<u8>), String> {
     let id = entry.id.short();
     let payload = subkey
         .open(&blob_nonce(entry.offset), &blob_aad(entry), sealed)
@@ -278,11 +298,40 @@ pub fn open_blob(
             entry.encoding
         )
     })?;
-    let plain = compress::decompress(encoding, payload, entry.raw_length as usize)
-        .map_err(|e| format!("blob {id}: {e}"))?;
-    if key.blob_id(&plain) != entry.id {
+    Ok((encoding, payload))
+}
+
+/// Checks that a decoded plaintext is the blob `entry` names: its length and
+/// keyed MAC.
+pub fn verify_plain(key: &MasterKey, entry: &BlobEntry, plain: &[u8]) -> Result<(), String> {
+    let id = entry.id.short();
+    if plain.len() != entry.raw_length as usize {
+        return Err(format!(
+            "blob {id}: decoded to {} bytes, expected {}",
+            plain.len(),
+            entry.raw_length
+        ));
+    }
+    if key.blob_id(plain) != entry.id {
         return Err(format!("blob {id}: content does not match its id"));
     }
+    Ok(())
+}
+
+/// Opens one sealed blob that is not a delta: checks the AEAD tag, decodes
+/// the payload and checks that the plaintext's keyed MAC is the blob id.
+/// Never returns wrong bytes. (Deltas need their bases: the blob reader in
+/// `repository/blobs.rs` opens those.)
+pub fn open_blob(
+    key: &MasterKey,
+    subkey: &SubKey,
+    entry: &BlobEntry,
+    sealed: &[u8],
+) -> Result<Vec<u8>, String> {
+    let (encoding, payload) = open_payload(subkey, entry, sealed)?;
+    let plain = compress::decompress(encoding, payload, entry.raw_length as usize)
+        .map_err(|e| format!("blob {}: {e}", entry.id.short()))?;
+    verify_plain(key, entry, &plain)?;
     Ok(plain)
 }
 
@@ -295,7 +344,7 @@ mod tests {
         let mut w = PackWriter::new(key, 1024);
         for b in blobs {
             let (enc, payload) = compress::compress(b, 3);
-            w.add(EncodedBlob {
+            w.add(EncodedBlob { bases: &[],
                 kind: BlobKind::Data,
                 id: key.blob_id(b),
                 encoding: enc,

@@ -6,7 +6,9 @@
 use bincode::{Decode, Encode};
 use jiff::{tz::Offset, Timestamp, Zoned};
 
+use crate::codec;
 use crate::error::{Error, Result};
+use crate::object::ObjectType;
 use crate::id::{BlobId, SnapshotId};
 use crate::tree::TreeEntry;
 
@@ -46,6 +48,93 @@ pub struct StreamEntry {
     /// Sealed bytes of the new blobs (chunks and tree nodes) this stream
     /// added to the repository.
     pub added_size: u64,
+    /// Root of the stream's sketch tree (format 2; see
+    /// [`crate::delta::sketch`]): what the next backup of this stream picks
+    /// delta bases from. `None` in format 1 and for empty streams.
+    pub sketch: Option<TreeEntry>,
+}
+
+/// A stream as type 3 snapshots store it: no sketch.
+#[derive(Encode, Decode)]
+struct StreamEntryV1 {
+    name: String,
+    root: BlobId,
+    size: u64,
+    chunks: u64,
+    stored_size: u64,
+    added_size: u64,
+}
+
+/// Payload of a type 3 snapshot: [`Snapshot`] with [`StreamEntryV1`]s.
+#[derive(Encode, Decode)]
+struct SnapshotV1 {
+    time_unix_ns: i64,
+    utc_offset_s: i32,
+    host: String,
+    user: String,
+    tags: Vec<String>,
+    program_version: String,
+    streams: Vec<StreamEntryV1>,
+}
+
+impl Snapshot {
+    /// The object type and payload to store: type 7 in a format 2
+    /// repository, else type 3 (which has no sketches).
+    pub fn encode(&self, format2: bool) -> (ObjectType, std::result::Result<Vec<u8>, String>) {
+        if format2 {
+            return (ObjectType::SnapshotV2, codec::encode(self));
+        }
+        let v1 = SnapshotV1 {
+            time_unix_ns: self.time_unix_ns,
+            utc_offset_s: self.utc_offset_s,
+            host: self.host.clone(),
+            user: self.user.clone(),
+            tags: self.tags.clone(),
+            program_version: self.program_version.clone(),
+            streams: self
+                .streams
+                .iter()
+                .map(|s| StreamEntryV1 {
+                    name: s.name.clone(),
+                    root: s.root,
+                    size: s.size,
+                    chunks: s.chunks,
+                    stored_size: s.stored_size,
+                    added_size: s.added_size,
+                })
+                .collect(),
+        };
+        (ObjectType::Snapshot, codec::encode(&v1))
+    }
+
+    /// Reads a payload of object type `otype` (3 or 7).
+    pub fn decode(otype: ObjectType, bytes: &[u8]) -> std::result::Result<Self, String> {
+        if otype == ObjectType::SnapshotV2 {
+            return codec::decode(bytes);
+        }
+        let v1: SnapshotV1 = codec::decode(bytes)?;
+        Ok(Snapshot {
+            time_unix_ns: v1.time_unix_ns,
+            utc_offset_s: v1.utc_offset_s,
+            host: v1.host,
+            user: v1.user,
+            tags: v1.tags,
+            program_version: v1.program_version,
+            streams: v1
+                .streams
+                .into_iter()
+                .map(|s| StreamEntry {
+                    name: s.name,
+                    root: s.root,
+                    size: s.size,
+                    chunks: s.chunks,
+                    stored_size: s.stored_size,
+                    added_size: s.added_size,
+                    sketch: None,
+                })
+                .collect(),
+        })
+    }
 }
 
 impl StreamEntry {
@@ -327,7 +416,7 @@ mod tests {
     }
 
     fn stream(name: &str) -> StreamEntry {
-        StreamEntry {
+        StreamEntry { sketch: None,
             name: name.into(),
             root: BlobId([0; 32]),
             size: 1,

@@ -75,6 +75,7 @@ async fn backup(
         upload_concurrency: a.connections,
         recheck_after: std::time::Duration::from_secs(session.global.recheck_after_secs),
         progress: Some(progress.clone()),
+        delta: a.delta,
     };
     let display = progress::start(progress, names.to_vec(), !session.global.quiet);
     let s = if !a.streams.is_empty() {
@@ -110,6 +111,8 @@ async fn backup(
             "chunks": s.snapshot.streams.iter().map(|x| x.chunks).sum::<u64>(),
             "new_chunks": s.new_chunks,
             "new_bytes": s.new_bytes,
+            "delta_chunks": s.delta_chunks,
+            "base_bytes_read": s.base_bytes_read,
             "stored_size": s.snapshot.stored_size(),
             "bytes_added": s.snapshot.added_size(),
             "bytes_uploaded": s.bytes_uploaded,
@@ -141,6 +144,13 @@ async fn backup(
                 format::bytes(x.stored_size),
             ));
         }
+    }
+    if s.delta_chunks > 0 {
+        session.say(format_args!(
+            "  {} new chunks stored as deltas against the previous version ({} of bases read)",
+            s.delta_chunks,
+            format::bytes(s.base_bytes_read),
+        ));
     }
     session.say(format_args!(
         "snapshot {} saved: {} read in {:.1}s ({}/s), {} new, {} added to the repository \

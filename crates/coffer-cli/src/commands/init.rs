@@ -17,6 +17,7 @@ pub async fn run(session: &super::Session<'_>, a: InitArgs) -> Result<()> {
         chunker: ChunkerParams::DEFAULT,
         pack_size: a.pack_size.saturating_mul(1024 * 1024),
         compression_level: a.compression,
+        delta: a.delta,
     };
     let backend = session.backend(true)?;
     let password = password::read(g.password_file.as_deref(), true)?;

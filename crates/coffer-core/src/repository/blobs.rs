@@ -1,17 +1,23 @@
 //! Reading blobs back: the one place where an index entry and pack bytes
-//! become verified plaintext. Restore, check and prune's repack all open
-//! blobs here, and this module owns the rule that a blob is "indexed as this
-//! kind with this length". A new blob encoding (a delta against a base) is
-//! decoded here and nowhere else.
+//! become verified plaintext. Restore, check, prune's repack and backup's
+//! base reads all open blobs here, and this module owns the rule that a blob
+//! is "indexed as this kind with this length". Delta blobs are decoded here
+//! and nowhere else: their bases are read (recursively, through a bounded
+//! cache of plaintexts), the frame decoded against them, and the result's
+//! keyed MAC checked like any blob's.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use rayon::prelude::*;
 
 use super::blocking;
 use crate::backend::{object_path, Backend, Kind};
+use crate::compress::{self, Encoding};
+use crate::delta;
 use crate::crypto::{MasterKey, SubKey};
 use crate::error::{Error, Result};
 use crate::id::BlobId;
@@ -27,18 +33,55 @@ const MAX_GAP: u64 = 1024 * 1024;
 /// Tree packs up to this size are read whole (one GET) on first use.
 const WHOLE_TREE_PACK: u64 = 4 * 1024 * 1024;
 
+/// Plaintexts of base blobs kept for reuse: consecutive deltas share
+/// bases, and a chain's levels are read once.
+const BASE_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Longest delta chain a reader follows: beyond [`crate::delta::MAX_DEPTH`],
+/// which writers keep to, so a policy change stays readable, yet a cycle
+/// planted in storage ends in an error.
+const MAX_CHAIN_READ: u32 = 64;
+
+/// A blob opened as far as its own bytes allow.
+pub(super) enum Opened {
+    /// Verified plaintext.
+    Plain(Vec<u8>),
+    /// A delta whose AEAD tag checked: decoding needs its bases.
+    Delta {
+        /// The blob.
+        entry: BlobEntry,
+        /// Its bases, as its payload names them.
+        bases: Vec<BlobId>,
+        /// The whole payload (bases and frame).
+        payload: Vec<u8>,
+    },
+}
+
+impl Opened {
+    /// The plaintext of a blob that cannot be a delta (a tree node).
+    pub fn plain(self) -> std::result::Result<Vec<u8>, String> {
+        match self {
+            Opened::Plain(p) => Ok(p),
+            Opened::Delta { entry, .. } => Err(format!(
+                "blob {} is stored as a delta, which only data blobs may be",
+                entry.id.short()
+            )),
+        }
+    }
+}
+
 /// Opens one sealed blob found in `bytes`, a slice of its pack that starts
 /// at pack offset `bytes_start`: the blob must lie inside the slice, then
-/// its AEAD tag, encoding, length and keyed MAC are checked
-/// ([`pack::open_blob`]). Every caller that has pack bytes in hand opens
-/// blobs through this function.
+/// its AEAD tag is checked, and for all but deltas its encoding, length and
+/// keyed MAC ([`pack::open_blob`]). Every caller that has pack bytes in
+/// hand opens blobs through this function.
 pub(super) fn open_in(
     key: &MasterKey,
     subkey: &SubKey,
     entry: &BlobEntry,
     bytes: &[u8],
     bytes_start: u64,
-) -> std::result::Result<Vec<u8>, String> {
+) -> std::result::Result<Opened, String> {
     let r = entry.range();
     let sealed = r
         .start
@@ -50,7 +93,111 @@ pub(super) fn open_in(
                 entry.id.short()
             )
         })?;
-    pack::open_blob(key, subkey, entry, sealed)
+    if entry.encoding != Encoding::Delta as u8 {
+        return pack::open_blob(key, subkey, entry, sealed).map(Opened::Plain);
+    }
+    if entry.kind != BlobKind::Data as u8 {
+        return Err(format!("blob {} is a delta but not data", entry.id.short()));
+    }
+    let (_, payload) = pack::open_payload(subkey, entry, sealed)?;
+    let (bases, _) =
+        delta::parse(&payload).map_err(|e| format!("blob {}: {e}", entry.id.short()))?;
+    Ok(Opened::Delta {
+        entry: *entry,
+        bases,
+        payload,
+    })
+}
+
+/// Decodes a delta's payload against its bases' plaintexts and checks the
+/// result is the blob its entry names (length, keyed MAC).
+pub(super) fn finish_delta(
+    key: &MasterKey,
+    entry: &BlobEntry,
+    payload: &[u8],
+    bases: &[&[u8]],
+) -> std::result::Result<Vec<u8>, String> {
+    let id = entry.id.short();
+    let (_, frame) = delta::parse(payload).map_err(|e| format!("blob {id}: {e}"))?;
+    let plain = delta::decode(frame, bases, entry.raw_length as usize)
+        .map_err(|e| format!("delta blob {id}: {e}"))?;
+    pack::verify_plain(key, entry, &plain)?;
+    Ok(plain)
+}
+
+/// Names the delta that needed a base which failed to load.
+fn as_base_of(e: Error, delta: &BlobId) -> Error {
+    match e {
+        Error::Missing { object } => Error::Missing {
+            object: format!("{object} (a base of delta blob {delta})"),
+        },
+        Error::Corrupt { object, reason } => Error::Corrupt {
+            object,
+            reason: format!("{reason} (a base of delta blob {delta})"),
+        },
+        other => other,
+    }
+}
+
+/// Base plaintexts by blob id, least recently used dropped first once they
+/// exceed [`BASE_CACHE_BYTES`].
+#[derive(Default)]
+pub(super) struct BaseCache {
+    inner: Mutex<CacheInner>,
+}
+
+/// A base being read: whoever needs it meanwhile waits for the one read.
+type Loading = Arc<tokio::sync::OnceCell<Arc<Vec<u8>>>>;
+
+#[derive(Default)]
+struct CacheInner {
+    entries: HashMap<BlobId, (Arc<Vec<u8>>, u64)>,
+    loading: HashMap<BlobId, Loading>,
+    bytes: usize,
+    tick: u64,
+    /// Sealed bytes read from storage to get bases.
+    read: u64,
+}
+
+impl BaseCache {
+    /// The cached plaintext, or the cell that the one read of it fills.
+    fn get(&self, id: &BlobId) -> std::result::Result<Arc<Vec<u8>>, Loading> {
+        let mut c = self.inner.lock().expect("cache lock");
+        c.tick += 1;
+        let tick = c.tick;
+        if let Some((p, t)) = c.entries.get_mut(id) {
+            *t = tick;
+            return Ok(p.clone());
+        }
+        Err(c.loading.entry(*id).or_default().clone())
+    }
+
+    fn put(&self, id: BlobId, plain: Arc<Vec<u8>>, sealed_len: u64) {
+        let mut c = self.inner.lock().expect("cache lock");
+        c.loading.remove(&id);
+        c.read += sealed_len;
+        c.tick += 1;
+        let tick = c.tick;
+        c.bytes += plain.len();
+        if let Some((old, _)) = c.entries.insert(id, (plain, tick)) {
+            c.bytes -= old.len();
+        }
+        while c.bytes > BASE_CACHE_BYTES && c.entries.len() > 1 {
+            let oldest = *c
+                .entries
+                .iter()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(id, _)| id)
+                .expect("not empty");
+            let (gone, _) = c.entries.remove(&oldest).expect("present");
+            c.bytes -= gone.len();
+        }
+    }
+
+    /// Sealed bytes read from storage for bases so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.inner.lock().expect("cache lock").read
+    }
 }
 
 /// Where the index places blob `id`, which a tree says is of `kind` and
@@ -67,6 +214,7 @@ pub(super) fn locate(
     let what = match kind {
         BlobKind::Data => "data blob",
         BlobKind::Tree => "tree blob",
+        BlobKind::Sketch => "sketch blob",
     };
     let loc = index.get(kind, id).ok_or_else(|| Error::Missing {
         object: format!("{what} {id}"),
@@ -132,6 +280,7 @@ pub(super) struct BlobReader {
     backend: Backend,
     key: Arc<MasterKey>,
     index: Arc<Index>,
+    bases: Arc<BaseCache>,
 }
 
 impl BlobReader {
@@ -141,7 +290,116 @@ impl BlobReader {
             backend,
             key,
             index,
+            bases: Arc::default(),
         }
+    }
+
+    /// Sealed bytes read from storage to decode deltas' bases.
+    pub fn base_bytes_read(&self) -> u64 {
+        self.bases.bytes_read()
+    }
+
+    /// The plaintext of data blob `id`, decoding delta chains; kept in the
+    /// base cache. For bases: blobs read in stream order go through
+    /// [`BlobReader::finish`].
+    pub fn base_plaintext(&self, id: BlobId) -> BoxFuture<'_, Result<Arc<Vec<u8>>>> {
+        self.plaintext_at(id, 0).boxed()
+    }
+
+    async fn plaintext_at(&self, id: BlobId, depth: u32) -> Result<Arc<Vec<u8>>> {
+        let cell = match self.bases.get(&id) {
+            Ok(hit) => return Ok(hit),
+            Err(cell) => cell,
+        };
+        let plain = cell.get_or_try_init(|| self.load_base(id, depth)).await?;
+        Ok(plain.clone())
+    }
+
+    /// Reads and decodes one base for the cache.
+    async fn load_base(&self, id: BlobId, depth: u32) -> Result<Arc<Vec<u8>>> {
+        if depth > MAX_CHAIN_READ {
+            return Err(Error::corrupt(
+                format!("data blob {id}"),
+                format!("a delta chain longer than {MAX_CHAIN_READ} (a cycle?)"),
+            ));
+        }
+        let loc = self.locate(&id, BlobKind::Data, None)?;
+        let path = self.pack_path(loc.pack);
+        let r = loc.entry.range();
+        let bytes = self.backend.get_range(&path, r.clone()).await?;
+        let this = self.clone();
+        let opened = blocking(move || this.open_many(loc.pack, &[loc.entry], &bytes, r.start))
+            .await?
+            .pop()
+            .expect("one blob");
+        let plain = self
+            .finish_at(loc.pack, vec![opened], depth)
+            .await?
+            .pop()
+            .expect("one blob");
+        let plain = Arc::new(plain);
+        self.bases.put(id, plain.clone(), loc.entry.length as u64);
+        Ok(plain)
+    }
+
+    /// Fetches one coalesced read (one ranged GET) and returns its blobs'
+    /// plaintexts, in order (not cached).
+    pub async fn fetch_read(&self, read: PackRead) -> Result<Vec<Vec<u8>>> {
+        let path = self.pack_path(read.pack);
+        let bytes = self.backend.get_range(&path, read.start..read.end).await?;
+        let this = self.clone();
+        let pack = read.pack;
+        let opened =
+            blocking(move || this.open_many(read.pack, &read.blobs, &bytes, read.start)).await?;
+        self.finish(pack, opened).await
+    }
+
+    /// Turns opened blobs of pack `pack` into plaintexts, reading and
+    /// decoding the bases of deltas among them.
+    pub async fn finish(&self, pack: u32, opened: Vec<Opened>) -> Result<Vec<Vec<u8>>> {
+        self.finish_at(pack, opened, 0).await
+    }
+
+    async fn finish_at(&self, pack: u32, opened: Vec<Opened>, depth: u32) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::with_capacity(opened.len());
+        for o in opened {
+            match o {
+                Opened::Plain(p) => out.push(p),
+                Opened::Delta {
+                    entry,
+                    bases,
+                    payload,
+                } => {
+                    let loc = BlobLocation { pack, entry };
+                    if self.index.bases(&loc) != Some(&bases[..]) {
+                        return Err(Error::corrupt(
+                            self.pack_path(pack),
+                            format!(
+                                "delta blob {} names other bases than the index lists",
+                                entry.id
+                            ),
+                        ));
+                    }
+                    let mut plains = Vec::with_capacity(bases.len());
+                    for b in &bases {
+                        let p = Box::pin(self.plaintext_at(*b, depth + 1))
+                            .await
+                            .map_err(|e| as_base_of(e, &entry.id))?;
+                        plains.push(p);
+                    }
+                    let key = self.key.clone();
+                    let path = self.pack_path(pack);
+                    let plain = blocking(move || {
+                        let refs: Vec<&[u8]> = plains.iter().map(|p| p.as_slice()).collect();
+                        finish_delta(&key, &entry, &payload, &refs)
+                            .map_err(|reason| Error::corrupt(path, reason))
+                    })
+                    .await?;
+                    out.push(plain);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The index it reads through.
@@ -170,14 +428,14 @@ impl BlobReader {
 
     /// Opens, in parallel and in order, `blobs` of pack number `pack` out of
     /// `bytes`, which start at pack offset `bytes_start` (CPU work; call on
-    /// a blocking thread).
+    /// a blocking thread). Deltas come back for [`BlobReader::finish`].
     pub fn open_many(
         &self,
         pack: u32,
         blobs: &[BlobEntry],
         bytes: &[u8],
         bytes_start: u64,
-    ) -> Result<Vec<Vec<u8>>> {
+    ) -> Result<Vec<Opened>> {
         let subkey = self.subkey(pack);
         blobs
             .par_iter()
@@ -189,8 +447,9 @@ impl BlobReader {
     }
 
     /// Opens a batch of blobs of one pack, each already cut to its sealed
-    /// bytes (CPU work; call on a blocking thread).
-    pub fn open_cut(&self, pack: u32, batch: &[(BlobEntry, Bytes)]) -> Result<Vec<Vec<u8>>> {
+    /// bytes (CPU work; call on a blocking thread). Deltas come back for
+    /// [`BlobReader::finish`].
+    pub fn open_cut(&self, pack: u32, batch: &[(BlobEntry, Bytes)]) -> Result<Vec<Opened>> {
         let subkey = self.subkey(pack);
         batch
             .par_iter()
@@ -201,11 +460,38 @@ impl BlobReader {
             .collect()
     }
 
-    /// Fetches a whole pack and opens the given blobs of it.
-    pub async fn read_from_pack(&self, pack: u32, blobs: Vec<BlobEntry>) -> Result<Vec<Vec<u8>>> {
+    /// Fetches a whole pack and returns the given blobs of it as stored:
+    /// encoding and payload, AEAD-checked, and for all but deltas decoded
+    /// and verified (prune's repack copies payloads as they are).
+    pub async fn read_payloads(
+        &self,
+        pack: u32,
+        blobs: Vec<BlobEntry>,
+    ) -> Result<Vec<(Encoding, Vec<u8>)>> {
         let bytes = self.backend.get(&self.pack_path(pack)).await?;
         let this = self.clone();
-        blocking(move || this.open_many(pack, &blobs, &bytes, 0)).await
+        blocking(move || {
+            let subkey = this.subkey(pack);
+            blobs
+                .par_iter()
+                .map(|e| {
+                    let bad = |reason| Error::corrupt(this.pack_path(pack), reason);
+                    let sealed = bytes.get(e.range().start as usize..e.range().end as usize);
+                    let sealed = sealed.ok_or_else(|| {
+                        bad(format!("blob {} lies outside the pack", e.id.short()))
+                    })?;
+                    let (encoding, payload) = pack::open_payload(&subkey, e, sealed).map_err(bad)?;
+                    if encoding != Encoding::Delta {
+                        let plain =
+                            compress::decompress(encoding, payload.clone(), e.raw_length as usize)
+                                .map_err(bad)?;
+                        pack::verify_plain(&this.key, e, &plain).map_err(bad)?;
+                    }
+                    Ok((encoding, payload))
+                })
+                .collect()
+        })
+        .await
     }
 
     /// Loads tree nodes, coalescing neighbours in the same pack.
@@ -245,8 +531,9 @@ impl BlobReader {
                 (plains, read)
             })
             .await;
-            for (plain, e) in plains?.into_iter().zip(&read.blobs) {
-                let node = TreeNode::decode(&plain).map_err(|r| Error::corrupt(&path, r))?;
+            for (opened, e) in plains?.into_iter().zip(&read.blobs) {
+                let bad = |r: String| Error::corrupt(&path, r);
+                let node = TreeNode::decode(&opened.plain().map_err(bad)?).map_err(bad)?;
                 nodes.insert(e.id, node);
             }
         }
@@ -270,7 +557,9 @@ impl BlobReader {
                 .iter()
                 .filter(|e| e.kind == BlobKind::Tree as u8)
                 .map(|e| {
-                    let plain = open_in(&key, &subkey, e, &bytes, 0).map_err(bad)?;
+                    let plain = open_in(&key, &subkey, e, &bytes, 0)
+                        .and_then(Opened::plain)
+                        .map_err(bad)?;
                     Ok((e.id, TreeNode::decode(&plain).map_err(bad)?))
                 })
                 .collect()
@@ -296,12 +585,15 @@ mod tests {
             encoding: enc,
             payload: &payload,
             raw_len: 11,
+            bases: &[],
         });
         let pack = w.finish();
         let e = pack.blobs[0];
         let sub = key.subkey(&pack.salt);
         assert_eq!(
-            open_in(&key, &sub, &e, &pack.bytes, 0).unwrap(),
+            open_in(&key, &sub, &e, &pack.bytes, 0)
+                .and_then(Opened::plain)
+                .unwrap(),
             b"hello hello"
         );
         let r = e.range();
@@ -327,7 +619,7 @@ mod tests {
         let mut index = Index::default();
         index
             .add_file(&IndexFile {
-                packs: vec![IndexedPack {
+                packs: vec![IndexedPack { bases: vec![],
                     id: PackId([1; 32]),
                     salt: [0; 32],
                     size: 100,

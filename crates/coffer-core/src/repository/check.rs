@@ -1,9 +1,11 @@
 //! `check`: verifies a repository and reports every problem with the object
 //! it concerns, never stopping at the first. Structure: every index and
 //! snapshot object opens, every indexed pack exists with the indexed size,
-//! every snapshot's tree resolves and every chunk it lists is indexed. With
-//! `read_data`, packs are downloaded and every blob in them is opened
-//! (hash of the pack, AEAD, length, keyed MAC) and compared with the index.
+//! every snapshot's tree (and sketch) resolves and every chunk it lists is
+//! indexed, down to the bases of deltas. With `read_data`, packs are
+//! downloaded and every blob in them is opened (hash of the pack, AEAD,
+//! length, keyed MAC; a delta decoded against its bases) and compared with
+//! the index.
 //! Reading only: check never changes the repository, and it reads storage,
 //! never the local cache.
 
@@ -12,16 +14,16 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 
-use super::blobs::{open_in, BlobReader};
+use super::blobs::{open_in, BlobReader, Opened};
 use super::index_files::Walk;
 use super::{blocking, Repository};
 use crate::backend::{object_path, Kind};
 use crate::error::{Error, Result};
 use crate::id::{content_hash, BlobId, PackId};
-use crate::index::IndexedPack;
+use crate::index::{BlobLocation, IndexedPack};
 use crate::pack::{self, BlobKind};
 use crate::snapshot::Snapshot;
-use crate::tree::{Step, TreeWalker};
+use crate::tree::{Step, TreeEntry, TreeWalker};
 
 /// Which packs `check` downloads and verifies blob by blob.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -264,7 +266,7 @@ impl Repository {
             })
             .collect();
         let results: Vec<Result<(u64, Vec<Problem>)>> = futures::stream::iter(selected)
-            .map(|p| read_pack(self, p))
+            .map(|p| read_pack(self, &reader, p))
             .buffer_unordered(2)
             .collect()
             .await;
@@ -291,93 +293,143 @@ async fn check_snapshot(
     let object = object_path(Kind::Snapshot, id);
     let mut whole = HashSet::new();
     for stream in &snap.streams {
-        let mut walker = TreeWalker::new(stream.root_entry());
-        let (mut missing, mut bytes) = (0usize, 0u64);
-        // Chunks per pack that is gone.
-        let mut lost: std::collections::BTreeMap<u32, u64> = Default::default();
-        loop {
-            match walker.next_step() {
-                Step::Need(node_id) => {
-                    let node = match reader.load_nodes(&[node_id], &mut whole).await {
-                        Ok(mut nodes) => nodes.remove(&node_id),
-                        Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => {
-                            report.error_from(&e);
-                            None
-                        }
-                        Err(e) => return Err(e),
-                    };
-                    let Some(node) = node else {
-                        report.error(
-                            &object,
-                            format!(
-                                "stream {:?}: tree node {node_id} cannot be read",
-                                stream.name
-                            ),
-                        );
-                        break;
-                    };
-                    if let Err(reason) = walker.provide(node) {
-                        report.error(&object, format!("stream {:?}: {reason}", stream.name));
-                        break;
-                    }
-                }
-                Step::Chunk(chunk) => {
-                    bytes += chunk.size;
-                    match reader.locate(&chunk.id, BlobKind::Data, Some(chunk.size)) {
-                        Ok(loc) if gone.contains(&loc.pack) => {
-                            *lost.entry(loc.pack).or_default() += 1;
-                        }
-                        Ok(_) => {}
-                        Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => {
-                            missing += 1;
-                            if missing <= MISSING_REPORTED {
-                                report.error(&object, format!("stream {:?}: {e}", stream.name));
-                            }
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-                Step::Done => {
-                    if bytes != stream.size {
-                        report.error(
-                            &object,
-                            format!(
-                                "stream {:?}: tree covers {bytes} bytes, snapshot says {}",
-                                stream.name, stream.size
-                            ),
-                        );
-                    }
-                    break;
+        let label = format!("stream {:?}", stream.name);
+        let root = (stream.root_entry(), BlobKind::Data);
+        check_tree(reader, gone, (&object, &label), root, &mut whole, report).await?;
+        if let Some(sketch) = stream.sketch {
+            let label = format!("the sketch of stream {:?}", stream.name);
+            let root = (sketch, BlobKind::Sketch);
+            check_tree(reader, gone, (&object, &label), root, &mut whole, report).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Why the delta chain below a chunk cannot be decoded, if it cannot: a
+/// base not indexed as data, or a chain too long (a cycle). Index only.
+fn chain_problem(reader: &BlobReader, loc: &BlobLocation) -> Option<String> {
+    let mut pending = vec![(*loc, 0u32)];
+    while let Some((loc, depth)) = pending.pop() {
+        let Some(bases) = reader.index().bases(&loc) else {
+            continue;
+        };
+        if depth >= 64 {
+            return Some(format!("delta blob {}: its chain is longer than 64", loc.entry.id));
+        }
+        for b in bases {
+            match reader.index().get(BlobKind::Data, b) {
+                Some(base) => pending.push((base, depth + 1)),
+                None => {
+                    return Some(format!(
+                        "delta blob {}: its base {b} is not indexed",
+                        loc.entry.id
+                    ))
                 }
             }
         }
-        for (pack, chunks) in lost {
-            report.error(
-                &object,
-                format!(
-                    "stream {:?}: {chunks} data blobs are in {}, which is missing",
-                    stream.name,
-                    reader.pack_path(pack)
-                ),
-            );
+    }
+    None
+}
+
+/// Walks one tree (a stream's chunks, or its sketch's parts): nodes must
+/// load and agree, every leaf must be indexed as `leaf` with the size the
+/// tree records, in a pack that storage still has (`gone` lists the pack
+/// numbers it lacks), and a delta's bases must be indexed.
+async fn check_tree(
+    reader: &BlobReader,
+    gone: &HashSet<u32>,
+    (object, label): (&str, &str),
+    (root, leaf): (TreeEntry, BlobKind),
+    whole: &mut HashSet<u32>,
+    report: &mut CheckReport,
+) -> Result<()> {
+    let mut walker = TreeWalker::new(root);
+    let (mut missing, mut bytes) = (0usize, 0u64);
+    // Chunks per pack that is gone.
+    let mut lost: std::collections::BTreeMap<u32, u64> = Default::default();
+    loop {
+        match walker.next_step() {
+            Step::Need(node_id) => {
+                let node = match reader.load_nodes(&[node_id], whole).await {
+                    Ok(mut nodes) => nodes.remove(&node_id),
+                    Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => {
+                        report.error_from(&e);
+                        None
+                    }
+                    Err(e) => return Err(e),
+                };
+                let Some(node) = node else {
+                    report.error(object, format!("{label}: tree node {node_id} cannot be read"));
+                    break;
+                };
+                if let Err(reason) = walker.provide(node) {
+                    report.error(object, format!("{label}: {reason}"));
+                    break;
+                }
+            }
+            Step::Chunk(chunk) => {
+                bytes += chunk.size;
+                match reader.locate(&chunk.id, leaf, Some(chunk.size)) {
+                    Ok(loc) if gone.contains(&loc.pack) => {
+                        *lost.entry(loc.pack).or_default() += 1;
+                    }
+                    Ok(loc) => {
+                        if let Some(problem) = chain_problem(reader, &loc) {
+                            missing += 1;
+                            if missing <= MISSING_REPORTED {
+                                report.error(object, format!("{label}: {problem}"));
+                            }
+                        }
+                    }
+                    Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => {
+                        missing += 1;
+                        if missing <= MISSING_REPORTED {
+                            report.error(object, format!("{label}: {e}"));
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Step::Done => {
+                if bytes != root.size {
+                    report.error(
+                        object,
+                        format!("{label}: tree covers {bytes} bytes, snapshot says {}", root.size),
+                    );
+                }
+                break;
+            }
         }
-        if missing > MISSING_REPORTED {
-            report.error(
-                &object,
-                format!(
-                    "stream {:?}: {} more data blobs are not indexed as the tree says",
-                    stream.name,
-                    missing - MISSING_REPORTED
-                ),
-            );
-        }
+    }
+    for (pack, chunks) in lost {
+        report.error(
+            object,
+            format!(
+                "{label}: {chunks} data blobs are in {}, which is missing",
+                reader.pack_path(pack)
+            ),
+        );
+    }
+    if missing > MISSING_REPORTED {
+        report.error(
+            object,
+            format!(
+                "{label}: {} more data blobs are not indexed as the tree says",
+                missing - MISSING_REPORTED
+            ),
+        );
     }
     Ok(())
 }
 
 /// Downloads one pack and opens every blob it holds; returns the number of
 /// blobs opened and the problems found.
-async fn read_pack(repo: &Repository, expected: IndexedPack) -> Result<(u64, Vec<Problem>)> {
+/// Deltas are decoded against their bases, read through `reader`.
+async fn read_pack(
+    repo: &Repository,
+    reader: &BlobReader,
+    expected: IndexedPack,
+) -> Result<(u64, Vec<Problem>)> {
     let path = object_path(Kind::Pack, &expected.id.to_hex());
     let bytes = match repo.backend.get(&path).await {
         Ok(b) => b,
@@ -393,7 +445,10 @@ async fn read_pack(repo: &Repository, expected: IndexedPack) -> Result<(u64, Vec
         Err(e) => return Err(e),
     };
     let key = repo.key.clone();
-    Ok(blocking(move || {
+    let number = reader.index().pack_number(&expected.id);
+    let (opened, mut deltas, mut problems) = blocking({
+        let path = path.clone();
+        move || {
         let mut problems = Vec::new();
         let mut err = |message: String| {
             problems.push(Problem {
@@ -408,7 +463,7 @@ async fn read_pack(repo: &Repository, expected: IndexedPack) -> Result<(u64, Vec
             Ok(h) => h,
             Err(reason) => {
                 err(format!("header: {reason}"));
-                return (0, problems);
+                return (0, Vec::new(), problems);
             }
         };
         if salt != expected.salt {
@@ -426,15 +481,39 @@ async fn read_pack(repo: &Repository, expected: IndexedPack) -> Result<(u64, Vec
         }
         let subkey = key.subkey(&salt);
         let mut opened = 0;
+        let mut deltas = Vec::new();
         for e in &header {
             match open_in(&key, &subkey, e, &bytes, 0) {
-                Ok(_) => opened += 1,
+                Ok(Opened::Plain(_)) => opened += 1,
+                Ok(delta) => deltas.push((e.id, delta)),
                 Err(reason) => err(reason),
             }
         }
-        (opened, problems)
-    })
-    .await)
+        (opened, deltas, problems)
+    }})
+    .await;
+    // Deltas decode against their bases (read through the index, with the
+    // reader's cache), one at a time: a failure names the delta and base.
+    let mut opened = opened;
+    if let Some(number) = number {
+        for (_, delta) in deltas.drain(..) {
+            match reader.finish(number, vec![delta]).await {
+                Ok(_) => opened += 1,
+                Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => problems.push(Problem {
+                    object: path.clone(),
+                    message: e.to_string(),
+                }),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    for (id, _) in deltas {
+        problems.push(Problem {
+            object: path.clone(),
+            message: format!("delta blob {} is in a pack the index does not list", id.short()),
+        });
+    }
+    Ok((opened, problems))
 }
 
 #[cfg(test)]

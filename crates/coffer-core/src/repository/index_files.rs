@@ -14,7 +14,8 @@ use crate::codec;
 use crate::error::{Error, Result};
 use crate::id::IndexId;
 use crate::index::{
-    is_full_part, plan_index_write, split_index_file, Index, IndexFile, IndexFileV1, IndexPlan,
+    is_full_part, plan_index_write, split_index_file, Index, IndexFile, IndexFileV1, IndexFileV2,
+    IndexPlan,
     IndexedPack, MAX_INDEX_FILE_BLOBS,
 };
 use crate::object::{self, ObjectType};
@@ -172,13 +173,21 @@ impl Repository {
         let key = self.key.clone();
         blocking(move || {
             let bad = |e: String| Error::corrupt(path.clone(), e);
-            if object::type_byte(&bytes) == Some(ObjectType::Index as u8) {
-                let plain = object::open(&key, ObjectType::Index, &bytes).map_err(bad)?;
-                let v1: IndexFileV1 = codec::decode(&plain).map_err(bad)?;
-                Ok(v1.into())
-            } else {
-                let plain = object::open(&key, ObjectType::IndexV2, &bytes).map_err(bad)?;
-                codec::decode(&plain).map_err(bad)
+            match object::type_byte(&bytes) {
+                Some(t) if t == ObjectType::Index as u8 => {
+                    let plain = object::open(&key, ObjectType::Index, &bytes).map_err(bad)?;
+                    let v1: IndexFileV1 = codec::decode(&plain).map_err(bad)?;
+                    Ok(v1.into())
+                }
+                Some(t) if t == ObjectType::IndexV3 as u8 => {
+                    let plain = object::open(&key, ObjectType::IndexV3, &bytes).map_err(bad)?;
+                    codec::decode(&plain).map_err(bad)
+                }
+                _ => {
+                    let plain = object::open(&key, ObjectType::IndexV2, &bytes).map_err(bad)?;
+                    let v2: IndexFileV2 = codec::decode(&plain).map_err(bad)?;
+                    Ok(v2.into())
+                }
             }
         })
         .await
@@ -194,13 +203,17 @@ impl Repository {
 
     async fn write_index_split(&self, file: IndexFile, max_blobs: u64) -> Result<(IndexId, u64)> {
         let mut written = (IndexId([0; 32]), 0);
+        let format2 = self.config.has_deltas();
         for part in split_index_file(file, max_blobs) {
-            let payload = codec::encode(&part).map_err(|e| {
-                Error::Internal(format!("an index file of {} blobs: {e}", part.blob_count()))
-            })?;
-            let (hash, len) = self
-                .write_named(Kind::Index, ObjectType::IndexV2, &payload)
-                .await?;
+            let blobs = part.blob_count();
+            let bad = |e: String| Error::Internal(format!("an index file of {blobs} blobs: {e}"));
+            let (otype, payload) = if format2 {
+                (ObjectType::IndexV3, codec::encode(&part).map_err(bad)?)
+            } else {
+                let v2 = IndexFileV2::try_from(part).map_err(bad)?;
+                (ObjectType::IndexV2, codec::encode(&v2).map_err(bad)?)
+            };
+            let (hash, len) = self.write_named(Kind::Index, otype, &payload).await?;
             written = (IndexId(hash), written.1 + len);
         }
         Ok(written)
@@ -283,7 +296,7 @@ mod tests {
     /// themselves are never stored: only the index is exercised.
     fn synthetic(first: u32, n: u32) -> IndexFile {
         let packs = (first..first + n)
-            .map(|p| IndexedPack {
+            .map(|p| IndexedPack { bases: vec![],
                 id: PackId(*blake3::hash(&p.to_le_bytes()).as_bytes()),
                 salt: [0; 32],
                 size: 1000,

@@ -257,10 +257,10 @@ impl Repository {
                 // cannot read it (a newer coffer's, or damaged): only its
                 // age on the storage's clock lets it expire.
                 match self
-                    .read_sealed(Kind::Lock, ObjectType::Lock, name.clone(), false)
+                    .read_sealed(Kind::Lock, &[ObjectType::Lock], name.clone(), false)
                     .await
                 {
-                    Ok(plain) => match codec::decode::<LockInfo>(&plain) {
+                    Ok((_, plain)) => match codec::decode::<LockInfo>(&plain) {
                         // Killed in this very place (a crashed run in the
                         // same pod): no need to wait 30 minutes.
                         Ok(info) if holder_is_dead(&info) => LockState::DeadHolder,

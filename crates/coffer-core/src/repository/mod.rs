@@ -43,10 +43,10 @@ use futures::{StreamExt, TryStreamExt};
 use crate::backend::{object_path, Backend, Kind, Put, CONFIG_PATH};
 use crate::cache::Cache;
 use crate::chunker::ChunkerParams;
-use crate::codec;
 
 use crate::config::{RepoConfig, REPO_VERSION};
 use crate::crypto::{KdfParams, MasterKey};
+use crate::delta::DeltaMode;
 use crate::error::{Error, Result};
 use crate::id::{content_hash, KeyId, SnapshotId};
 use crate::index::IndexedPack;
@@ -76,6 +76,8 @@ pub struct InitOptions {
     pub pack_size: u32,
     /// Default zstd level.
     pub compression_level: i32,
+    /// Default delta mode of backups.
+    pub delta: DeltaMode,
 }
 
 impl Default for InitOptions {
@@ -86,6 +88,7 @@ impl Default for InitOptions {
             chunker: c.chunker,
             pack_size: c.pack_size,
             compression_level: c.compression_level,
+            delta: c.delta,
         }
     }
 }
@@ -148,6 +151,7 @@ async fn store_pack(backend: &Backend, pack: FinishedPack) -> Result<IndexedPack
         salt: pack.salt,
         size,
         blobs: pack.blobs,
+        bases: pack.bases,
     })
 }
 
@@ -172,7 +176,12 @@ impl Repository {
                 location: backend.location().to_string(),
             });
         }
-        let config = RepoConfig::new(opts.chunker, opts.pack_size, opts.compression_level);
+        let config = RepoConfig::new(
+            opts.chunker,
+            opts.pack_size,
+            opts.compression_level,
+            opts.delta,
+        );
         config.validate().map_err(Error::InvalidArgument)?;
         let key = MasterKey::generate();
         let (key_id, key_bytes) = {
@@ -193,8 +202,9 @@ impl Repository {
         backend
             .put_new(&object_path(Kind::Key, &key_id.to_hex()), key_bytes.into())
             .await?;
-        let payload = codec::encode(&config).map_err(|e| Error::corrupt(CONFIG_PATH, e))?;
-        let sealed = object::seal(&key, ObjectType::Config, &payload);
+        let payload = config.encode().map_err(|e| Error::corrupt(CONFIG_PATH, e))?;
+        let sealed =
+            object::seal_envelope(&key, ObjectType::Config, &payload, object::CONFIG_V2_ENVELOPE);
         if backend.put_new(CONFIG_PATH, sealed.into()).await? == Put::Existed {
             return Err(Error::RepositoryExists {
                 location: backend.location().to_string(),
@@ -230,12 +240,12 @@ impl Repository {
         listed.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
         if config_bytes.len() > 4
             && &config_bytes[..4] == object::OBJECT_MAGIC
-            && config_bytes[4] > object::OBJECT_VERSION
+            && config_bytes[4] > object::CONFIG_V2_ENVELOPE
         {
             return Err(Error::UnsupportedVersion {
                 object: CONFIG_PATH.into(),
                 version: config_bytes[4] as u32,
-                supported: object::OBJECT_VERSION as u32,
+                supported: object::CONFIG_V2_ENVELOPE as u32,
             });
         }
         // Precedence of failures: a config that the unlocked master key
@@ -284,15 +294,17 @@ impl Repository {
                     continue;
                 }
             };
-            let config: RepoConfig =
-                codec::decode(&plain).map_err(|e| Error::corrupt(CONFIG_PATH, e))?;
-            if config.version > REPO_VERSION {
-                return Err(Error::UnsupportedVersion {
-                    object: CONFIG_PATH.into(),
-                    version: config.version,
-                    supported: REPO_VERSION,
-                });
-            }
+            let config = match RepoConfig::decode(&plain) {
+                Ok(c) => c,
+                Err(Ok(version)) => {
+                    return Err(Error::UnsupportedVersion {
+                        object: CONFIG_PATH.into(),
+                        version,
+                        supported: REPO_VERSION,
+                    })
+                }
+                Err(Err(e)) => return Err(Error::corrupt(CONFIG_PATH, e)),
+            };
             config
                 .validate()
                 .map_err(|e| Error::corrupt(CONFIG_PATH, e))?;
@@ -392,30 +404,37 @@ impl Repository {
         write_sealed(&self.backend, &self.key, kind, otype, payload).await
     }
 
+    /// Reads a content-named object of one of the `types` (the first when
+    /// its type byte names none of them); returns the type and payload.
     async fn read_sealed(
         &self,
         kind: Kind,
-        otype: ObjectType,
+        types: &'static [ObjectType],
         name: String,
         cached: bool,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<(ObjectType, Vec<u8>)> {
         let (path, bytes) = self.read_named(kind, &name, cached).await?;
         let key = self.key.clone();
-        blocking(move || object::open(&key, otype, &bytes).map_err(|e| Error::corrupt(path, e)))
-            .await
+        blocking(move || {
+            let found = object::type_byte(&bytes);
+            let otype = *types
+                .iter()
+                .find(|t| Some(**t as u8) == found)
+                .unwrap_or(&types[0]);
+            object::open(&key, otype, &bytes)
+                .map(|plain| (otype, plain))
+                .map_err(|e| Error::corrupt(path, e))
+        })
+        .await
     }
 
     /// Writes a snapshot (after its index is stored).
     pub(crate) async fn write_snapshot(&self, snap: &Snapshot) -> Result<(SnapshotId, u64)> {
-        let (hash, len) = self
-            .write_named(
-                Kind::Snapshot,
-                ObjectType::Snapshot,
-                &codec::encode(snap).map_err(|e| {
-                    Error::InvalidArgument(format!("the snapshot is too large to store: {e}"))
-                })?,
-            )
-            .await?;
+        let (otype, payload) = snap.encode(self.config.has_deltas());
+        let payload = payload.map_err(|e| {
+            Error::InvalidArgument(format!("the snapshot is too large to store: {e}"))
+        })?;
+        let (hash, len) = self.write_named(Kind::Snapshot, otype, &payload).await?;
         Ok((SnapshotId(hash), len))
     }
 
@@ -428,10 +447,15 @@ impl Repository {
         let path = object_path(Kind::Snapshot, &name);
         let id = SnapshotId::from_hex(&name)
             .ok_or_else(|| Error::corrupt(path.clone(), "name is not a snapshot id"))?;
-        let plain = self
-            .read_sealed(Kind::Snapshot, ObjectType::Snapshot, name, cached)
+        let (otype, plain) = self
+            .read_sealed(
+                Kind::Snapshot,
+                &[ObjectType::SnapshotV2, ObjectType::Snapshot],
+                name,
+                cached,
+            )
             .await?;
-        let snap = codec::decode(&plain).map_err(|e| Error::corrupt(path, e))?;
+        let snap = Snapshot::decode(otype, &plain).map_err(|e| Error::corrupt(path, e))?;
         Ok((id, snap))
     }
 

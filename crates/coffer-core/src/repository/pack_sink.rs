@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use crate::crypto::MasterKey;
-use crate::pack::{EncodedBlob, PackWriter};
+use crate::pack::{BlobKind, EncodedBlob, PackWriter};
 
 /// Room reserved beyond the target size, so the blob that fills a pack
 /// (at most one maximum-size chunk) never makes its buffer grow.
@@ -17,7 +17,8 @@ const PACK_SLACK: usize = 1024 * 1024;
 pub(super) struct PackSink {
     key: Arc<MasterKey>,
     pack_size: usize,
-    /// Indexed by `BlobKind as usize`: data, tree.
+    /// Data packs, and tree packs (tree nodes and sketch parts: the
+    /// metadata a command reads before any data).
     open: [Option<PackWriter>; 2],
 }
 
@@ -34,7 +35,10 @@ impl PackSink {
     /// Seals one encoded blob into the open pack of its kind. Returns its
     /// sealed length and, when that pack is now full, the pack to ship.
     pub fn add(&mut self, blob: EncodedBlob<'_>) -> (u32, Option<PackWriter>) {
-        let slot = &mut self.open[blob.kind as usize];
+        let slot = &mut self.open[match blob.kind {
+            BlobKind::Data => 0,
+            BlobKind::Tree | BlobKind::Sketch => 1,
+        }];
         let (key, capacity) = (&self.key, self.pack_size + PACK_SLACK);
         let w = slot.get_or_insert_with(|| PackWriter::new(key, capacity));
         let sealed = w.add(blob);
@@ -59,7 +63,7 @@ mod tests {
     use crate::pack::BlobKind;
 
     fn raw(kind: BlobKind, id: BlobId, payload: &[u8]) -> EncodedBlob<'_> {
-        EncodedBlob {
+        EncodedBlob { bases: &[],
             kind,
             id,
             encoding: Encoding::Raw,

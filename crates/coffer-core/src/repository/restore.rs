@@ -1,8 +1,9 @@
 //! The restore pipeline: walk the stream's tree in order, coalesce
 //! neighbouring blobs of a pack into ranged reads, fetch several reads ahead
 //! concurrently, open and verify blobs on rayon (through [`super::blobs`]:
-//! AEAD tag, length, keyed MAC) and write them in order from a writer
-//! thread. Nothing unverified is ever written; every queue is bounded.
+//! AEAD tag, length, keyed MAC; a delta's bases are read and decoded there
+//! too) and write them in order from a writer thread. Nothing unverified is
+//! ever written; every queue is bounded.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -227,7 +228,14 @@ async fn fetch_and_decode(
                 && (batch_bytes >= DECODE_BATCH || at_end || blobs.peek().is_none())
             {
                 let (r, b, pack) = (reader.clone(), std::mem::take(&mut batch), read.pack);
-                decoding.push_back(tokio::task::spawn_blocking(move || r.open_cut(pack, &b)));
+                decoding.push_back(tokio::spawn(async move {
+                    let r2 = r.clone();
+                    let opened = tokio::task::spawn_blocking(move || r2.open_cut(pack, &b))
+                        .await
+                        .expect("decode task panicked")?;
+                    // Deltas among them read and decode their bases.
+                    r.finish(pack, opened).await
+                }));
                 batch_bytes = 0;
             }
             while decoding.len() > DECODE_AHEAD || (at_end && !decoding.is_empty()) {

@@ -7,6 +7,7 @@
 //! first re-reads the index to check that a concurrent prune left what it
 //! reuses.
 
+mod deltas;
 mod packer;
 mod reader;
 
@@ -17,10 +18,13 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
+use super::blobs::BlobReader;
 use super::index_files::LiveFiles;
 use super::{LiveIndex, Repository};
 use crate::backend::{object_path, Kind};
 use crate::chunker::Chunker;
+use crate::delta::DeltaMode;
+use deltas::DeltaContext;
 use crate::error::{Error, Result};
 use crate::id::{PackId, SnapshotId};
 use crate::index::{Index, IndexedPack};
@@ -57,6 +61,10 @@ pub struct BackupOptions {
     pub recheck_after: Duration,
     /// Counters to update as the backup goes, for a progress display.
     pub progress: Option<Arc<BackupProgress>>,
+    /// Store new chunks as deltas against the previous version of the same
+    /// stream (same host and name); the repository default when `None`.
+    /// Format 1 repositories never do.
+    pub delta: Option<DeltaMode>,
 }
 
 /// Default [`BackupOptions::upload_concurrency`].
@@ -107,6 +115,7 @@ impl Default for BackupOptions {
             upload_concurrency: DEFAULT_UPLOAD_CONCURRENCY,
             recheck_after: RECHECK_AFTER,
             progress: None,
+            delta: None,
         }
     }
 }
@@ -122,6 +131,10 @@ pub struct BackupSummary {
     pub new_chunks: u64,
     /// Plaintext bytes of those chunks.
     pub new_bytes: u64,
+    /// New chunks stored as deltas.
+    pub delta_chunks: u64,
+    /// Sealed bytes read from storage as delta bases.
+    pub base_bytes_read: u64,
     /// Packs uploaded (data and tree).
     pub packs_written: u64,
     /// All bytes uploaded: packs, index, snapshot.
@@ -180,6 +193,26 @@ impl Repository {
         } = self.load_live_index().await?;
         let live = LiveFiles::new(live, listed);
         let index = Arc::new(index);
+        let delta = opts.delta.unwrap_or(self.config.delta);
+        let deltas = (delta == DeltaMode::Auto && self.config.has_deltas()).then(|| {
+            BlobReader::new(self.backend.clone(), self.key.clone(), index.clone())
+        });
+        let mut contexts = Vec::new();
+        if let Some(reader) = &deltas {
+            for stream in self.previous_versions(&opts.host, &names).await? {
+                let prev = match stream {
+                    Some(stream) => Some(Arc::new(deltas::load_sketch(reader, &stream).await?)),
+                    None => None,
+                };
+                contexts.push(prev.filter(|p| !p.is_empty()).map(|prev| {
+                    Arc::new(DeltaContext {
+                        prev,
+                        reader: reader.clone(),
+                        runtime: tokio::runtime::Handle::current(),
+                    })
+                }));
+            }
+        }
 
         let chunker = Chunker::new(self.config.chunker, self.key.chunker_seed());
         let (block_tx, block_rx) = crossbeam_channel::bounded(BLOCK_QUEUE);
@@ -205,6 +238,11 @@ impl Repository {
             slot_rx,
             progress.clone(),
         );
+        let packer = if deltas.is_some() {
+            packer.with_deltas(contexts)
+        } else {
+            packer
+        };
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let allow_empty = opts.allow_empty;
         std::thread::Builder::new()
@@ -297,6 +335,7 @@ impl Repository {
                     chunks: o.chunks,
                     stored_size: o.stored_size,
                     added_size: o.added,
+                    sketch: o.sketch,
                 })
                 .collect(),
         };
@@ -307,6 +346,8 @@ impl Repository {
             snapshot,
             new_chunks: outcome.streams.iter().map(|o| o.new_chunks).sum(),
             new_bytes: outcome.streams.iter().map(|o| o.new_bytes).sum(),
+            delta_chunks: outcome.streams.iter().map(|o| o.delta_chunks).sum(),
+            base_bytes_read: deltas.map_or(0, |r| r.base_bytes_read()),
             packs_written,
             bytes_uploaded,
             duration: started.elapsed(),

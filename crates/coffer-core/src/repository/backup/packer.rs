@@ -9,9 +9,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::deltas::{encode_new, DeltaContext, Packed};
 use super::reader::Block;
-use crate::compress::{self, Encoding};
+use crate::compress;
 use crate::crypto::MasterKey;
+use crate::delta::anchors::{self, Lines};
+use crate::delta::sketch::{ChunkSketch, SketchBuilder};
 use crate::error::{Error, Result};
 use crate::id::BlobId;
 use crate::index::Index;
@@ -19,9 +22,6 @@ use crate::pack::{BlobKind, EncodedBlob, FinishedPack, PackWriter};
 use crate::progress::BackupProgress;
 use crate::repository::pack_sink::PackSink;
 use crate::tree::{NodeBlob, TreeBuilder, TreeEntry};
-
-/// A compressed payload and how it is encoded.
-type Encoded = (Encoding, Vec<u8>);
 
 /// What the packer thread hands back when every stream ended.
 pub(super) struct PackerOutcome {
@@ -33,6 +33,10 @@ pub(super) struct PackerOutcome {
 /// One stream as packed.
 pub(super) struct StreamOutcome {
     pub root: TreeEntry,
+    /// Root of its sketch tree, when sketches are kept.
+    pub sketch: Option<TreeEntry>,
+    /// New chunks stored as deltas.
+    pub delta_chunks: u64,
     pub chunks: u64,
     pub stored_size: u64,
     pub new_chunks: u64,
@@ -57,6 +61,11 @@ pub(super) struct Packer {
     /// free, so at most `concurrency` packs exist besides the open ones.
     upload_slots: crossbeam_channel::Receiver<()>,
     progress: Arc<BackupProgress>,
+    /// Per stream, in order: how to encode its new chunks as deltas (none:
+    /// no previous version, or deltas off).
+    deltas: Vec<Option<Arc<DeltaContext>>>,
+    /// Whether streams get a sketch (format 2, deltas on).
+    sketching: bool,
 }
 
 impl Packer {
@@ -81,7 +90,17 @@ impl Packer {
             out,
             upload_slots,
             progress,
+            deltas: Vec::new(),
+            sketching: false,
         }
+    }
+
+    /// Keeps sketches, and encodes each stream's new chunks with its delta
+    /// context (in stream order).
+    pub fn with_deltas(mut self, deltas: Vec<Option<Arc<DeltaContext>>>) -> Self {
+        self.deltas = deltas;
+        self.sketching = true;
+        self
     }
 
     /// Stored length of an already known blob (one in a pack marked for
@@ -92,6 +111,25 @@ impl Packer {
             return Some(l.entry.length);
         }
         self.session.get(&(kind, *id)).copied()
+    }
+
+    /// Stores a sketch part the repository may lack; returns its sealed
+    /// length if it was new.
+    fn add_sketch_blob(&mut self, bytes: &[u8]) -> Result<(BlobId, Option<u32>)> {
+        let id = self.key.blob_id(bytes);
+        if self.known_length(BlobKind::Sketch, &id).is_some() {
+            return Ok((id, None));
+        }
+        let (encoding, payload) = compress::compress(bytes, self.level);
+        let sealed = self.add(EncodedBlob {
+            kind: BlobKind::Sketch,
+            id,
+            encoding,
+            payload: &payload,
+            raw_len: bytes.len() as u32,
+            bases: &[],
+        })?;
+        Ok((id, Some(sealed)))
     }
 
     fn add(&mut self, blob: EncodedBlob<'_>) -> Result<u32> {
@@ -121,6 +159,7 @@ impl Packer {
                     encoding: enc,
                     payload: &payload,
                     raw_len: node.bytes.len() as u32,
+                    bases: &[],
                 })? as u64;
             }
         }
@@ -139,11 +178,15 @@ fn upload_aborted() -> Error {
     Error::Internal("the uploader stopped".into())
 }
 
-/// The stream as it is packed: its tree and its counters.
+/// The stream as it is packed: its tree, its sketch and its counters.
 #[derive(Default)]
 struct StreamState {
     tree: TreeBuilder,
     nodes: Vec<NodeBlob>,
+    sketch: SketchBuilder,
+    sketch_tree: TreeBuilder,
+    sketch_size: u64,
+    delta_chunks: u64,
     chunks: u64,
     size: u64,
     stored_size: u64,
@@ -153,14 +196,15 @@ struct StreamState {
 }
 
 impl StreamState {
-    /// Takes the next chunk, in stream order, with its id and (when it was
-    /// not stored before) its compressed form.
+    /// Takes the next chunk, in stream order, with its id, its lines (when
+    /// sketching) and (when it was not stored before) its encoded form.
     fn push(
         &mut self,
         packer: &mut Packer,
         chunk: &[u8],
         id: BlobId,
-        packed: Option<Encoded>,
+        lines: Lines,
+        packed: Option<Packed>,
     ) -> Result<()> {
         let len = chunk.len() as u32;
         let known = packer.known_length(BlobKind::Data, &id);
@@ -168,18 +212,30 @@ impl StreamState {
         let stored = match known {
             Some(l) => l,
             None => {
-                // Compressed on rayon unless an earlier chunk of this same
+                // Encoded on rayon unless an earlier chunk of this same
                 // backup had the id (then it is known and we never get here).
-                let (enc, payload) =
-                    packed.unwrap_or_else(|| compress::compress(chunk, packer.level));
+                let packed = packed.unwrap_or_else(|| {
+                    let (encoding, payload) = compress::compress(chunk, packer.level);
+                    Packed {
+                        encoding,
+                        payload,
+                        bases: Vec::new(),
+                    }
+                });
+                let bases: Vec<BlobId> = packed.bases.iter().map(|l| l.entry.id).collect();
+                for b in &packed.bases {
+                    packer.reused[b.pack as usize] = true;
+                }
+                self.delta_chunks += u64::from(!bases.is_empty());
                 self.new_chunks += 1;
                 self.new_bytes += len as u64;
                 let sealed = packer.add(EncodedBlob {
                     kind: BlobKind::Data,
                     id,
-                    encoding: enc,
-                    payload: &payload,
+                    encoding: packed.encoding,
+                    payload: &packed.payload,
                     raw_len: len,
+                    bases: &bases,
                 })?;
                 self.added += sealed as u64;
                 sealed
@@ -193,7 +249,31 @@ impl StreamState {
             size: len as u64,
         };
         self.tree.push_chunk(&packer.key, entry, &mut self.nodes);
+        if packer.sketching {
+            let part = self.sketch.push(ChunkSketch {
+                id,
+                size: len,
+                anchors: lines.anchors,
+                marks: lines.marks,
+            });
+            if let Some(part) = part {
+                self.add_sketch_part(packer, &part)?;
+            }
+        }
         self.added += packer.add_nodes(&mut self.nodes)?;
+        Ok(())
+    }
+
+    /// Stores one sketch part and lists it in the sketch's tree.
+    fn add_sketch_part(&mut self, packer: &mut Packer, part: &[u8]) -> Result<()> {
+        let (id, sealed) = packer.add_sketch_blob(part)?;
+        self.added += sealed.unwrap_or(0) as u64;
+        self.sketch_size += part.len() as u64;
+        let entry = TreeEntry {
+            id,
+            size: part.len() as u64,
+        };
+        self.sketch_tree.push_chunk(&packer.key, entry, &mut self.nodes);
         Ok(())
     }
 
@@ -202,11 +282,24 @@ impl StreamState {
         if self.size == 0 && !allow_empty {
             return Err(Error::EmptyInput);
         }
-        let root = self.tree.finish(&packer.key, &mut self.nodes);
+        let tree = std::mem::take(&mut self.tree);
+        let root = tree.finish(&packer.key, &mut self.nodes);
+        let sketch = if packer.sketching && self.chunks > 0 {
+            let sketch = std::mem::take(&mut self.sketch);
+            if let Some(part) = sketch.finish() {
+                self.add_sketch_part(packer, &part)?;
+            }
+            let tree = std::mem::take(&mut self.sketch_tree);
+            Some(tree.finish(&packer.key, &mut self.nodes))
+        } else {
+            None
+        };
         self.added += packer.add_nodes(&mut self.nodes)?;
         packer.progress.stream_done();
         Ok(StreamOutcome {
             root,
+            sketch,
+            delta_chunks: self.delta_chunks,
             chunks: self.chunks,
             stored_size: self.stored_size,
             new_chunks: self.new_chunks,
@@ -216,9 +309,9 @@ impl StreamState {
     }
 }
 
-/// Result of the CPU work on one chunk: its sequence number, id and, when the
-/// repository lacks it, its compressed form.
-type Hashed = (u64, BlobId, Option<Encoded>);
+/// Result of the CPU work on one chunk: its sequence number, id, lines
+/// (when sketching) and, when the repository lacks it, its encoded form.
+type Hashed = (u64, BlobId, Lines, Option<Result<Packed>>);
 
 /// Packer thread: chunks -> packs, and the stream's tree.
 ///
@@ -234,7 +327,7 @@ pub(super) fn pack_chunks(
     let window = rayon::current_num_threads() * 3;
     let (done_tx, done_rx) = crossbeam_channel::unbounded::<Hashed>();
     let mut in_flight: VecDeque<(u64, Bytes)> = VecDeque::new();
-    let mut finished: BTreeMap<u64, (BlobId, Option<Encoded>)> = BTreeMap::new();
+    let mut finished: BTreeMap<u64, (BlobId, Lines, Option<Result<Packed>>)> = BTreeMap::new();
     let mut state = StreamState::default();
     let mut next_seq = 0u64;
 
@@ -243,14 +336,14 @@ pub(super) fn pack_chunks(
                            in_flight: &mut VecDeque<(u64, Bytes)>|
      -> Result<()> {
         let (seq, chunk) = in_flight.pop_front().expect("a chunk in flight");
-        let (id, packed) = loop {
+        let (id, lines, packed) = loop {
             if let Some(r) = finished.remove(&seq) {
                 break r;
             }
-            let (s, id, packed) = done_rx.recv().expect("a rayon task panicked");
-            finished.insert(s, (id, packed));
+            let (s, id, lines, packed) = done_rx.recv().expect("a rayon task panicked");
+            finished.insert(s, (id, lines, packed));
         };
-        state.push(packer, &chunk, id, packed)
+        state.push(packer, &chunk, id, lines, packed.transpose()?)
     };
 
     let mut streams = Vec::new();
@@ -276,12 +369,19 @@ pub(super) fn pack_chunks(
                 packer.level,
                 done_tx.clone(),
             );
+            let delta = packer.deltas.get(streams.len()).cloned().flatten();
+            let sketching = packer.sketching;
             let c = chunk.clone();
             rayon::spawn_fifo(move || {
                 let id = key.blob_id(&c);
+                let lines = if sketching {
+                    anchors::lines(&c)
+                } else {
+                    Lines::default()
+                };
                 let packed = (index.get_usable(BlobKind::Data, &id).is_none())
-                    .then(|| compress::compress(&c, level));
-                let _ = tx.send((next_seq, id, packed));
+                    .then(|| encode_new(delta.as_deref(), &index, &c, &lines, level));
+                let _ = tx.send((next_seq, id, lines, packed));
             });
             in_flight.push_back((next_seq, chunk));
             next_seq += 1;

@@ -28,11 +28,10 @@ use super::lock::{PruneLock, StorageClock};
 use super::pack_sink::PackSink;
 use super::{blocking, LiveIndex, Repository};
 use crate::backend::{object_path, Kind};
-use crate::compress;
 use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::id::BlobId;
-use crate::index::{Index, IndexFile, IndexedPack, MarkedPack};
+use crate::index::{BlobLocation, Index, IndexFile, IndexedPack, MarkedPack};
 use crate::pack::{BlobEntry, BlobKind, EncodedBlob, PackWriter};
 use crate::snapshot::Snapshot;
 use plan::{plan, Fate, PackUse, Plan, PlanInput, UsedBlobs};
@@ -297,24 +296,37 @@ impl Repository {
         let tree = BlobKind::Tree as u8;
         let mut used = UsedBlobs::new();
         let mut whole = HashSet::new();
-        let mut pending: Vec<BlobId> = Vec::new();
+        // Nodes to read, with the kind of blob their tree's leaves are; a
+        // node is visited once per leaf kind (a stream's chunks are data, a
+        // sketch's parts are sketch blobs).
+        let mut visited: HashSet<(BlobId, BlobKind)> = HashSet::new();
+        let mut pending: Vec<(BlobId, BlobKind)> = Vec::new();
         for (_, snap) in snapshots {
             for s in &snap.streams {
-                if used.insert((tree, s.root)) {
-                    pending.push(s.root);
+                // A stream's chunks, and its sketch's parts (which the next
+                // backup of the stream chooses delta bases by).
+                let roots = std::iter::once((s.root, BlobKind::Data))
+                    .chain(s.sketch.map(|e| (e.id, BlobKind::Sketch)));
+                for root in roots {
+                    used.insert((tree, root.0));
+                    if visited.insert(root) {
+                        pending.push(root);
+                    }
                 }
             }
         }
         while !pending.is_empty() {
-            let batch: Vec<BlobId> = pending.drain(..pending.len().min(1024)).collect();
+            let batch: Vec<(BlobId, BlobKind)> =
+                pending.drain(..pending.len().min(1024)).collect();
+            let ids: Vec<BlobId> = batch.iter().map(|(id, _)| *id).collect();
             // Damage stops the prune before it changes anything.
-            let nodes = reader.load_nodes(&batch, &mut whole).await?;
-            for id in batch {
+            let nodes = reader.load_nodes(&ids, &mut whole).await?;
+            for (id, leaf) in batch {
                 let node = nodes.get(&id).ok_or_else(|| Error::Missing {
                     object: format!("tree blob {id}"),
                 })?;
                 let kind = if node.level == 0 {
-                    BlobKind::Data
+                    leaf
                 } else {
                     BlobKind::Tree
                 };
@@ -322,14 +334,39 @@ impl Repository {
                     if node.level == 0 && !index.contains(kind, &e.id) {
                         return Err(Error::Missing {
                             object: format!(
-                                "data blob {} (a snapshot needs it; prune stopped, run `coffer check`)",
+                                "{} blob {} (a snapshot needs it; prune stopped, run `coffer check`)",
+                                if kind == BlobKind::Data { "data" } else { "sketch" },
                                 e.id
                             ),
                         });
                     }
-                    if used.insert((kind as u8, e.id)) && node.level > 0 {
-                        pending.push(e.id);
+                    used.insert((kind as u8, e.id));
+                    if node.level > 0 && visited.insert((e.id, leaf)) {
+                        pending.push((e.id, leaf));
                     }
+                }
+            }
+        }
+        // The bases of a delta in use are in use, down every chain, also
+        // when the snapshots that first stored them are gone. Every stored
+        // copy counts: a blob stored whole and as a delta may keep either.
+        let data = BlobKind::Data as u8;
+        let mut deltas: Vec<BlobId> = used
+            .iter()
+            .filter(|(k, _)| *k == data)
+            .map(|(_, id)| *id)
+            .collect();
+        while let Some(id) = deltas.pop() {
+            for base in index.all_bases(&id) {
+                if !index.contains(BlobKind::Data, base) {
+                    return Err(Error::Missing {
+                        object: format!(
+                            "data blob {base} (a base of delta blob {id}; prune stopped, run `coffer check`)"
+                        ),
+                    });
+                }
+                if used.insert((data, *base)) {
+                    deltas.push(*base);
                 }
             }
         }
@@ -338,8 +375,10 @@ impl Repository {
 
     /// Copies the used blobs of packs fated [`Fate::Repack`] into new packs
     /// (data and tree apart, as backups write them); returns their entries.
+    /// Payloads are copied as stored (a delta stays a delta of the same
+    /// bases, which the new pack's index entry lists); all but deltas are
+    /// decoded and verified on the way.
     async fn repack(&self, reader: &BlobReader, packs: &[PackUse]) -> Result<Vec<IndexedPack>> {
-        let level = self.config.compression_level;
         let mut sink = PackSink::new(self.key.clone(), self.config.pack_size as usize);
         let mut done = Vec::new();
         let jobs = packs.iter().filter(|p| p.fate == Fate::Repack).map(|p| {
@@ -356,26 +395,23 @@ impl Repository {
                 let number = number.ok_or_else(|| {
                     Error::Internal(format!("pack {} is not in the index", p.pack.id.short()))
                 })?;
-                let plains = reader.read_from_pack(number, wanted.clone()).await?;
-                // Recompressed at the repository's level on a blocking thread.
-                let encoded = blocking(move || {
-                    wanted
-                        .into_iter()
-                        .zip(plains)
-                        .map(|(e, plain)| {
-                            let (enc, payload) = compress::compress(&plain, level);
-                            (e, enc, payload)
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .await;
-                Ok::<_, Error>(encoded)
+                let payloads = reader.read_payloads(number, wanted.clone()).await?;
+                let blobs: Vec<_> = wanted
+                    .into_iter()
+                    .zip(payloads)
+                    .map(|(e, (enc, payload))| {
+                        let loc = BlobLocation { pack: number, entry: e };
+                        let bases = reader.index().bases(&loc).unwrap_or(&[]).to_vec();
+                        (e, enc, payload, bases)
+                    })
+                    .collect();
+                Ok::<_, Error>(blobs)
             }
         });
         let mut fetched = futures::stream::iter(jobs).buffered(2);
         while let Some(blobs) = fetched.next().await {
             crate::interrupt::check()?;
-            for (e, enc, payload) in blobs? {
+            for (e, enc, payload, bases) in blobs? {
                 let kind = BlobKind::from_byte(e.kind).ok_or_else(|| {
                     Error::corrupt(format!("blob {}", e.id), format!("unknown kind {}", e.kind))
                 })?;
@@ -385,6 +421,7 @@ impl Repository {
                     encoding: enc,
                     payload: &payload,
                     raw_len: e.raw_length,
+                    bases: &bases,
                 };
                 if let (_, Some(full)) = sink.add(blob) {
                     done.push(self.upload_new_pack(full).await?);

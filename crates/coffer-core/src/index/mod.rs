@@ -1,82 +1,22 @@
-//! Index files (which pack holds which blob, where) and the compact in-memory
-//! index built from them. Knows nothing of storage: the repository loads the
-//! files and feeds them in. (Over 600 lines because its unit tests, which pin
-//! the planning, splitting and lookup rules, are 270 of them.)
+//! The compact in-memory index (which pack holds which blob, where, and
+//! which bases a delta blob needs) built from index files ([`file`]), and
+//! the plan for the next index write. Knows nothing of storage: the
+//! repository loads the files and feeds them in. (Over 600 lines because its
+//! unit tests, which pin the planning, splitting and lookup rules, are 270
+//! of them.)
 
-use bincode::{Decode, Encode};
+mod file;
+
+use std::collections::HashMap;
 
 use crate::compress::Encoding;
 use crate::crypto::SALT_LEN;
 use crate::id::{BlobId, IndexId, PackId};
 use crate::pack::{BlobEntry, BlobKind};
 
-/// Payload of an `index/<id>` object (object type 4; type 2 files, written
-/// before `prune` existed, are read as [`IndexFileV1`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
-pub struct IndexFile {
-    /// Index files whose content this one fully includes, transitively;
-    /// readers ignore those.
-    pub supersedes: Vec<IndexId>,
-    /// Packs described by this file.
-    pub packs: Vec<IndexedPack>,
-    /// Packs `prune` found unused and will delete once they have been marked
-    /// for the deletion delay. Their blobs still restore, but backups do not
-    /// deduplicate against them. A pack marked in any live file is marked.
-    pub marked: Vec<MarkedPack>,
-}
-
-/// A pack waiting for deletion, and since when.
-#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
-pub struct MarkedPack {
-    /// When `prune` marked it (Unix nanoseconds, prune's clock).
-    pub marked_unix_ns: i64,
-    /// The pack as it was indexed.
-    pub pack: IndexedPack,
-}
-
-/// Payload of a type 2 `index/<id>` object: [`IndexFile`] without marks.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
-pub struct IndexFileV1 {
-    /// As [`IndexFile::supersedes`].
-    pub supersedes: Vec<IndexId>,
-    /// As [`IndexFile::packs`].
-    pub packs: Vec<IndexedPack>,
-}
-
-impl From<IndexFileV1> for IndexFile {
-    fn from(v1: IndexFileV1) -> Self {
-        IndexFile {
-            supersedes: v1.supersedes,
-            packs: v1.packs,
-            marked: Vec::new(),
-        }
-    }
-}
-
-impl IndexFile {
-    /// Blobs listed, marked packs included (for planning consolidation).
-    pub fn blob_count(&self) -> u64 {
-        self.packs
-            .iter()
-            .chain(self.marked.iter().map(|m| &m.pack))
-            .map(|p| p.blobs.len() as u64)
-            .sum()
-    }
-}
-
-/// One pack and its blobs, as listed in an index file.
-#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
-pub struct IndexedPack {
-    /// Pack id (hash of its bytes).
-    pub id: PackId,
-    /// Salt selecting the pack's subkey, so a blob can be read with one
-    /// ranged GET.
-    pub salt: [u8; SALT_LEN],
-    /// Pack size in bytes.
-    pub size: u64,
-    /// Its blobs.
-    pub blobs: Vec<BlobEntry>,
-}
+pub use file::{
+    split_index_file, DeltaBases, IndexFile, IndexFileV1, IndexFileV2, IndexedPack, MarkedPack,
+};
 
 /// What a writer does with the index after a backup, so that readers keep
 /// reading at most about two index files however many backups were made
@@ -108,48 +48,6 @@ pub const FULL_REWRITE_RATIO: u64 = 8;
 /// reader decodes ([`crate::codec::MAX_DECODE_BYTES`]). A larger index is
 /// written as several files ([`split_index_file`]).
 pub const MAX_INDEX_FILE_BLOBS: u64 = 1 << 20;
-
-/// Splits an index file into parts of at most `max_blobs` blobs (a pack's
-/// blobs are never split, unless one pack alone exceeds the cap). Only the
-/// last part carries `supersedes`, so it must be written last: a crash
-/// before it leaves the superseded files live and the earlier parts as
-/// harmless duplicates.
-pub fn split_index_file(file: IndexFile, max_blobs: u64) -> Vec<IndexFile> {
-    let mut parts = vec![IndexFile::default()];
-    let mut in_part = 0u64;
-    let mut room = |n: u64, parts: &mut Vec<IndexFile>| {
-        if in_part > 0 && in_part + n > max_blobs {
-            parts.push(IndexFile::default());
-            in_part = 0;
-        }
-        in_part += n;
-    };
-    for pack in file.packs {
-        for chunk in pack.blobs.chunks(max_blobs.max(1) as usize) {
-            room(chunk.len() as u64, &mut parts);
-            let part = parts.last_mut().expect("one part at least");
-            part.packs.push(IndexedPack {
-                blobs: chunk.to_vec(),
-                ..pack.clone()
-            });
-        }
-    }
-    for m in file.marked {
-        for chunk in m.pack.blobs.chunks(max_blobs.max(1) as usize) {
-            room(chunk.len() as u64, &mut parts);
-            let part = parts.last_mut().expect("one part at least");
-            part.marked.push(MarkedPack {
-                marked_unix_ns: m.marked_unix_ns,
-                pack: IndexedPack {
-                    blobs: chunk.to_vec(),
-                    ..m.pack.clone()
-                },
-            });
-        }
-    }
-    parts.last_mut().expect("one part at least").supersedes = file.supersedes;
-    parts
-}
 
 /// True for a live file the planner treats as part of the full index: the
 /// largest file, or one at least half the split size (a part of a split
@@ -255,8 +153,11 @@ fn location(s: &Slot) -> BlobLocation {
 #[derive(Default)]
 pub struct Index {
     packs: Vec<PackInfo>,
-    pack_numbers: std::collections::HashMap<PackId, u32>,
+    pack_numbers: HashMap<PackId, u32>,
     slots: Vec<Slot>,
+    /// Bases of delta blobs, by blob id, for each pack holding it as a
+    /// delta.
+    bases: HashMap<BlobId, Vec<(u32, Box<[BlobId]>)>>,
     sorted: bool,
 }
 
@@ -305,6 +206,11 @@ impl Index {
                 n
             }
         };
+        let bases: HashMap<BlobId, &[BlobId]> = p
+            .bases
+            .iter()
+            .map(|d| (d.id, d.bases.as_slice()))
+            .collect();
         for b in &p.blobs {
             if b.kind > 0xf || b.encoding > 0xf {
                 return Err(format!(
@@ -313,6 +219,29 @@ impl Index {
                     b.kind,
                     b.encoding
                 ));
+            }
+            let is_delta = b.encoding == Encoding::Delta as u8;
+            match bases.get(&b.id) {
+                Some(list) if is_delta && b.kind == BlobKind::Data as u8 => {
+                    if list.is_empty() || list.len() > crate::delta::MAX_BASES {
+                        return Err(format!(
+                            "delta blob {} lists {} bases",
+                            b.id.short(),
+                            list.len()
+                        ));
+                    }
+                    let at = self.bases.entry(b.id).or_default();
+                    if !at.iter().any(|(p, _)| *p == n) {
+                        at.push((n, (*list).into()));
+                    }
+                }
+                None if !is_delta => {}
+                _ => {
+                    return Err(format!(
+                        "blob {} is listed as a delta without bases, or with bases but not as a data delta",
+                        b.id.short()
+                    ))
+                }
             }
             self.slots.push(Slot {
                 id: b.id.0,
@@ -373,6 +302,26 @@ impl Index {
             .filter(|l| self.packs[l.pack as usize].marked.is_none())
     }
 
+    /// The bases of a delta blob at `loc`, in order; `None` for a blob that
+    /// is not a delta.
+    pub fn bases(&self, loc: &BlobLocation) -> Option<&[BlobId]> {
+        self.bases
+            .get(&loc.entry.id)?
+            .iter()
+            .find(|(p, _)| *p == loc.pack)
+            .map(|(_, b)| &b[..])
+    }
+
+    /// The bases of every stored copy of data blob `id` that is a delta
+    /// (a blob may be stored twice, once whole and once as a delta).
+    pub fn all_bases(&self, id: &BlobId) -> impl Iterator<Item = &BlobId> {
+        self.bases
+            .get(id)
+            .into_iter()
+            .flatten()
+            .flat_map(|(_, b)| b.iter())
+    }
+
     /// Number of packs known.
     pub fn pack_count(&self) -> usize {
         self.packs.len()
@@ -403,17 +352,22 @@ impl Index {
     /// is listed.
     pub fn export(&self) -> IndexFile {
         let mut blobs: Vec<Vec<BlobEntry>> = vec![Vec::new(); self.packs.len()];
+        let mut bases: Vec<Vec<DeltaBases>> = vec![Vec::new(); self.packs.len()];
         for loc in self.slots.iter().map(location) {
             blobs[loc.pack as usize].push(loc.entry);
+            if let Some(b) = self.bases(&loc) {
+                bases[loc.pack as usize].push(DeltaBases {
+                    id: loc.entry.id,
+                    bases: b.to_vec(),
+                });
+            }
         }
         let mut file = IndexFile::default();
-        for (p, mut b) in self.packs.iter().zip(blobs) {
+        for ((p, mut b), d) in self.packs.iter().zip(blobs).zip(bases) {
             b.sort_by_key(|e| e.offset);
             let pack = IndexedPack {
-                id: p.id,
-                salt: p.salt,
-                size: p.size,
-                blobs: b,
+                bases: d,
+                ..IndexedPack::plain(p.id, p.salt, p.size, b)
             };
             match p.marked {
                 None => file.packs.push(pack),
@@ -431,6 +385,13 @@ impl Index {
         self.slots.capacity() * std::mem::size_of::<Slot>()
             + self.packs.capacity() * std::mem::size_of::<PackInfo>()
             + self.pack_numbers.capacity() * (std::mem::size_of::<PackId>() + 4)
+            + self.bases.capacity() * (std::mem::size_of::<BlobId>() + 24)
+            + self
+                .bases
+                .values()
+                .flatten()
+                .map(|(_, b)| 24 + b.len() * 32)
+                .sum::<usize>()
     }
 }
 
@@ -468,13 +429,13 @@ mod tests {
             supersedes: vec![],
             marked: vec![],
             packs: vec![
-                IndexedPack {
+                IndexedPack { bases: vec![],
                     id: PackId([1; 32]),
                     salt: [5; 32],
                     size: 100,
                     blobs: vec![entry(9, 37), entry(3, 57)],
                 },
-                IndexedPack {
+                IndexedPack { bases: vec![],
                     id: PackId([2; 32]),
                     salt: [6; 32],
                     size: 100,
@@ -515,7 +476,7 @@ mod tests {
             ..tree
         };
         let mut idx = Index::default();
-        idx.add_pack(&IndexedPack {
+        idx.add_pack(&IndexedPack { bases: vec![],
             id: PackId([1; 32]),
             salt: [0; 32],
             size: 100,
@@ -539,7 +500,7 @@ mod tests {
             ..entry(5, 37)
         };
         let mut idx = Index::default();
-        idx.add_pack(&IndexedPack {
+        idx.add_pack(&IndexedPack { bases: vec![],
             id: PackId([1; 32]),
             salt: [0; 32],
             size: 100,
@@ -565,7 +526,7 @@ mod tests {
                 }
             })
             .collect();
-        idx.add_pack(&IndexedPack {
+        idx.add_pack(&IndexedPack { bases: vec![],
             id: PackId([1; 32]),
             salt: [0; 32],
             size: 1,
@@ -622,7 +583,7 @@ mod tests {
 
     #[test]
     fn big_indexes_are_split_and_only_the_last_part_supersedes() {
-        let pack = |n: u8, blobs: u32| IndexedPack {
+        let pack = |n: u8, blobs: u32| IndexedPack { bases: vec![],
             id: PackId([n; 32]),
             salt: [0; 32],
             size: 1,
@@ -720,15 +681,29 @@ mod tests {
     }
 
     #[test]
-    fn version_1_files_decode() {
-        let v1 = IndexFileV1 {
+    fn older_file_versions_decode() {
+        // A type 4 file's payload is a type 2 file's plus the marks.
+        let v2 = IndexFileV2::try_from(IndexFile {
             supersedes: vec![id(4)],
-            packs: two_packs().packs,
-        };
-        let decoded: IndexFileV1 = codec::decode(&codec::encode(&v1).unwrap()).unwrap();
+            ..two_packs()
+        })
+        .unwrap();
+        let v2_bytes = codec::encode(&v2).unwrap();
+        let decoded: IndexFileV2 = codec::decode(&v2_bytes).unwrap();
         let file = IndexFile::from(decoded);
         assert_eq!(file.packs, two_packs().packs);
-        assert!(file.marked.is_empty());
+        assert_eq!(file.supersedes, vec![id(4)]);
+        // Without marks, the first 8 bytes of the (empty) marks list gone:
+        let v1_bytes = &v2_bytes[..v2_bytes.len() - 8];
+        let v1: IndexFileV1 = codec::decode(v1_bytes).unwrap();
+        assert_eq!(IndexFile::from(v1).packs, two_packs().packs);
+        // Delta bases need a type 6 file.
+        let mut with_delta = two_packs();
+        with_delta.packs[0].bases.push(DeltaBases {
+            id: BlobId([1; 32]),
+            bases: vec![BlobId([2; 32])],
+        });
+        assert!(IndexFileV2::try_from(with_delta).is_err());
     }
 
     proptest! {
@@ -737,7 +712,7 @@ mod tests {
             let mut idx = Index::default();
             let blobs: Vec<_> = ids.iter().enumerate()
                 .map(|(i, id)| BlobEntry { id: BlobId(*id), ..entry(0, i as u32) }).collect();
-            idx.add_pack(&IndexedPack { id: PackId([1; 32]), salt: [0; 32], size: 1, blobs: blobs.clone() }).unwrap();
+            idx.add_pack(&IndexedPack { bases: vec![], id: PackId([1; 32]), salt: [0; 32], size: 1, blobs: blobs.clone() }).unwrap();
             idx.finish();
             for b in &blobs {
                 prop_assert_eq!(idx.get(BlobKind::Tree, &b.id).unwrap().entry, *b);

@@ -1,0 +1,209 @@
+//! The delta side of a backup: loading the previous version of each stream
+//! (its sketch), and, on rayon for each new chunk, choosing bases, reading
+//! them (through the one blob reader and its cache) and keeping the delta
+//! when it pays. Decisions come from [`crate::delta`]; this module applies
+//! them with the repository's index and storage.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::super::blobs::{push_read, BlobReader};
+use crate::compress::{self, Encoding};
+use crate::delta::anchors::Lines;
+use crate::delta::select;
+use crate::delta::sketch::{PrevVersion, SketchPart};
+use crate::delta::{self, CLEARLY_PAYS, MAX_DEPTH};
+use crate::error::{Error, Result};
+use crate::id::BlobId;
+use crate::index::{BlobLocation, Index};
+use crate::pack::BlobKind;
+use crate::backend::Kind;
+use crate::repository::Repository;
+use crate::snapshot::StreamEntry;
+use crate::tree::{Step, TreeWalker};
+
+/// Snapshots read, newest stored first, when looking for the previous
+/// version of a stream: past this many, the stream has no recent version
+/// from this host and its chunks are stored whole.
+pub(crate) const PREVIOUS_SEARCH: usize = 256;
+
+impl Repository {
+    /// For each of `names`, the newest earlier version backed up from
+    /// `host` that has a sketch: where its next version takes delta bases
+    /// from. Reads snapshots newest stored first and stops once every name
+    /// is found (on a daily job, after one or a few; cached locally).
+    pub(crate) async fn previous_versions(
+        &self,
+        host: &str,
+        names: &[String],
+    ) -> Result<Vec<Option<StreamEntry>>> {
+        let mut listed = self.backend.list_with_times(Kind::Snapshot).await?;
+        listed.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let mut found: Vec<Option<StreamEntry>> = vec![None; names.len()];
+        for (name, _, _) in listed.into_iter().take(PREVIOUS_SEARCH) {
+            if found.iter().all(Option::is_some) {
+                break;
+            }
+            let (_, snap) = self.read_snapshot(name, true).await?;
+            if snap.host != host {
+                continue;
+            }
+            for (slot, wanted) in found.iter_mut().zip(names) {
+                if slot.is_none() {
+                    *slot = snap
+                        .streams
+                        .iter()
+                        .find(|s| &s.name == wanted && s.sketch.is_some())
+                        .cloned();
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Reads a stream version's sketch: walks its tree, then reads its parts
+/// with coalesced ranged reads (they sit side by side in tree packs).
+pub(crate) async fn load_sketch(reader: &BlobReader, stream: &StreamEntry) -> Result<PrevVersion> {
+    let Some(root) = stream.sketch else {
+        return Ok(PrevVersion::default());
+    };
+    let bad = |r: String| Error::corrupt(format!("the sketch of stream {:?}", stream.name), r);
+    let mut walker = TreeWalker::new(root);
+    let mut whole = HashSet::new();
+    let mut reads = Vec::new();
+    loop {
+        match walker.next_step() {
+            Step::Need(id) => {
+                let mut nodes = reader.load_nodes(&[id], &mut whole).await?;
+                let node = nodes.remove(&id).ok_or_else(|| Error::Missing {
+                    object: format!("tree blob {id}"),
+                })?;
+                walker.provide(node).map_err(bad)?;
+            }
+            Step::Chunk(part) => {
+                let loc = reader.locate(&part.id, BlobKind::Sketch, Some(part.size))?;
+                push_read(&mut reads, &loc);
+            }
+            Step::Done => break,
+        }
+    }
+    let mut parts = Vec::new();
+    for read in reads {
+        for plain in reader.fetch_read(read).await? {
+            parts.push(SketchPart::decode(&plain).map_err(bad)?);
+        }
+    }
+    Ok(PrevVersion::from_parts(parts))
+}
+
+/// What the rayon side needs to encode a stream's new chunks as deltas.
+pub(crate) struct DeltaContext {
+    pub prev: Arc<PrevVersion>,
+    pub reader: BlobReader,
+    pub runtime: tokio::runtime::Handle,
+}
+
+/// A new chunk, encoded.
+pub(crate) struct Packed {
+    pub encoding: Encoding,
+    pub payload: Vec<u8>,
+    /// For a delta: its bases and where they are (the backup reuses their
+    /// packs, and rechecks them like any reused pack).
+    pub bases: Vec<BlobLocation>,
+}
+
+impl Packed {
+    fn plain(chunk: &[u8], level: i32) -> Self {
+        let (encoding, payload) = compress::compress(chunk, level);
+        Packed {
+            encoding,
+            payload,
+            bases: Vec::new(),
+        }
+    }
+}
+
+/// Chain depth of a stored blob: 0 for a whole blob, one more than its
+/// deepest base for a delta. A chain deeper than the reader follows (a
+/// cycle) counts as too deep.
+pub(crate) fn depth(index: &Index, loc: &BlobLocation) -> u8 {
+    fn go(index: &Index, loc: &BlobLocation, budget: u8) -> u8 {
+        let Some(bases) = index.bases(loc) else {
+            return 0;
+        };
+        if budget == 0 {
+            return u8::MAX;
+        }
+        let deepest = bases
+            .iter()
+            .map(|b| {
+                index
+                    .get(BlobKind::Data, b)
+                    .map_or(u8::MAX, |l| go(index, &l, budget - 1))
+            })
+            .max()
+            .unwrap_or(0);
+        deepest.saturating_add(1)
+    }
+    go(index, loc, MAX_DEPTH + 1)
+}
+
+/// Encodes a new chunk: as a delta against the bases its anchors point to
+/// in the previous version when they are usable, not too deep, and the
+/// delta pays; otherwise compressed on its own.
+pub(crate) fn encode_new(
+    ctx: Option<&DeltaContext>,
+    index: &Index,
+    chunk: &[u8],
+    lines: &Lines,
+    level: i32,
+) -> Result<Packed> {
+    let Some(ctx) = ctx else {
+        return Ok(Packed::plain(chunk, level));
+    };
+    let Some(choice) = select::choose(&ctx.prev, &lines.anchors, None) else {
+        return Ok(Packed::plain(chunk, level));
+    };
+    let mut bases = Vec::new();
+    for n in choice.bases {
+        let (id, _) = ctx.prev.chunk(n);
+        // Only bases in packs no prune has marked: a marked pack may be
+        // deleted before this backup's snapshot names the delta.
+        match index.get_usable(BlobKind::Data, &id) {
+            Some(loc) if depth(index, &loc) < MAX_DEPTH => bases.push(loc),
+            _ => {}
+        }
+    }
+    if bases.is_empty() {
+        return Ok(Packed::plain(chunk, level));
+    }
+    let mut plains = Vec::with_capacity(bases.len());
+    for loc in &bases {
+        let read = ctx.reader.base_plaintext(loc.entry.id);
+        plains.push(ctx.runtime.block_on(read)?);
+    }
+    let with_ids: Vec<(BlobId, &[u8])> = bases
+        .iter()
+        .zip(&plains)
+        .map(|(l, p)| (l.entry.id, p.as_slice()))
+        .collect();
+    let payload = delta::encode(chunk, &with_ids, level).map_err(Error::Internal)?;
+    if payload.len() * CLEARLY_PAYS <= chunk.len() {
+        return Ok(Packed {
+            encoding: Encoding::Delta,
+            payload,
+            bases,
+        });
+    }
+    let plain = Packed::plain(chunk, level);
+    Ok(if delta::pays(payload.len(), plain.payload.len()) {
+        Packed {
+            encoding: Encoding::Delta,
+            payload,
+            bases,
+        }
+    } else {
+        plain
+    })
+}
