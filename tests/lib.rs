@@ -24,6 +24,10 @@ pub enum Change {
     Scattered,
     /// 2% of rows updated as one contiguous block in the middle.
     Clustered,
+    /// Day `n` of a database where each day another 2% of rows, at
+    /// scattered places, took a new balance (today's dump differs from
+    /// yesterday's in about 4% of its rows).
+    Day(u64),
 }
 
 /// A plain-format `pg_dump` of a pgbench-like `accounts` table of about
@@ -57,12 +61,13 @@ pub fn write_dump(
             Change::None => false,
             Change::Scattered => aid % 50 == 7,
             Change::Clustered => clustered.contains(&aid),
+            Change::Day(d) => mix(aid ^ d.wrapping_mul(0x9e37_79b9)).is_multiple_of(50),
         };
         let (h1, h2) = (mix(aid), mix(aid ^ 0x5151_5151));
-        let balance: i64 = if changed {
-            (h2 % 20_000) as i64 - 10_000
-        } else {
-            0
+        let balance: i64 = match change {
+            _ if !changed => 0,
+            Change::Day(d) => (mix(h2 ^ d) % 20_000) as i64 - 10_000,
+            _ => (h2 % 20_000) as i64 - 10_000,
         };
         line.clear();
         write!(
@@ -243,6 +248,36 @@ impl TestRepo {
             password_file,
             remote,
         }
+    }
+
+    /// A copy of the repository committed under `tests/fixtures/<name>/repo`
+    /// (with its password), on `store`.
+    pub fn from_fixture_on(store: Store, name: &str) -> Self {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(name);
+        let root = fixture.join("repo");
+        let mut pending = vec![root.clone()];
+        let repo = Self::uninitialised_on(store);
+        while let Some(dir) = pending.pop() {
+            for e in std::fs::read_dir(&dir).expect("fixture folder").flatten() {
+                let path = e.path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else {
+                    let key = path.strip_prefix(&root).expect("below root");
+                    let bytes = std::fs::read(&path).expect("fixture file");
+                    repo.write_object(&key.to_string_lossy(), &bytes);
+                }
+            }
+        }
+        std::fs::copy(fixture.join("password"), &repo.password_file).expect("fixture password");
+        repo
+    }
+
+    /// A local copy of a committed fixture repository.
+    pub fn from_fixture(name: &str) -> Self {
+        Self::from_fixture_on(Store::Local, name)
     }
 
     /// A fresh local repository (`coffer init` with the fast test KDF).

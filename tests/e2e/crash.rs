@@ -63,15 +63,19 @@ fn a_killed_backup_leaves_no_snapshot_and_the_next_one_works(store: Store) {
 }
 
 /// A repository with four snapshots of changing data (small packs, so
-/// forgetting and pruning touch many objects); returns it with each
-/// snapshot's id and content.
+/// forgetting and pruning touch many objects), the later ones mostly delta
+/// blobs against the earlier ones (so forgetting the early ones leaves
+/// bases in use); returns it with each snapshot's id and content.
 fn history(store: Store) -> (TestRepo, Vec<(String, Vec<u8>)>) {
     let repo = small_pack_repo(store);
     let mut snaps = Vec::new();
     for day in 0..4u64 {
-        let mut data = dump_like(2_000_000, Change::Clustered);
+        let mut data = dump_like(2_000_000, Change::Day(day));
         data.extend_from_slice(&coffer_e2e::noise(1_500_000, day));
         let s = repo.backup(&data, &[]);
+        if day > 0 {
+            assert!(s["delta_chunks"].as_u64().unwrap() > 5, "{s}");
+        }
         snaps.push((s["snapshot_id"].as_str().unwrap().to_string(), data));
     }
     (repo, snaps)

@@ -38,6 +38,7 @@ mod azure;
 mod check;
 mod crash;
 mod dedup;
+mod deltas;
 mod deploy;
 mod errors;
 mod first_contact;

@@ -177,7 +177,11 @@ pub fn compress_against(bases: &[&[u8]], data: &[u8], level: i32) -> Result<Vec<
 
 /// Reverses [`compress_against`] with the same `bases`; the output must be
 /// exactly `raw_len` bytes.
-pub fn decompress_against(bases: &[&[u8]], frame: &[u8], raw_len: usize) -> Result<Vec<u8>, String> {
+pub fn decompress_against(
+    bases: &[&[u8]],
+    frame: &[u8],
+    raw_len: usize,
+) -> Result<Vec<u8>, String> {
     use zstd::zstd_safe::{DParameter, ResetDirective};
     if raw_len > MAX_BLOB_LEN {
         return Err(format!(
@@ -247,7 +251,10 @@ mod tests {
         let frame = compress_against(&[a, b], &data, 3).unwrap();
         eprintln!("{:?} {}", t.elapsed(), frame.len());
         assert!(frame.len() < 4096, "{} bytes", frame.len());
-        assert_eq!(decompress_against(&[a, b], &frame, data.len()).unwrap(), data);
+        assert_eq!(
+            decompress_against(&[a, b], &frame, data.len()).unwrap(),
+            data
+        );
         // Other bases, or another length, are an error, not other bytes.
         let other = vec![0u8; base.len()];
         assert!(decompress_against(&[&other], &frame, data.len()).map_or(true, |d| d != data));
@@ -257,7 +264,10 @@ mod tests {
         let mut magic = 0xEC30_A437u32.to_le_bytes().to_vec();
         magic.extend_from_slice(&data[..1000]);
         let frame = compress_against(&[&magic], &data[..1000], 3).unwrap();
-        assert_eq!(decompress_against(&[&magic], &frame, 1000).unwrap(), &data[..1000]);
+        assert_eq!(
+            decompress_against(&[&magic], &frame, 1000).unwrap(),
+            &data[..1000]
+        );
     }
 
     proptest! {

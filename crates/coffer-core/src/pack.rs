@@ -344,7 +344,8 @@ mod tests {
         let mut w = PackWriter::new(key, 1024);
         for b in blobs {
             let (enc, payload) = compress::compress(b, 3);
-            w.add(EncodedBlob { bases: &[],
+            w.add(EncodedBlob {
+                bases: &[],
                 kind: BlobKind::Data,
                 id: key.blob_id(b),
                 encoding: enc,

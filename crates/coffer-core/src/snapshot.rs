@@ -8,8 +8,8 @@ use jiff::{tz::Offset, Timestamp, Zoned};
 
 use crate::codec;
 use crate::error::{Error, Result};
-use crate::object::ObjectType;
 use crate::id::{BlobId, SnapshotId};
+use crate::object::ObjectType;
 use crate::tree::TreeEntry;
 
 /// Payload of a `snapshots/<id>` object.
@@ -416,7 +416,8 @@ mod tests {
     }
 
     fn stream(name: &str) -> StreamEntry {
-        StreamEntry { sketch: None,
+        StreamEntry {
+            sketch: None,
             name: name.into(),
             root: BlobId([0; 32]),
             size: 1,

@@ -141,8 +141,16 @@ mod tests {
         assert_eq!(
             l.marks,
             vec![
-                Mark { offset: 3, kind: MARK_COPY, label: "COPY public.t (a, b) FROM stdin;".into() },
-                Mark { offset: 41, kind: MARK_END, label: "\\.".into() },
+                Mark {
+                    offset: 3,
+                    kind: MARK_COPY,
+                    label: "COPY public.t (a, b) FROM stdin;".into()
+                },
+                Mark {
+                    offset: 41,
+                    kind: MARK_END,
+                    label: "\\.".into()
+                },
             ]
         );
         // The column count is part of the key.

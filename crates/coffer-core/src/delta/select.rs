@@ -92,7 +92,13 @@ mod tests {
     fn the_chunk_with_most_anchors_and_its_stronger_neighbour() {
         let v = version(&[&[1, 2], &[3, 4, 5], &[6, 7], &[8, 9]]);
         let c = choose(&v, &[3, 4, 6], None).unwrap();
-        assert_eq!(c, Choice { bases: vec![1, 2], best: 1 });
+        assert_eq!(
+            c,
+            Choice {
+                bases: vec![1, 2],
+                best: 1
+            }
+        );
         let c = choose(&v, &[2, 3, 4], None).unwrap();
         assert_eq!(c.bases, vec![0, 1]);
         // No neighbour has a vote: the next chunk, or the previous at the end.

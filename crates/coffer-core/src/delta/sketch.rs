@@ -154,7 +154,10 @@ mod tests {
         }
         parts.extend(b.finish());
         assert_eq!(parts.len(), 2);
-        let decoded: Vec<SketchPart> = parts.iter().map(|p| SketchPart::decode(p).unwrap()).collect();
+        let decoded: Vec<SketchPart> = parts
+            .iter()
+            .map(|p| SketchPart::decode(p).unwrap())
+            .collect();
         assert_eq!(decoded[0].chunks.len(), 10);
         let v = PrevVersion::from_parts(decoded);
         assert_eq!(v.len(), 40);

@@ -235,4 +235,3 @@ pub fn split_index_file(file: IndexFile, max_blobs: u64) -> Vec<IndexFile> {
     parts.last_mut().expect("one part at least").supersedes = file.supersedes;
     parts
 }
-

@@ -148,6 +148,9 @@ fn location(s: &Slot) -> BlobLocation {
     }
 }
 
+/// A pack number and the bases a delta blob has in that pack.
+type PackBases = (u32, Box<[BlobId]>);
+
 /// The repository's blob map: a sorted vector (48 bytes a blob, binary
 /// search), built once per command from all index files.
 #[derive(Default)]
@@ -157,7 +160,7 @@ pub struct Index {
     slots: Vec<Slot>,
     /// Bases of delta blobs, by blob id, for each pack holding it as a
     /// delta.
-    bases: HashMap<BlobId, Vec<(u32, Box<[BlobId]>)>>,
+    bases: HashMap<BlobId, Vec<PackBases>>,
     sorted: bool,
 }
 
@@ -206,11 +209,8 @@ impl Index {
                 n
             }
         };
-        let bases: HashMap<BlobId, &[BlobId]> = p
-            .bases
-            .iter()
-            .map(|d| (d.id, d.bases.as_slice()))
-            .collect();
+        let bases: HashMap<BlobId, &[BlobId]> =
+            p.bases.iter().map(|d| (d.id, d.bases.as_slice())).collect();
         for b in &p.blobs {
             if b.kind > 0xf || b.encoding > 0xf {
                 return Err(format!(
@@ -429,13 +429,15 @@ mod tests {
             supersedes: vec![],
             marked: vec![],
             packs: vec![
-                IndexedPack { bases: vec![],
+                IndexedPack {
+                    bases: vec![],
                     id: PackId([1; 32]),
                     salt: [5; 32],
                     size: 100,
                     blobs: vec![entry(9, 37), entry(3, 57)],
                 },
-                IndexedPack { bases: vec![],
+                IndexedPack {
+                    bases: vec![],
                     id: PackId([2; 32]),
                     salt: [6; 32],
                     size: 100,
@@ -476,7 +478,8 @@ mod tests {
             ..tree
         };
         let mut idx = Index::default();
-        idx.add_pack(&IndexedPack { bases: vec![],
+        idx.add_pack(&IndexedPack {
+            bases: vec![],
             id: PackId([1; 32]),
             salt: [0; 32],
             size: 100,
@@ -500,7 +503,8 @@ mod tests {
             ..entry(5, 37)
         };
         let mut idx = Index::default();
-        idx.add_pack(&IndexedPack { bases: vec![],
+        idx.add_pack(&IndexedPack {
+            bases: vec![],
             id: PackId([1; 32]),
             salt: [0; 32],
             size: 100,
@@ -526,7 +530,8 @@ mod tests {
                 }
             })
             .collect();
-        idx.add_pack(&IndexedPack { bases: vec![],
+        idx.add_pack(&IndexedPack {
+            bases: vec![],
             id: PackId([1; 32]),
             salt: [0; 32],
             size: 1,
@@ -583,7 +588,8 @@ mod tests {
 
     #[test]
     fn big_indexes_are_split_and_only_the_last_part_supersedes() {
-        let pack = |n: u8, blobs: u32| IndexedPack { bases: vec![],
+        let pack = |n: u8, blobs: u32| IndexedPack {
+            bases: vec![],
             id: PackId([n; 32]),
             salt: [0; 32],
             size: 1,

@@ -17,8 +17,8 @@ use rayon::prelude::*;
 use super::blocking;
 use crate::backend::{object_path, Backend, Kind};
 use crate::compress::{self, Encoding};
-use crate::delta;
 use crate::crypto::{MasterKey, SubKey};
+use crate::delta;
 use crate::error::{Error, Result};
 use crate::id::BlobId;
 use crate::index::{BlobLocation, Index};
@@ -480,7 +480,8 @@ impl BlobReader {
                     let sealed = sealed.ok_or_else(|| {
                         bad(format!("blob {} lies outside the pack", e.id.short()))
                     })?;
-                    let (encoding, payload) = pack::open_payload(&subkey, e, sealed).map_err(bad)?;
+                    let (encoding, payload) =
+                        pack::open_payload(&subkey, e, sealed).map_err(bad)?;
                     if encoding != Encoding::Delta {
                         let plain =
                             compress::decompress(encoding, payload.clone(), e.raw_length as usize)
@@ -619,7 +620,8 @@ mod tests {
         let mut index = Index::default();
         index
             .add_file(&IndexFile {
-                packs: vec![IndexedPack { bases: vec![],
+                packs: vec![IndexedPack {
+                    bases: vec![],
                     id: PackId([1; 32]),
                     salt: [0; 32],
                     size: 100,

@@ -314,7 +314,10 @@ fn chain_problem(reader: &BlobReader, loc: &BlobLocation) -> Option<String> {
             continue;
         };
         if depth >= 64 {
-            return Some(format!("delta blob {}: its chain is longer than 64", loc.entry.id));
+            return Some(format!(
+                "delta blob {}: its chain is longer than 64",
+                loc.entry.id
+            ));
         }
         for b in bases {
             match reader.index().get(BlobKind::Data, b) {
@@ -359,7 +362,10 @@ async fn check_tree(
                     Err(e) => return Err(e),
                 };
                 let Some(node) = node else {
-                    report.error(object, format!("{label}: tree node {node_id} cannot be read"));
+                    report.error(
+                        object,
+                        format!("{label}: tree node {node_id} cannot be read"),
+                    );
                     break;
                 };
                 if let Err(reason) = walker.provide(node) {
@@ -394,7 +400,10 @@ async fn check_tree(
                 if bytes != root.size {
                     report.error(
                         object,
-                        format!("{label}: tree covers {bytes} bytes, snapshot says {}", root.size),
+                        format!(
+                            "{label}: tree covers {bytes} bytes, snapshot says {}",
+                            root.size
+                        ),
                     );
                 }
                 break;
@@ -449,48 +458,49 @@ async fn read_pack(
     let (opened, mut deltas, mut problems) = blocking({
         let path = path.clone();
         move || {
-        let mut problems = Vec::new();
-        let mut err = |message: String| {
-            problems.push(Problem {
-                object: path.clone(),
-                message,
-            })
-        };
-        if PackId(content_hash(&bytes)) != expected.id {
-            err("content does not match its name (damaged in storage)".into());
-        }
-        let (salt, header) = match pack::read_header(&key, &bytes) {
-            Ok(h) => h,
-            Err(reason) => {
-                err(format!("header: {reason}"));
-                return (0, Vec::new(), problems);
+            let mut problems = Vec::new();
+            let mut err = |message: String| {
+                problems.push(Problem {
+                    object: path.clone(),
+                    message,
+                })
+            };
+            if PackId(content_hash(&bytes)) != expected.id {
+                err("content does not match its name (damaged in storage)".into());
             }
-        };
-        if salt != expected.salt {
-            err("the index records another salt for this pack".into());
-        }
-        let in_header: HashMap<BlobId, &pack::BlobEntry> =
-            header.iter().map(|e| (e.id, e)).collect();
-        for e in &expected.blobs {
-            if in_header.get(&e.id).map(|h| **h) != Some(*e) {
-                err(format!(
-                    "blob {} is indexed here but not in the pack's header",
-                    e.id.short()
-                ));
+            let (salt, header) = match pack::read_header(&key, &bytes) {
+                Ok(h) => h,
+                Err(reason) => {
+                    err(format!("header: {reason}"));
+                    return (0, Vec::new(), problems);
+                }
+            };
+            if salt != expected.salt {
+                err("the index records another salt for this pack".into());
             }
-        }
-        let subkey = key.subkey(&salt);
-        let mut opened = 0;
-        let mut deltas = Vec::new();
-        for e in &header {
-            match open_in(&key, &subkey, e, &bytes, 0) {
-                Ok(Opened::Plain(_)) => opened += 1,
-                Ok(delta) => deltas.push((e.id, delta)),
-                Err(reason) => err(reason),
+            let in_header: HashMap<BlobId, &pack::BlobEntry> =
+                header.iter().map(|e| (e.id, e)).collect();
+            for e in &expected.blobs {
+                if in_header.get(&e.id).map(|h| **h) != Some(*e) {
+                    err(format!(
+                        "blob {} is indexed here but not in the pack's header",
+                        e.id.short()
+                    ));
+                }
             }
+            let subkey = key.subkey(&salt);
+            let mut opened = 0;
+            let mut deltas = Vec::new();
+            for e in &header {
+                match open_in(&key, &subkey, e, &bytes, 0) {
+                    Ok(Opened::Plain(_)) => opened += 1,
+                    Ok(delta) => deltas.push((e.id, delta)),
+                    Err(reason) => err(reason),
+                }
+            }
+            (opened, deltas, problems)
         }
-        (opened, deltas, problems)
-    }})
+    })
     .await;
     // Deltas decode against their bases (read through the index, with the
     // reader's cache), one at a time: a failure names the delta and base.
@@ -499,10 +509,12 @@ async fn read_pack(
         for (_, delta) in deltas.drain(..) {
             match reader.finish(number, vec![delta]).await {
                 Ok(_) => opened += 1,
-                Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => problems.push(Problem {
-                    object: path.clone(),
-                    message: e.to_string(),
-                }),
+                Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => {
+                    problems.push(Problem {
+                        object: path.clone(),
+                        message: e.to_string(),
+                    })
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -510,7 +522,10 @@ async fn read_pack(
     for (id, _) in deltas {
         problems.push(Problem {
             object: path.clone(),
-            message: format!("delta blob {} is in a pack the index does not list", id.short()),
+            message: format!(
+                "delta blob {} is in a pack the index does not list",
+                id.short()
+            ),
         });
     }
     Ok((opened, problems))

@@ -15,8 +15,7 @@ use crate::error::{Error, Result};
 use crate::id::IndexId;
 use crate::index::{
     is_full_part, plan_index_write, split_index_file, Index, IndexFile, IndexFileV1, IndexFileV2,
-    IndexPlan,
-    IndexedPack, MAX_INDEX_FILE_BLOBS,
+    IndexPlan, IndexedPack, MAX_INDEX_FILE_BLOBS,
 };
 use crate::object::{self, ObjectType};
 
@@ -296,7 +295,8 @@ mod tests {
     /// themselves are never stored: only the index is exercised.
     fn synthetic(first: u32, n: u32) -> IndexFile {
         let packs = (first..first + n)
-            .map(|p| IndexedPack { bases: vec![],
+            .map(|p| IndexedPack {
+                bases: vec![],
                 id: PackId(*blake3::hash(&p.to_le_bytes()).as_bytes()),
                 salt: [0; 32],
                 size: 1000,

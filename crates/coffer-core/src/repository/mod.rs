@@ -202,9 +202,15 @@ impl Repository {
         backend
             .put_new(&object_path(Kind::Key, &key_id.to_hex()), key_bytes.into())
             .await?;
-        let payload = config.encode().map_err(|e| Error::corrupt(CONFIG_PATH, e))?;
-        let sealed =
-            object::seal_envelope(&key, ObjectType::Config, &payload, object::CONFIG_V2_ENVELOPE);
+        let payload = config
+            .encode()
+            .map_err(|e| Error::corrupt(CONFIG_PATH, e))?;
+        let sealed = object::seal_envelope(
+            &key,
+            ObjectType::Config,
+            &payload,
+            object::CONFIG_V2_ENVELOPE,
+        );
         if backend.put_new(CONFIG_PATH, sealed.into()).await? == Put::Existed {
             return Err(Error::RepositoryExists {
                 location: backend.location().to_string(),

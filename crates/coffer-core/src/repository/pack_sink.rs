@@ -63,7 +63,8 @@ mod tests {
     use crate::pack::BlobKind;
 
     fn raw(kind: BlobKind, id: BlobId, payload: &[u8]) -> EncodedBlob<'_> {
-        EncodedBlob { bases: &[],
+        EncodedBlob {
+            bases: &[],
             kind,
             id,
             encoding: Encoding::Raw,

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::super::blobs::{push_read, BlobReader};
+use crate::backend::Kind;
 use crate::compress::{self, Encoding};
 use crate::delta::anchors::Lines;
 use crate::delta::select;
@@ -17,7 +18,6 @@ use crate::error::{Error, Result};
 use crate::id::BlobId;
 use crate::index::{BlobLocation, Index};
 use crate::pack::BlobKind;
-use crate::backend::Kind;
 use crate::repository::Repository;
 use crate::snapshot::StreamEntry;
 use crate::tree::{Step, TreeWalker};
@@ -29,7 +29,7 @@ pub(crate) const PREVIOUS_SEARCH: usize = 256;
 
 impl Repository {
     /// For each of `names`, the newest earlier version backed up from
-    /// `host` that has a sketch: where its next version takes delta bases
+    /// `host`, if it has a sketch: where its next version takes delta bases
     /// from. Reads snapshots newest stored first and stops once every name
     /// is found (on a daily job, after one or a few; cached locally).
     pub(crate) async fn previous_versions(
@@ -50,15 +50,16 @@ impl Repository {
             }
             for (slot, wanted) in found.iter_mut().zip(names) {
                 if slot.is_none() {
-                    *slot = snap
-                        .streams
-                        .iter()
-                        .find(|s| &s.name == wanted && s.sketch.is_some())
-                        .cloned();
+                    *slot = snap.streams.iter().find(|s| &s.name == wanted).cloned();
                 }
             }
         }
-        Ok(found)
+        // A previous version without a sketch (written with deltas off, or
+        // by format 1) gives no bases.
+        Ok(found
+            .into_iter()
+            .map(|s| s.filter(|s| s.sketch.is_some()))
+            .collect())
     }
 }
 

@@ -24,13 +24,13 @@ use super::{LiveIndex, Repository};
 use crate::backend::{object_path, Kind};
 use crate::chunker::Chunker;
 use crate::delta::DeltaMode;
-use deltas::DeltaContext;
 use crate::error::{Error, Result};
 use crate::id::{PackId, SnapshotId};
 use crate::index::{Index, IndexedPack};
 use crate::pack::FinishedPack;
 use crate::progress::BackupProgress;
 use crate::snapshot::{Snapshot, StreamEntry};
+use deltas::DeltaContext;
 use packer::{pack_chunks, Packer};
 use reader::{read_streams, BLOCK_QUEUE};
 
@@ -194,9 +194,8 @@ impl Repository {
         let live = LiveFiles::new(live, listed);
         let index = Arc::new(index);
         let delta = opts.delta.unwrap_or(self.config.delta);
-        let deltas = (delta == DeltaMode::Auto && self.config.has_deltas()).then(|| {
-            BlobReader::new(self.backend.clone(), self.key.clone(), index.clone())
-        });
+        let deltas = (delta == DeltaMode::Auto && self.config.has_deltas())
+            .then(|| BlobReader::new(self.backend.clone(), self.key.clone(), index.clone()));
         let mut contexts = Vec::new();
         if let Some(reader) = &deltas {
             for stream in self.previous_versions(&opts.host, &names).await? {

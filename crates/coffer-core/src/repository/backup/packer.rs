@@ -273,7 +273,8 @@ impl StreamState {
             id,
             size: part.len() as u64,
         };
-        self.sketch_tree.push_chunk(&packer.key, entry, &mut self.nodes);
+        self.sketch_tree
+            .push_chunk(&packer.key, entry, &mut self.nodes);
         Ok(())
     }
 

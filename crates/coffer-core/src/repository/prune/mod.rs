@@ -316,8 +316,7 @@ impl Repository {
             }
         }
         while !pending.is_empty() {
-            let batch: Vec<(BlobId, BlobKind)> =
-                pending.drain(..pending.len().min(1024)).collect();
+            let batch: Vec<(BlobId, BlobKind)> = pending.drain(..pending.len().min(1024)).collect();
             let ids: Vec<BlobId> = batch.iter().map(|(id, _)| *id).collect();
             // Damage stops the prune before it changes anything.
             let nodes = reader.load_nodes(&ids, &mut whole).await?;
@@ -400,7 +399,10 @@ impl Repository {
                     .into_iter()
                     .zip(payloads)
                     .map(|(e, (enc, payload))| {
-                        let loc = BlobLocation { pack: number, entry: e };
+                        let loc = BlobLocation {
+                            pack: number,
+                            entry: e,
+                        };
                         let bases = reader.index().bases(&loc).unwrap_or(&[]).to_vec();
                         (e, enc, payload, bases)
                     })

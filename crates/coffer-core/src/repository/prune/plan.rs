@@ -340,7 +340,8 @@ mod tests {
             Used::All => 4,
         };
         let used: UsedBlobs = blobs.iter().take(in_use).map(|b| (b.kind, b.id)).collect();
-        let p = IndexedPack { bases: vec![],
+        let p = IndexedPack {
+            bases: vec![],
             id: PackId([n; 32]),
             salt: [0; 32],
             size: 180,

@@ -1,0 +1,178 @@
+//! Delta blobs as a database team sees them: a day of scattered row changes
+//! costs a few percent of a dump, every snapshot restores byte for byte,
+//! forgetting the day the bases came from loses nothing, and damage to a
+//! base is an error naming it, never wrong bytes.
+
+use coffer_e2e::{dump_like, snapshot_id, Change, Store, TestRepo};
+
+const DUMP: usize = 20_000_000;
+
+fn added(summary: &serde_json::Value) -> u64 {
+    summary["bytes_added"].as_u64().unwrap()
+}
+
+fn a_scattered_day_costs_a_few_percent_and_restores_exactly(store: Store) {
+    let repo = TestRepo::new_on(store);
+    let monday = dump_like(DUMP, Change::None);
+    let tuesday = dump_like(DUMP, Change::Scattered);
+    let first = repo.backup(&monday, &[]);
+    let second = repo.backup(&tuesday, &[]);
+    // Every chunk changed, yet the day costs a few percent of a copy.
+    assert_eq!(second["new_chunks"], second["chunks"], "{second}");
+    assert!(second["delta_chunks"].as_u64().unwrap() > 0, "{second}");
+    assert!(
+        added(&second) * 100 < added(&first) * 8,
+        "the scattered day added {} of {}",
+        added(&second),
+        added(&first)
+    );
+    // The bases were read once, about one compressed copy.
+    let bases = second["base_bytes_read"].as_u64().unwrap();
+    assert!(bases > 0 && bases < added(&first) * 3 / 2, "{second}");
+    assert!(repo.restore(&snapshot_id(&second)) == tuesday);
+    assert!(repo.restore(&snapshot_id(&first)) == monday);
+    repo.assert_check_passes(true);
+}
+
+fn deltas_off_stores_every_changed_chunk_whole(store: Store) {
+    let repo = TestRepo::new_on(store);
+    let first = repo.backup(&dump_like(DUMP, Change::None), &[]);
+    let second = repo.backup(&dump_like(DUMP, Change::Scattered), &["--delta", "off"]);
+    assert_eq!(second["delta_chunks"], 0);
+    assert_eq!(second["base_bytes_read"], 0);
+    assert!(added(&second) * 10 > added(&first) * 9, "{second}");
+}
+
+fn forgetting_the_base_day_and_pruning_keeps_the_bases(store: Store) {
+    let repo = TestRepo::new_on(store);
+    let days: Vec<Vec<u8>> = (0..3)
+        .map(|d| dump_like(DUMP / 2, Change::Day(d)))
+        .collect();
+    let ids: Vec<String> = days
+        .iter()
+        .map(|d| snapshot_id(&repo.backup(d, &[])))
+        .collect();
+    // Keep only the newest: its deltas' bases are chunks of the forgotten
+    // days, which prune must keep (and may repack).
+    repo.run_ok(&["forget", &ids[0], &ids[1]], b"");
+    let out = repo.run_ok(
+        &[
+            "prune",
+            "--delete-delay",
+            "0h",
+            "--max-unused",
+            "0",
+            "--json",
+        ],
+        b"",
+    );
+    let report = out.json();
+    assert!(repo.restore(&ids[2]) == days[2], "{report}");
+    repo.assert_check_passes(true);
+    // A fourth day still finds its bases.
+    let day4 = dump_like(DUMP / 2, Change::Day(3));
+    let s = repo.backup(&day4, &[]);
+    assert!(s["delta_chunks"].as_u64().unwrap() > 0, "{s}");
+    assert!(repo.restore(&snapshot_id(&s)) == day4);
+}
+
+fn a_month_of_days_restores_every_day_and_chains_stay_short(store: Store) {
+    let repo = TestRepo::new_on(store);
+    let mut kept = Vec::new();
+    let mut whole_days = 0;
+    for day in 0..12u64 {
+        let data = dump_like(DUMP / 4, Change::Day(day));
+        let s = repo.backup(&data, &[]);
+        let (new, deltas) = (
+            s["new_chunks"].as_u64().unwrap(),
+            s["delta_chunks"].as_u64().unwrap(),
+        );
+        // A chain that reached its depth limit starts again with whole
+        // chunks: on such a day most new chunks are stored whole.
+        if day > 0 && deltas * 2 < new {
+            whole_days += 1;
+        }
+        kept.push((snapshot_id(&s), data));
+    }
+    assert!(
+        (1..=4).contains(&whole_days),
+        "{whole_days} days stored mostly whole chunks"
+    );
+    for (id, data) in &kept {
+        assert!(repo.restore(id) == *data, "snapshot {id}");
+    }
+    repo.assert_check_passes(true);
+}
+
+/// The pack holding a base is damaged: restore fails naming the delta and
+/// the base (and writes nothing wrong), check reports it.
+#[test]
+fn a_damaged_base_is_an_error_naming_delta_and_base() {
+    let repo = TestRepo::new();
+    let first = repo.backup(&dump_like(DUMP / 2, Change::None), &[]);
+    let packs_of_first = repo.objects("data");
+    let second = repo.backup(&dump_like(DUMP / 2, Change::Scattered), &[]);
+    assert!(second["delta_chunks"].as_u64().unwrap() > 0);
+    // Damage every pack of the first day (bases and the first tree pack).
+    for (key, _) in &packs_of_first {
+        let mut bytes = repo.read_object(key);
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0x55;
+        repo.write_object(key, &bytes);
+    }
+    let out = repo.run(&["restore", &snapshot_id(&second)], b"");
+    assert!(!out.status.success(), "{}", out.explain());
+    let err = out.stderr();
+    assert!(
+        err.contains("a base of delta blob"),
+        "the error names neither delta nor base: {err}"
+    );
+    let check = repo.run(&["check", "--read-data"], b"");
+    assert_eq!(check.status.code(), Some(16), "{}", check.explain());
+    let _ = first;
+}
+
+/// A format 1 repository (written before deltas existed) keeps working and
+/// stays format 1: an older coffer can still read everything in it.
+#[test]
+fn a_format_1_repository_stays_format_1() {
+    let repo = TestRepo::from_fixture("repo-v1");
+    let first = repo.backup(&dump_like(DUMP / 4, Change::None), &[]);
+    let second = repo.backup(&dump_like(DUMP / 4, Change::Scattered), &[]);
+    assert_eq!(second["delta_chunks"], 0, "{second}");
+    assert!(repo.restore(&snapshot_id(&first)) == dump_like(DUMP / 4, Change::None));
+    // Objects keep their format 1 types: envelope 1, snapshot type 3,
+    // index type 4.
+    let config = repo.read_object("config");
+    assert_eq!(config[4], 1);
+    for (key, _) in repo.objects("snapshots") {
+        assert_eq!(repo.read_object(&key)[5], 3, "{key}");
+    }
+    for (key, _) in repo.objects("index") {
+        assert!(matches!(repo.read_object(&key)[5], 2 | 4), "{key}");
+    }
+    repo.assert_check_passes(true);
+}
+
+/// A new repository is format 2, marked so that a coffer from before
+/// deltas (which checks the config's envelope version first) refuses it as
+/// newer instead of misreading it.
+#[test]
+fn a_new_repository_is_marked_for_older_readers() {
+    let repo = TestRepo::new();
+    assert_eq!(repo.read_object("config")[4], 2);
+    repo.backup(&dump_like(DUMP / 8, Change::None), &[]);
+    for (key, _) in repo.objects("snapshots") {
+        assert_eq!(repo.read_object(&key)[5], 7, "{key}");
+    }
+    for (key, _) in repo.objects("index") {
+        assert_eq!(repo.read_object(&key)[5], 6, "{key}");
+    }
+}
+
+on_every_store!(
+    a_scattered_day_costs_a_few_percent_and_restores_exactly,
+    deltas_off_stores_every_changed_chunk_whole,
+    forgetting_the_base_day_and_pruning_keeps_the_bases,
+    a_month_of_days_restores_every_day_and_chains_stay_short
+);
