@@ -159,10 +159,15 @@ pub fn compress_against(bases: &[&[u8]], data: &[u8], level: i32) -> Result<Vec<
         for p in [
             CParameter::CompressionLevel(level),
             CParameter::WindowLog(wlog),
+            // Measured: a table two sizes smaller stores a scattered day
+            // in 1.6x the bytes, four sizes smaller in 10x.
             CParameter::HashLog(wlog.clamp(16, 20)),
             CParameter::EnableLongDistanceMatching(true),
             CParameter::ContentSizeFlag(false),
             CParameter::ChecksumFlag(false),
+            // Use the dictionary's tables in place instead of copying them
+            // into the context: half the memory per thread.
+            CParameter::ForceAttachDict(zstd::zstd_safe::DictAttachPref::ForceAttach),
         ] {
             cctx.set_parameter(p).map_err(zstd_error)?;
         }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use rayon::prelude::*;
 
 use super::blocking;
@@ -35,12 +35,35 @@ const WHOLE_TREE_PACK: u64 = 4 * 1024 * 1024;
 
 /// Plaintexts of base blobs kept for reuse: consecutive deltas share
 /// bases, and a chain's levels are read once.
-const BASE_CACHE_BYTES: usize = 32 * 1024 * 1024;
+const BASE_CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Longest delta chain a reader follows: beyond [`crate::delta::MAX_DEPTH`],
 /// which writers keep to, so a policy change stays readable, yet a cycle
 /// planted in storage ends in an error.
 const MAX_CHAIN_READ: u32 = 64;
+
+/// Bases read at once while decoding a batch of deltas.
+const BASE_READS_AT_ONCE: usize = 8;
+
+/// Runs delta decoding (CPU work) on a small pool of its own: never on
+/// rayon's, whose workers may be waiting for these very bases (a backup
+/// encodes deltas on rayon), and not on tokio's blocking pool, whose many
+/// threads would each keep zstd contexts and allocator arenas.
+async fn on_decode_pool<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    let pool = POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(rayon::current_num_threads().clamp(1, 4))
+            .thread_name(|i| format!("coffer-delta-{i}"))
+            .build()
+            .expect("delta decoding threads")
+    });
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    pool.spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.await.expect("a delta decoding task panicked")
+}
 
 /// A blob opened as far as its own bytes allow.
 pub(super) enum Opened {
@@ -327,11 +350,12 @@ impl BlobReader {
         let path = self.pack_path(loc.pack);
         let r = loc.entry.range();
         let bytes = self.backend.get_range(&path, r.clone()).await?;
-        let this = self.clone();
-        let opened = blocking(move || this.open_many(loc.pack, &[loc.entry], &bytes, r.start))
-            .await?
-            .pop()
-            .expect("one blob");
+        let (key, subkey) = (self.key.clone(), self.subkey(loc.pack));
+        let opened = on_decode_pool(move || {
+            open_in(&key, &subkey, &loc.entry, &bytes, r.start)
+                .map_err(|reason| Error::corrupt(path, reason))
+        })
+        .await?;
         let plain = self
             .finish_at(loc.pack, vec![opened], depth)
             .await?
@@ -361,45 +385,69 @@ impl BlobReader {
     }
 
     async fn finish_at(&self, pack: u32, opened: Vec<Opened>, depth: u32) -> Result<Vec<Vec<u8>>> {
-        let mut out = Vec::with_capacity(opened.len());
-        for o in opened {
-            match o {
-                Opened::Plain(p) => out.push(p),
-                Opened::Delta {
-                    entry,
-                    bases,
-                    payload,
-                } => {
-                    let loc = BlobLocation { pack, entry };
-                    if self.index.bases(&loc) != Some(&bases[..]) {
-                        return Err(Error::corrupt(
-                            self.pack_path(pack),
-                            format!(
-                                "delta blob {} names other bases than the index lists",
-                                entry.id
-                            ),
-                        ));
+        // Every base the batch's deltas need, each once, read at once.
+        let mut wanted: Vec<(BlobId, BlobId)> = Vec::new();
+        for o in &opened {
+            if let Opened::Delta { entry, bases, .. } = o {
+                let loc = BlobLocation {
+                    pack,
+                    entry: *entry,
+                };
+                if self.index.bases(&loc) != Some(&bases[..]) {
+                    return Err(Error::corrupt(
+                        self.pack_path(pack),
+                        format!(
+                            "delta blob {} names other bases than the index lists",
+                            entry.id
+                        ),
+                    ));
+                }
+                for b in bases {
+                    if !wanted.iter().any(|(w, _)| w == b) {
+                        wanted.push((*b, entry.id));
                     }
-                    let mut plains = Vec::with_capacity(bases.len());
-                    for b in &bases {
-                        let p = Box::pin(self.plaintext_at(*b, depth + 1))
-                            .await
-                            .map_err(|e| as_base_of(e, &entry.id))?;
-                        plains.push(p);
-                    }
-                    let key = self.key.clone();
-                    let path = self.pack_path(pack);
-                    let plain = blocking(move || {
-                        let refs: Vec<&[u8]> = plains.iter().map(|p| p.as_slice()).collect();
-                        finish_delta(&key, &entry, &payload, &refs)
-                            .map_err(|reason| Error::corrupt(path, reason))
-                    })
-                    .await?;
-                    out.push(plain);
                 }
             }
         }
-        Ok(out)
+        if wanted.is_empty() {
+            return Ok(opened
+                .into_iter()
+                .map(|o| match o {
+                    Opened::Plain(p) => p,
+                    Opened::Delta { .. } => unreachable!("no delta without bases"),
+                })
+                .collect());
+        }
+        let loaded: HashMap<BlobId, Arc<Vec<u8>>> = futures::stream::iter(wanted)
+            .map(|(base, delta)| async move {
+                let plain = Box::pin(self.plaintext_at(base, depth + 1))
+                    .await
+                    .map_err(|e| as_base_of(e, &delta))?;
+                Ok::<_, Error>((base, plain))
+            })
+            .buffer_unordered(BASE_READS_AT_ONCE)
+            .try_collect()
+            .await?;
+        let key = self.key.clone();
+        let path = self.pack_path(pack);
+        on_decode_pool(move || {
+            opened
+                .into_iter()
+                .map(|o| match o {
+                    Opened::Plain(p) => Ok(p),
+                    Opened::Delta {
+                        entry,
+                        bases,
+                        payload,
+                    } => {
+                        let refs: Vec<&[u8]> = bases.iter().map(|b| loaded[b].as_slice()).collect();
+                        finish_delta(&key, &entry, &payload, &refs)
+                            .map_err(|reason| Error::corrupt(&path, reason))
+                    }
+                })
+                .collect()
+        })
+        .await
     }
 
     /// The index it reads through.

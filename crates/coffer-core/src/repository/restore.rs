@@ -25,6 +25,9 @@ use crate::tree::{Step, TreeNode, TreeWalker};
 const FETCH_AHEAD: usize = 3;
 /// Sealed bytes opened together on rayon.
 const DECODE_BATCH: u64 = 1024 * 1024;
+/// Plaintext bytes a batch may decode to: a delta's plaintext can be fifty
+/// times its sealed size, so batches are cut by both.
+const DECODE_BATCH_PLAIN: u64 = 4 * 1024 * 1024;
 /// Batches being opened at once.
 const DECODE_AHEAD: usize = 3;
 /// Decoded blobs queued for the writer.
@@ -204,48 +207,57 @@ async fn fetch_and_decode(
         let mut buf_start = read.start;
         let mut blobs = read.blobs.iter().peekable();
         let mut batch: Vec<(BlobEntry, Bytes)> = Vec::new();
-        let mut batch_bytes = 0u64;
+        let (mut batch_bytes, mut batch_plain) = (0u64, 0u64);
         loop {
             let piece = body.next().await.transpose()?;
             let at_end = piece.is_none();
             if let Some(p) = piece {
                 buf.extend_from_slice(&p);
             }
-            // Cut every blob that has fully arrived.
-            while let Some(e) = blobs.peek() {
-                let r = e.range();
-                if r.end > buf_start + buf.len() as u64 {
-                    break;
+            // Cut every blob that has fully arrived, shipping a batch to
+            // decoding whenever it is full, and never keeping more than
+            // DECODE_AHEAD batches in decoding.
+            loop {
+                let cut = match blobs.peek() {
+                    Some(e) if e.range().end <= buf_start + buf.len() as u64 => {
+                        let r = e.range();
+                        let mut part = buf.split_to((r.end - buf_start) as usize);
+                        let sealed = part.split_off((r.start - buf_start) as usize).freeze();
+                        buf_start = r.end;
+                        batch_bytes += e.length as u64;
+                        batch_plain += e.raw_length as u64;
+                        batch.push((**e, sealed));
+                        blobs.next();
+                        true
+                    }
+                    _ => false,
+                };
+                let full = batch_bytes >= DECODE_BATCH || batch_plain >= DECODE_BATCH_PLAIN;
+                let last = blobs.peek().is_none() || (at_end && !cut);
+                if !batch.is_empty() && (full || last) {
+                    let (r, b, pack) = (reader.clone(), std::mem::take(&mut batch), read.pack);
+                    decoding.push_back(tokio::spawn(async move {
+                        let r2 = r.clone();
+                        let opened = tokio::task::spawn_blocking(move || r2.open_cut(pack, &b))
+                            .await
+                            .expect("decode task panicked")?;
+                        // Deltas among them read and decode their bases.
+                        r.finish(pack, opened).await
+                    }));
+                    (batch_bytes, batch_plain) = (0, 0);
                 }
-                let mut part = buf.split_to((r.end - buf_start) as usize);
-                let sealed = part.split_off((r.start - buf_start) as usize).freeze();
-                buf_start = r.end;
-                batch_bytes += e.length as u64;
-                batch.push((**e, sealed));
-                blobs.next();
-            }
-            if !batch.is_empty()
-                && (batch_bytes >= DECODE_BATCH || at_end || blobs.peek().is_none())
-            {
-                let (r, b, pack) = (reader.clone(), std::mem::take(&mut batch), read.pack);
-                decoding.push_back(tokio::spawn(async move {
-                    let r2 = r.clone();
-                    let opened = tokio::task::spawn_blocking(move || r2.open_cut(pack, &b))
+                while decoding.len() > DECODE_AHEAD || (at_end && !cut && !decoding.is_empty()) {
+                    let plains = decoding
+                        .pop_front()
+                        .expect("non-empty")
                         .await
                         .expect("decode task panicked")?;
-                    // Deltas among them read and decode their bases.
-                    r.finish(pack, opened).await
-                }));
-                batch_bytes = 0;
-            }
-            while decoding.len() > DECODE_AHEAD || (at_end && !decoding.is_empty()) {
-                let plains = decoding
-                    .pop_front()
-                    .expect("non-empty")
-                    .await
-                    .expect("decode task panicked")?;
-                for plain in plains {
-                    write_tx.send(plain).await.map_err(|_| closed_output())?;
+                    for plain in plains {
+                        write_tx.send(plain).await.map_err(|_| closed_output())?;
+                    }
+                }
+                if !cut {
+                    break;
                 }
             }
             if at_end {
