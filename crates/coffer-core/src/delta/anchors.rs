@@ -147,7 +147,7 @@ mod tests {
                     label: "COPY public.t (a, b) FROM stdin;".into()
                 },
                 Mark {
-                    offset: 41,
+                    offset: 40,
                     kind: MARK_END,
                     label: "\\.".into()
                 },
