@@ -8,8 +8,8 @@
 # of the accounts at random rows (PostgreSQL writes the new row versions
 # where it finds room, so rows also move), adds history rows, dumps with
 # `pg_dump --format=plain` and backs the dump up with `--time` set to that
-# day. From day KEEP on, `forget --keep-daily KEEP` and `prune
-# --delete-delay 0h` run after each backup, as a nightly job would. Day 1 is
+# day. Then `forget --keep-daily KEEP` and `prune --delete-delay 0h` run,
+# as a nightly job would (prune also re-bases delta chains). Day 1 is
 # also backed up with `--delta off` into a second repository (and with
 # restic, if installed), for the baseline of the same run.
 #
@@ -56,8 +56,8 @@ accounts=$((scale * 100000))
 "$coffer" -r "$off" init -q --insecure-fast-kdf --delta off
 : > "$work/hashes"
 full=0
-echo "| day | dump MB | added MB | added / full copy | delta chunks | backup s | backup peak RSS MiB | bases read MB | repository / full copy |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| day | dump MB | added MB | added / full copy | delta chunks | backup s | backup peak RSS MiB | bases read MB | prune s | prune peak RSS MiB | repository / full copy |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for day in $(seq 0 $((days - 1))); do
     if [ "$day" -gt 0 ]; then
         psql <<SQL
@@ -76,19 +76,20 @@ SQL
         --time "$when" --json -q < "$work/day.sql" > "$work/summary.json"
     id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["snapshot_id"])' "$work/summary.json")
     echo "$id $(sha256sum < "$work/day.sql" | cut -d' ' -f1)" >> "$work/hashes"
-    if [ "$day" -ge "$keep" ]; then
-        "$coffer" -r "$main" forget -q --keep-daily "$keep" > /dev/null
-        "$coffer" -r "$main" prune -q --delete-delay 0h > /dev/null
-    fi
+    # The nightly job: retention, then prune (which also re-bases: the
+    # newest version whole, older ones as deltas against newer ones).
+    "$coffer" -r "$main" forget -q --keep-daily "$keep" > /dev/null
+    timed prune "$coffer" -r "$main" prune -q --delete-delay 0h > /dev/null
     repo_bytes=$(du -sb "$main" | cut -f1)
-    python3 - "$work/summary.json" "$work/time.backup" "$full" "$repo_bytes" "$day" "$(stat -c %s "$work/day.sql")" <<'PY'
+    python3 - "$work/summary.json" "$work/time.backup" "$full" "$repo_bytes" "$day" "$(stat -c %s "$work/day.sql")" "$work/time.prune" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
 secs, kib = open(sys.argv[2]).read().split()[-2:]
+psecs, pkib = open(sys.argv[7]).read().split()[-2:]
 full, repo, day, size = int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], int(sys.argv[6])
 print(f"| {day} | {size / 1e6:.0f} | {s['bytes_added'] / 1e6:.2f} | {100 * s['bytes_added'] / full:.1f}% "
       f"| {s['delta_chunks']} of {s['new_chunks']} | {float(secs):.1f} | {int(kib) / 1024:.0f} "
-      f"| {s['base_bytes_read'] / 1e6:.0f} | {repo / full:.2f} |")
+      f"| {s['base_bytes_read'] / 1e6:.0f} | {float(psecs):.1f} | {int(pkib) / 1024:.0f} | {repo / full:.2f} |")
 PY
 done
 

@@ -74,7 +74,7 @@ fn history(store: Store) -> (TestRepo, Vec<(String, Vec<u8>)>) {
         data.extend_from_slice(&coffer_e2e::noise(1_500_000, day));
         let s = repo.backup(&data, &[]);
         if day > 0 {
-            assert!(s["delta_chunks"].as_u64().unwrap() > 5, "{s}");
+            assert!(s["delta_chunks"].as_u64().unwrap() >= 3, "{s}");
         }
         snaps.push((s["snapshot_id"].as_str().unwrap().to_string(), data));
     }

@@ -170,9 +170,76 @@ fn a_new_repository_is_marked_for_older_readers() {
     }
 }
 
+/// Prune turns forward chains around: the newest day is stored whole and
+/// older days as deltas against newer ones; everything restores, and a
+/// second prune finds nothing left to do.
+fn prune_stores_the_newest_day_whole_and_older_days_as_deltas(store: Store) {
+    let repo = TestRepo::new_on(store);
+    let days: Vec<Vec<u8>> = (0..4)
+        .map(|d| dump_like(DUMP / 2, Change::Day(d)))
+        .collect();
+    let mut ids = Vec::new();
+    let mut newest_deltas = 0;
+    for d in &days {
+        let s = repo.backup(d, &[]);
+        newest_deltas = s["delta_chunks"].as_u64().unwrap();
+        ids.push(snapshot_id(&s));
+    }
+    let before: u64 = repo.objects("data").iter().map(|(_, n)| n).sum();
+    let r = repo
+        .run_ok(&["prune", "--delete-delay", "0h", "--json"], b"")
+        .json();
+    // Every delta of the newest day is stored whole again (and any older
+    // delta whose turned version does not pay); the three older days'
+    // chunks become deltas against the next day's.
+    assert!(
+        r["chunks_made_whole"].as_u64().unwrap() >= newest_deltas,
+        "{r}"
+    );
+    assert!(
+        r["chunks_made_deltas"].as_u64().unwrap() > newest_deltas * 2,
+        "{r}"
+    );
+    let after: u64 = repo.objects("data").iter().map(|(_, n)| n).sum();
+    assert!(
+        after < before * 11 / 10,
+        "{after} bytes after, {before} before"
+    );
+    for (id, data) in ids.iter().zip(&days) {
+        assert!(repo.restore(id) == *data, "snapshot {id}");
+    }
+    repo.assert_check_passes(true);
+    let again = repo
+        .run_ok(&["prune", "--delete-delay", "0h", "--json"], b"")
+        .json();
+    assert_eq!(again["chunks_made_whole"], 0, "{again}");
+    assert_eq!(again["chunks_made_deltas"], 0, "{again}");
+    // The next day's backup finds whole bases and still costs little.
+    let next = dump_like(DUMP / 2, Change::Day(4));
+    let s = repo.backup(&next, &[]);
+    assert!(s["delta_chunks"].as_u64().unwrap() > 0, "{s}");
+    assert!(repo.restore(&snapshot_id(&s)) == next);
+}
+
+#[test]
+fn prune_no_rebase_leaves_chains_as_backups_wrote_them() {
+    let repo = TestRepo::new();
+    for d in 0..3 {
+        repo.backup(&dump_like(DUMP / 4, Change::Day(d)), &[]);
+    }
+    let r = repo.run_ok(&["prune", "--no-rebase", "--json"], b"").json();
+    assert_eq!(r["chunks_made_whole"], 0, "{r}");
+    let dry = repo.run_ok(&["prune", "--dry-run", "--json"], b"").json();
+    assert!(dry["chunks_made_whole"].as_u64().unwrap() > 0, "{dry}");
+    // A dry run writes nothing.
+    let still = repo.run_ok(&["prune", "--dry-run", "--json"], b"").json();
+    assert_eq!(dry["chunks_made_whole"], still["chunks_made_whole"]);
+}
+
 on_every_store!(
     a_scattered_day_costs_a_few_percent_and_restores_exactly,
     deltas_off_stores_every_changed_chunk_whole,
     forgetting_the_base_day_and_pruning_keeps_the_bases,
-    a_month_of_days_restores_every_day_and_chains_stay_short
+    a_month_of_days_restores_every_day_and_chains_stay_short,
+    prune_stores_the_newest_day_whole_and_older_days_as_deltas
 );

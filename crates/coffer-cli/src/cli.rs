@@ -431,6 +431,11 @@ pub struct PruneArgs {
     /// The delete delay in seconds, overriding --delete-delay (tests only)
     #[arg(long, hide = true, env = "COFFER_DELETE_DELAY_SECS")]
     pub delete_delay_secs: Option<u64>,
+    /// Leave delta chains as backups wrote them (by default prune stores
+    /// each stream's newest version whole and older versions as deltas
+    /// against newer ones)
+    #[arg(long)]
+    pub no_rebase: bool,
 }
 
 #[derive(Debug, Args)]

@@ -30,6 +30,7 @@ pub async fn prune(
         dry_run,
         recheck_after: std::time::Duration::from_secs(session.global.recheck_after_secs),
         host: super::actor().host,
+        rebase: !a.no_rebase,
     };
     let r = repo.prune(opts).await?;
     if as_json {
@@ -76,6 +77,16 @@ fn report_text(r: &PruneReport, dry_run: bool) -> String {
             "{} marked packs are needed again by new snapshots: their used blobs {} into new packs\n",
             r.packs_rescued,
             verb("copied")
+        ));
+    }
+    if r.chunks_made_whole + r.chunks_made_deltas > 0 {
+        out.push_str(&format!(
+            "re-basing: {} chunks {} whole, {} {} as deltas against newer versions ({} written)\n",
+            r.chunks_made_whole,
+            verb("stored"),
+            r.chunks_made_deltas,
+            if dry_run { "to be tried" } else { "stored" },
+            bytes(r.bytes_rebased)
         ));
     }
     out.push_str(&format!(

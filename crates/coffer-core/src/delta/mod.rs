@@ -12,6 +12,7 @@
 //! wrong bytes.
 
 pub mod anchors;
+pub mod rebase;
 pub mod select;
 pub mod sketch;
 

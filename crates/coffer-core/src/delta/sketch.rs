@@ -86,13 +86,19 @@ pub struct PrevVersion {
 impl PrevVersion {
     /// Builds the lookup from a version's parts, in order.
     pub fn from_parts(parts: impl IntoIterator<Item = SketchPart>) -> Self {
+        Self::from_chunks(parts.into_iter().flat_map(|p| p.chunks))
+    }
+
+    /// Builds the lookup from a version's chunks, in order.
+    pub fn from_chunks(
+        chunks: impl IntoIterator<Item = impl std::borrow::Borrow<ChunkSketch>>,
+    ) -> Self {
         let mut v = PrevVersion::default();
-        for part in parts {
-            for c in part.chunks {
-                let n = v.chunks.len() as u32;
-                v.anchors.extend(c.anchors.iter().map(|&a| (a, n)));
-                v.chunks.push((c.id, c.size));
-            }
+        for c in chunks {
+            let c = c.borrow();
+            let n = v.chunks.len() as u32;
+            v.anchors.extend(c.anchors.iter().map(|&a| (a, n)));
+            v.chunks.push((c.id, c.size));
         }
         v.anchors.sort_unstable();
         v.anchors.shrink_to_fit();

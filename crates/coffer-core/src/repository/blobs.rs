@@ -45,11 +45,12 @@ const MAX_CHAIN_READ: u32 = 64;
 /// Bases read at once while decoding a batch of deltas.
 const BASE_READS_AT_ONCE: usize = 8;
 
-/// Runs delta decoding (CPU work) on a small pool of its own: never on
-/// rayon's, whose workers may be waiting for these very bases (a backup
-/// encodes deltas on rayon), and not on tokio's blocking pool, whose many
-/// threads would each keep zstd contexts and allocator arenas.
-async fn on_decode_pool<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+/// Runs codec work (decoding deltas, and prune's re-encoding) on a small
+/// pool of its own: never on rayon's, whose workers may be waiting for these
+/// very bases (a backup encodes deltas on rayon), and not on tokio's
+/// blocking pool, whose many threads would each keep zstd contexts and
+/// allocator arenas. Tasks on it never wait for anything.
+pub(super) async fn on_decode_pool<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
     let pool = POOL.get_or_init(|| {
         rayon::ThreadPoolBuilder::new()

@@ -504,9 +504,26 @@ async fn read_pack(
     .await;
     // Deltas decode against their bases (read through the index, with the
     // reader's cache), one at a time: a failure names the delta and base.
+    // A delta copy the index does not list in this pack (a duplicate, or
+    // one re-basing replaced) is no reader's concern: its bases may be
+    // gone, so its AEAD check (done above) is all that applies.
     let mut opened = opened;
     if let Some(number) = number {
         for (_, delta) in deltas.drain(..) {
+            let listed = match &delta {
+                Opened::Delta { entry, .. } => reader
+                    .index()
+                    .bases(&BlobLocation {
+                        pack: number,
+                        entry: *entry,
+                    })
+                    .is_some(),
+                Opened::Plain(_) => true,
+            };
+            if !listed {
+                opened += 1;
+                continue;
+            }
             match reader.finish(number, vec![delta]).await {
                 Ok(_) => opened += 1,
                 Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => {

@@ -23,6 +23,7 @@ mod pack_sink;
 mod passwords;
 mod prune;
 mod restore;
+mod sketches;
 
 pub use backup::{
     BackupOptions, BackupSummary, OpenStream, DEFAULT_UPLOAD_CONCURRENCY, RECHECK_AFTER,

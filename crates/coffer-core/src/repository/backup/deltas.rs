@@ -4,15 +4,14 @@
 //! when it pays. Decisions come from [`crate::delta`]; this module applies
 //! them with the repository's index and storage.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::super::blobs::{push_read, BlobReader};
+use super::super::blobs::BlobReader;
 use crate::backend::Kind;
 use crate::compress::{self, Encoding};
 use crate::delta::anchors::Lines;
 use crate::delta::select;
-use crate::delta::sketch::{PrevVersion, SketchPart};
+use crate::delta::sketch::PrevVersion;
 use crate::delta::{self, CLEARLY_PAYS, MAX_DEPTH};
 use crate::error::{Error, Result};
 use crate::id::BlobId;
@@ -20,7 +19,6 @@ use crate::index::{BlobLocation, Index};
 use crate::pack::BlobKind;
 use crate::repository::Repository;
 use crate::snapshot::StreamEntry;
-use crate::tree::{Step, TreeWalker};
 
 /// Snapshots read, newest stored first, when looking for the previous
 /// version of a stream: past this many, the stream has no recent version
@@ -61,41 +59,6 @@ impl Repository {
             .map(|s| s.filter(|s| s.sketch.is_some()))
             .collect())
     }
-}
-
-/// Reads a stream version's sketch: walks its tree, then reads its parts
-/// with coalesced ranged reads (they sit side by side in tree packs).
-pub(crate) async fn load_sketch(reader: &BlobReader, stream: &StreamEntry) -> Result<PrevVersion> {
-    let Some(root) = stream.sketch else {
-        return Ok(PrevVersion::default());
-    };
-    let bad = |r: String| Error::corrupt(format!("the sketch of stream {:?}", stream.name), r);
-    let mut walker = TreeWalker::new(root);
-    let mut whole = HashSet::new();
-    let mut reads = Vec::new();
-    loop {
-        match walker.next_step() {
-            Step::Need(id) => {
-                let mut nodes = reader.load_nodes(&[id], &mut whole).await?;
-                let node = nodes.remove(&id).ok_or_else(|| Error::Missing {
-                    object: format!("tree blob {id}"),
-                })?;
-                walker.provide(node).map_err(bad)?;
-            }
-            Step::Chunk(part) => {
-                let loc = reader.locate(&part.id, BlobKind::Sketch, Some(part.size))?;
-                push_read(&mut reads, &loc);
-            }
-            Step::Done => break,
-        }
-    }
-    let mut parts = Vec::new();
-    for read in reads {
-        for plain in reader.fetch_read(read).await? {
-            parts.push(SketchPart::decode(&plain).map_err(bad)?);
-        }
-    }
-    Ok(PrevVersion::from_parts(parts))
 }
 
 /// What the rayon side needs to encode a stream's new chunks as deltas.

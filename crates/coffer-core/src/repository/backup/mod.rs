@@ -23,6 +23,7 @@ use super::index_files::LiveFiles;
 use super::{LiveIndex, Repository};
 use crate::backend::{object_path, Kind};
 use crate::chunker::Chunker;
+use crate::delta::sketch::PrevVersion;
 use crate::delta::DeltaMode;
 use crate::error::{Error, Result};
 use crate::id::{PackId, SnapshotId};
@@ -200,7 +201,10 @@ impl Repository {
         if let Some(reader) = &deltas {
             for stream in self.previous_versions(&opts.host, &names).await? {
                 let prev = match stream {
-                    Some(stream) => Some(Arc::new(deltas::load_sketch(reader, &stream).await?)),
+                    Some(stream) => {
+                        let chunks = super::sketches::load_sketch(reader, &stream).await?;
+                        Some(Arc::new(PrevVersion::from_chunks(chunks)))
+                    }
                     None => None,
                 };
                 contexts.push(prev.filter(|p| !p.is_empty()).map(|prev| {

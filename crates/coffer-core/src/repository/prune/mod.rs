@@ -15,6 +15,7 @@
 //! files.
 
 mod plan;
+mod rebase;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -132,6 +133,9 @@ pub struct PruneOptions {
     pub recheck_after: Duration,
     /// Recorded in the lock.
     pub host: String,
+    /// Re-base delta chains: store each stream's newest version whole and
+    /// older ones as deltas against newer ones (format 2 repositories).
+    pub rebase: bool,
 }
 
 impl Repository {
@@ -172,6 +176,7 @@ impl Repository {
         let index = Arc::new(index);
         let used = self.used_blobs(&index, &snapshots).await?;
         failpoint::reach("prune-loaded");
+
         let stored: HashMap<String, (i64, u64)> = self
             .backend
             .list_with_times(Kind::Pack)
@@ -179,20 +184,27 @@ impl Repository {
             .into_iter()
             .map(|(n, t, size)| (n, (t, size)))
             .collect();
+        // New copies first (unindexed until the index below): the old ones
+        // they replace count as unused in the plan. After the listing
+        // above, so that the plan never sees the new packs as leftovers.
+        let reader = BlobReader::new(self.backend.clone(), self.key.clone(), index.clone());
+        let rebased = if opts.rebase {
+            self.rebase(&reader, &snapshots, opts.dry_run).await?
+        } else {
+            rebase::Rebased::default()
+        };
         // In range (checked above), so it fits; saturating all the same.
         let delay = i64::try_from(opts.delete_delay.as_nanos()).unwrap_or(i64::MAX);
         let exported = index.export();
-        let packs: Vec<PackUse> = exported
-            .packs
-            .into_iter()
-            .map(|p| PackUse::new(p, None, &used))
-            .chain(
-                exported
-                    .marked
-                    .into_iter()
-                    .map(|m| PackUse::new(m.pack, Some(m.marked_unix_ns), &used)),
-            )
-            .collect();
+        let packs: Vec<PackUse> =
+            exported
+                .packs
+                .into_iter()
+                .map(|p| PackUse::new(p, None, &used, &rebased.superseded))
+                .chain(exported.marked.into_iter().map(|m| {
+                    PackUse::new(m.pack, Some(m.marked_unix_ns), &used, &rebased.superseded)
+                }))
+                .collect();
         let staging = self.backend.list_staging()?;
         let input = PlanInput {
             staging: &staging,
@@ -211,15 +223,17 @@ impl Repository {
         } = plan(packs, &input);
         report.snapshots = snapshots.len();
         report.used_blobs = used.len() as u64;
-        if opts.dry_run || nothing_to_do {
+        report.chunks_made_whole = rebased.made_whole;
+        report.chunks_made_deltas = rebased.made_deltas;
+        report.bytes_rebased = rebased.bytes_written;
+        if opts.dry_run || (nothing_to_do && rebased.packs.is_empty()) {
             return Ok(report);
         }
 
         // Phase: copy still-used blobs out of repacked packs.
         crate::interrupt::check()?;
-        let reader = BlobReader::new(self.backend.clone(), self.key.clone(), index.clone());
         let new_packs = self.repack(&reader, &packs).await?;
-        report.packs_written = new_packs.len() as u64;
+        report.packs_written = (new_packs.len() + rebased.packs.len()) as u64;
 
         // Phase: one index file superseding everything listed. New marks
         // are stamped now, when they are about to become visible (repacking
@@ -246,6 +260,7 @@ impl Repository {
             }
         }
         file.packs.extend(new_packs);
+        file.packs.extend(rebased.packs);
         self.write_index(superseding_everything(&listed, file))
             .await?;
         failpoint::reach("prune-after-index");

@@ -30,7 +30,7 @@ use serde::Serialize;
 
 use super::MaxUnused;
 use crate::backend::StagingFile;
-use crate::id::BlobId;
+use crate::id::{BlobId, PackId};
 use crate::index::IndexedPack;
 
 /// What a prune found and did (or, dry, would do).
@@ -75,6 +75,14 @@ pub struct PruneReport {
     /// Staging files of interrupted local writes deleted (their bytes are
     /// in `bytes_deleted`).
     pub staging_deleted: u64,
+    /// Chunks stored whole again by re-basing (the newest version of a
+    /// stream, or a delta that no longer paid).
+    pub chunks_made_whole: u64,
+    /// Chunks stored as deltas against a newer version by re-basing (dry
+    /// run: to be tried).
+    pub chunks_made_deltas: u64,
+    /// Bytes of the packs re-basing wrote.
+    pub bytes_rebased: u64,
 }
 
 /// A pack's fate.
@@ -119,20 +127,51 @@ impl PackUse {
         self.fate == Fate::Delete || (self.fate == Fate::Repack && delay == 0)
     }
 
-    /// The pack as indexed, with the blobs `used` marks as used.
-    pub fn new(pack: IndexedPack, marked: Option<i64>, used: &UsedBlobs) -> Self {
+    /// The pack as indexed, with the blobs `used` marks as used; copies of
+    /// blobs that re-basing `replaced` by new ones are dropped from its
+    /// listing and counted unused.
+    pub fn new(
+        mut pack: IndexedPack,
+        marked: Option<i64>,
+        used: &UsedBlobs,
+        replaced: &HashSet<(PackId, BlobId)>,
+    ) -> Self {
+        let gone = |b: &BlobId| replaced.contains(&(pack.id, *b));
+        let dropped: u64 = pack
+            .blobs
+            .iter()
+            .filter(|b| gone(&b.id))
+            .map(|b| b.length as u64)
+            .sum();
+        if dropped > 0 {
+            let keep: Vec<_> = pack
+                .blobs
+                .iter()
+                .filter(|b| !gone(&b.id))
+                .copied()
+                .collect();
+            let bases = pack
+                .bases
+                .iter()
+                .filter(|d| !gone(&d.id))
+                .cloned()
+                .collect();
+            pack.blobs = keep;
+            pack.bases = bases;
+        }
         let used: Vec<bool> = pack
             .blobs
             .iter()
             .map(|b| used.contains(&(b.kind, b.id)))
             .collect();
-        let unused_bytes = pack
-            .blobs
-            .iter()
-            .zip(&used)
-            .filter(|(_, u)| !**u)
-            .map(|(b, _)| b.length as u64)
-            .sum();
+        let unused_bytes = dropped
+            + pack
+                .blobs
+                .iter()
+                .zip(&used)
+                .filter(|(_, u)| !**u)
+                .map(|(b, _)| b.length as u64)
+                .sum::<u64>();
         PackUse {
             pack,
             marked,
@@ -347,7 +386,7 @@ mod tests {
             size: 180,
             blobs,
         };
-        PackUse::new(p, marked, &used)
+        PackUse::new(p, marked, &used, &HashSet::new())
     }
 
     fn stored_as(packs: &[(u8, i64)]) -> HashMap<String, (i64, u64)> {
