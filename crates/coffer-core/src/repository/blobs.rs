@@ -35,7 +35,7 @@ const WHOLE_TREE_PACK: u64 = 4 * 1024 * 1024;
 
 /// Plaintexts of base blobs kept for reuse: consecutive deltas share
 /// bases, and a chain's levels are read once.
-const BASE_CACHE_BYTES: usize = 16 * 1024 * 1024;
+const BASE_CACHE_BYTES: usize = 8 * 1024 * 1024;
 
 /// Longest delta chain a reader follows: beyond [`crate::delta::MAX_DEPTH`],
 /// which writers keep to, so a policy change stays readable, yet a cycle
