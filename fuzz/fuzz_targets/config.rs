@@ -1,6 +1,5 @@
 //! The repository `config` object.
 #![no_main]
-use coffer_core::codec;
 use coffer_core::config::RepoConfig;
 use coffer_core::object::ObjectType;
 use libfuzzer_sys::fuzz_target;
@@ -12,7 +11,9 @@ fuzz_target!(|data: &[u8]| {
     let Some(plain) = coffer_fuzz::plaintext(stored, bytes, ObjectType::Config) else {
         return;
     };
-    if let Ok(config) = codec::decode::<RepoConfig>(&plain) {
+    if let Ok(config) = RepoConfig::decode(&plain) {
         let _ = config.validate();
+        // What decodes encodes back to the same bytes.
+        assert_eq!(config.encode().unwrap(), plain);
     }
 });

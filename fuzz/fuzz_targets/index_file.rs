@@ -1,7 +1,7 @@
-//! Index files of both versions, into the in-memory index and back out.
+//! Index files of every version, into the in-memory index and back out.
 #![no_main]
 use coffer_core::codec;
-use coffer_core::index::{split_index_file, Index, IndexFile, IndexFileV1};
+use coffer_core::index::{split_index_file, Index, IndexFile, IndexFileV1, IndexFileV2};
 use coffer_core::object::{self, ObjectType};
 use coffer_core::pack::BlobKind;
 use libfuzzer_sys::fuzz_target;
@@ -11,22 +11,21 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let key = coffer_fuzz::key();
-    let files: Vec<IndexFile> = if stored {
-        let v2 = object::open(key, ObjectType::IndexV2, bytes)
-            .ok()
-            .and_then(|p| codec::decode::<IndexFile>(&p).ok());
-        let v1 = object::open(key, ObjectType::Index, bytes)
-            .ok()
-            .and_then(|p| codec::decode::<IndexFileV1>(&p).ok())
-            .map(IndexFile::from);
-        v2.into_iter().chain(v1).collect()
-    } else {
-        let v2 = codec::decode::<IndexFile>(bytes).ok();
-        let v1 = codec::decode::<IndexFileV1>(bytes)
-            .ok()
-            .map(IndexFile::from);
-        v2.into_iter().chain(v1).collect()
+    let open = |t: ObjectType| {
+        if stored {
+            object::open(key, t, bytes).ok()
+        } else {
+            Some(bytes.to_vec())
+        }
     };
+    let v3 = open(ObjectType::IndexV3).and_then(|p| codec::decode::<IndexFile>(&p).ok());
+    let v2 = open(ObjectType::IndexV2)
+        .and_then(|p| codec::decode::<IndexFileV2>(&p).ok())
+        .map(IndexFile::from);
+    let v1 = open(ObjectType::Index)
+        .and_then(|p| codec::decode::<IndexFileV1>(&p).ok())
+        .map(IndexFile::from);
+    let files: Vec<IndexFile> = v3.into_iter().chain(v2).chain(v1).collect();
     for file in files {
         let mut index = Index::default();
         if index.add_file(&file).is_err() {
@@ -39,7 +38,12 @@ fuzz_target!(|data: &[u8]| {
                 // Kinds this build does not know (reserved for later ones)
                 // are kept, and found by no lookup of a known kind.
                 if let Some(kind) = BlobKind::from_byte(b.kind) {
-                    assert!(index.get(kind, &b.id).is_some());
+                    let loc = index.get(kind, &b.id).expect("exported blobs are found");
+                    // A delta's bases travel with it.
+                    assert_eq!(
+                        index.bases(&loc).map(<[_]>::to_vec),
+                        p.bases.iter().find(|d| d.id == b.id).map(|d| d.bases.clone())
+                    );
                 }
             }
         }

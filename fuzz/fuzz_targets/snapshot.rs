@@ -1,6 +1,5 @@
 //! Snapshot objects, and what commands do with them.
 #![no_main]
-use coffer_core::codec;
 use coffer_core::id::SnapshotId;
 use coffer_core::object::ObjectType;
 use coffer_core::snapshot::{self, Filter, Snapshot};
@@ -10,10 +9,14 @@ fuzz_target!(|data: &[u8]| {
     let Some((stored, bytes)) = coffer_fuzz::mode(data) else {
         return;
     };
-    let Some(plain) = coffer_fuzz::plaintext(stored, bytes, ObjectType::Snapshot) else {
-        return;
-    };
-    let Ok(snap) = codec::decode::<Snapshot>(&plain) else {
+    // Both versions: type 7 (with sketches) and type 3.
+    let decoded = [ObjectType::SnapshotV2, ObjectType::Snapshot]
+        .into_iter()
+        .find_map(|t| {
+            let plain = coffer_fuzz::plaintext(stored, bytes, t)?;
+            Snapshot::decode(t, &plain).ok()
+        });
+    let Some(snap) = decoded else {
         return;
     };
     let _ = (snap.zoned_time(), snap.stored_size(), snap.added_size());
