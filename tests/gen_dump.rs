@@ -1,4 +1,4 @@
-//! `gen-dump SIZE [none|scattered|clustered]`: writes a realistic pg_dump-like
+//! `gen-dump SIZE [none|scattered|clustered|day:N]`: writes a realistic pg_dump-like
 //! stream of about SIZE bytes (suffixes k, M, G) to stdout, for the quickstart,
 //! the golden fixture and the benchmarks.
 
@@ -23,10 +23,13 @@ fn main() {
         None | Some("none") => Some(Change::None),
         Some("scattered") => Some(Change::Scattered),
         Some("clustered") => Some(Change::Clustered),
-        Some(_) => None,
+        Some(day) => day
+            .strip_prefix("day:")
+            .and_then(|n| n.parse().ok())
+            .map(Change::Day),
     };
     let (Some(size), Some(change)) = (size, change) else {
-        eprintln!("usage: gen-dump SIZE[k|M|G] [none|scattered|clustered]");
+        eprintln!("usage: gen-dump SIZE[k|M|G] [none|scattered|clustered|day:N]");
         std::process::exit(2);
     };
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());

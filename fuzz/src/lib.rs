@@ -22,9 +22,14 @@ pub fn fixture() -> PathBuf {
 /// test KDF).
 pub fn key() -> &'static MasterKey {
     static KEY: OnceLock<MasterKey> = OnceLock::new();
-    KEY.get_or_init(|| {
-        let password = std::fs::read_to_string(fixture().join("password")).expect("password");
-        let keys_dir = fixture().join("repo/keys");
+    KEY.get_or_init(|| unlock(&fixture()))
+}
+
+/// The master key of the fixture repository in `folder`.
+pub fn unlock(folder: &std::path::Path) -> MasterKey {
+    {
+        let password = std::fs::read_to_string(folder.join("password")).expect("password");
+        let keys_dir = folder.join("repo/keys");
         let entry = std::fs::read_dir(keys_dir)
             .expect("keys")
             .flatten()
@@ -34,7 +39,7 @@ pub fn key() -> &'static MasterKey {
         keys::unlock(&body, password.trim_end().as_bytes())
             .expect("unlocks")
             .expect("right password")
-    })
+    }
 }
 
 /// The plaintext an input stands for: in stored mode, the object opened as

@@ -1,5 +1,7 @@
 //! Writes the seed corpora (`fuzz/seeds/<target>/`) from the golden
-//! fixture: each stored object as is (mode 0) and its plaintext (mode 1).
+//! fixtures: each stored object of the format 1 fixture as is (mode 0, its
+//! key is the targets' key) and its plaintext (mode 1), and the plaintexts
+//! of the format 2 fixture's config, index files and snapshots.
 
 use std::path::Path;
 
@@ -80,4 +82,26 @@ fn main() {
         1,
         b"\x00\x01\x0b\x00\x00\x00hello hello",
     );
+    format_2_seeds();
+}
+
+/// Plaintext seeds from the format 2 fixture (another key: its stored
+/// objects would not authenticate under the targets' key).
+fn format_2_seeds() {
+    let folder = fixture().join("../repo-v2");
+    let key = coffer_fuzz::unlock(&folder);
+    let read = |path: std::path::PathBuf| std::fs::read(path).expect("fixture file");
+    let config = read(folder.join("repo/config"));
+    let plain = object::open(&key, ObjectType::Config, &config).expect("config opens");
+    write("config", "config-v2", 1, &plain);
+    for (sub, target, kind) in [
+        ("index", "index_file", ObjectType::IndexV3),
+        ("snapshots", "snapshot", ObjectType::SnapshotV2),
+    ] {
+        for e in std::fs::read_dir(folder.join("repo").join(sub)).expect("folder").flatten() {
+            let name = e.file_name().to_string_lossy()[..16].to_string();
+            let plain = object::open(&key, kind, &read(e.path())).expect("opens");
+            write(target, &format!("{name}-v2"), 1, &plain);
+        }
+    }
 }
