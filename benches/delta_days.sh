@@ -41,15 +41,8 @@ timed() { # label, command...: runs it, records "seconds peak_kib" in $work/time
     /usr/bin/time -f "%e %M" -o "$work/time.$label" "$@"
 }
 
-"$bin/dropdb" --if-exists "$db"
-"$bin/createdb" "$db"
-"$bin/pgbench" -i -q -s "$scale" -I dt "$db" >/dev/null 2>&1
-psql <<SQL
-INSERT INTO pgbench_branches SELECT bid, 0, md5('b'||bid) FROM generate_series(1, $scale) bid;
-INSERT INTO pgbench_tellers SELECT tid, (tid-1)/10+1, 0, md5('t'||tid) FROM generate_series(1, $scale * 10) tid;
-INSERT INTO pgbench_accounts SELECT aid, (aid-1)/100000+1, 0, md5(aid::text) FROM generate_series(1, $scale * 100000) aid;
-SQL
-"$bin/pgbench" -i -q -s "$scale" -I vp "$db" >/dev/null 2>&1
+. "$root/benches/pgbench_db.sh"
+pgbench_db "$bin" "$db" "$scale"
 accounts=$((scale * 100000))
 
 "$coffer" -r "$main" init -q --insecure-fast-kdf

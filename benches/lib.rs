@@ -1,4 +1,6 @@
 //! Benchmarks: `micro.rs` (criterion, per-stage throughput), `e2e.py`
 //! (whole-command runs against restic and `zstd -T2`, medians) and
-//! `pg_formats.sh` (what a day of change costs per pg_dump format). This
+//! `pg_formats.sh` (what a day of change costs per pg_dump format),
+//! `delta_days.sh` (two months of daily scattered changes with deltas) and
+//! `delta_formats.sh` (deltas on dumps that change shape). This
 //! crate has no library code; see docs/performance.md for how to run them.

@@ -42,6 +42,14 @@ const PAYS_SIXTEENTHS: usize = 12;
 /// common case of a small change).
 pub const CLEARLY_PAYS: usize = 16;
 
+/// zstd level of delta frames. The long matches into the bases come from
+/// long-distance matching whatever the level; what the level sets is how
+/// the bases are indexed, which is most of a delta's cost (filling level
+/// 3's double hash table took 44% of a backup's CPU). Measured on a
+/// scattered day of a 77 MB dump: level 1 stored 3% less than level 3 in
+/// 9% less CPU.
+pub const LEVEL: i32 = 1;
+
 /// Whether to store new chunks as deltas (`--delta`, and the repository
 /// default in `config`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -152,7 +152,7 @@ pub(crate) fn encode_new(
         .zip(&plains)
         .map(|(l, p)| (l.entry.id, p.as_slice()))
         .collect();
-    let payload = delta::encode(chunk, &with_ids, level).map_err(Error::Internal)?;
+    let payload = delta::encode(chunk, &with_ids, delta::LEVEL).map_err(Error::Internal)?;
     if payload.len() * CLEARLY_PAYS <= chunk.len() {
         return Ok(Packed {
             encoding: Encoding::Delta,

@@ -186,7 +186,7 @@ async fn encode(reader: &BlobReader, decision: Rebase, level: i32) -> Result<Opt
             .zip(&base_plains)
             .map(|(id, p)| (*id, p.as_slice()))
             .collect();
-        let d = delta::encode(&plain, &pairs, level).map_err(crate::Error::Internal)?;
+        let d = delta::encode(&plain, &pairs, delta::LEVEL).map_err(crate::Error::Internal)?;
         Ok(if delta::pays(d.len(), whole.len()) {
             (Encoding::Delta, d)
         } else {
