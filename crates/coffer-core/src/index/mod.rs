@@ -312,14 +312,15 @@ impl Index {
             .map(|(_, b)| &b[..])
     }
 
-    /// The bases of every stored copy of data blob `id` that is a delta
-    /// (a blob may be stored twice, once whole and once as a delta).
-    pub fn all_bases(&self, id: &BlobId) -> impl Iterator<Item = &BlobId> {
+    /// Every stored copy of data blob `id` that is a delta, as its pack
+    /// number and bases (a blob may be stored twice, once whole and once
+    /// as a delta, or as deltas against different bases).
+    pub fn delta_copies(&self, id: &BlobId) -> impl Iterator<Item = (u32, &[BlobId])> {
         self.bases
             .get(id)
             .into_iter()
             .flatten()
-            .flat_map(|(_, b)| b.iter())
+            .map(|(p, b)| (*p, &b[..]))
     }
 
     /// Number of packs known.

@@ -20,16 +20,21 @@ use crate::pack::BlobKind;
 use crate::repository::Repository;
 use crate::snapshot::StreamEntry;
 
+/// How far apart in storage time two snapshots may be and still be
+/// ordered wrongly by it: stores keep last-modified times to the second.
+const STORED_SLACK_MS: i64 = 2_000;
+
 /// Snapshots read, newest stored first, when looking for the previous
 /// version of a stream: past this many, the stream has no recent version
 /// from this host and its chunks are stored whole.
 pub(crate) const PREVIOUS_SEARCH: usize = 256;
 
 impl Repository {
-    /// For each of `names`, the newest earlier version backed up from
-    /// `host`, if it has a sketch: where its next version takes delta bases
-    /// from. Reads snapshots newest stored first and stops once every name
-    /// is found (on a daily job, after one or a few; cached locally).
+    /// For each of `names`, the newest earlier version (by snapshot time)
+    /// backed up from `host`, if it has a sketch: where its next version
+    /// takes delta bases from. Reads snapshots newest stored first and stops
+    /// once every name is found and the rest were stored clearly earlier (on
+    /// a daily job, after one or a few; cached locally).
     pub(crate) async fn previous_versions(
         &self,
         host: &str,
@@ -37,9 +42,16 @@ impl Repository {
     ) -> Result<Vec<Option<StreamEntry>>> {
         let mut listed = self.backend.list_with_times(Kind::Snapshot).await?;
         listed.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        let mut found: Vec<Option<StreamEntry>> = vec![None; names.len()];
-        for (name, _, _) in listed.into_iter().take(PREVIOUS_SEARCH) {
-            if found.iter().all(Option::is_some) {
+        // Per name: the newest by snapshot time, and when its object was
+        // stored. Stores keep times to the second (or coarser), so snapshots
+        // stored within STORED_SLACK_MS of the one found may still be newer.
+        let mut found: Vec<Option<(i64, i64, StreamEntry)>> = vec![None; names.len()];
+        for (name, stored_ms, _) in listed.into_iter().take(PREVIOUS_SEARCH) {
+            let settled = found.iter().all(|f| {
+                f.as_ref()
+                    .is_some_and(|(_, at, _)| stored_ms < at - STORED_SLACK_MS)
+            });
+            if settled {
                 break;
             }
             let (_, snap) = self.read_snapshot(name, true).await?;
@@ -47,11 +59,15 @@ impl Repository {
                 continue;
             }
             for (slot, wanted) in found.iter_mut().zip(names) {
-                if slot.is_none() {
-                    *slot = snap.streams.iter().find(|s| &s.name == wanted).cloned();
+                let Some(stream) = snap.streams.iter().find(|s| &s.name == wanted) else {
+                    continue;
+                };
+                if slot.as_ref().is_none_or(|(t, _, _)| snap.time_unix_ns > *t) {
+                    *slot = Some((snap.time_unix_ns, stored_ms, stream.clone()));
                 }
             }
         }
+        let found: Vec<Option<StreamEntry>> = found.into_iter().map(|f| f.map(|f| f.2)).collect();
         // A previous version without a sketch (written with deltas off, or
         // by format 1) gives no bases.
         Ok(found

@@ -193,6 +193,7 @@ impl Repository {
         } else {
             rebase::Rebased::default()
         };
+        let used = with_bases(&index, used, &rebased)?;
         // In range (checked above), so it fits; saturating all the same.
         let delay = i64::try_from(opts.delete_delay.as_nanos()).unwrap_or(i64::MAX);
         let exported = index.export();
@@ -298,10 +299,11 @@ impl Repository {
         Ok(report)
     }
 
-    /// Every blob the snapshots reference: their tree nodes and chunks. Each
-    /// node is read once however many snapshots share it. A node or chunk
-    /// that is not indexed stops the prune: deleting anything on the basis
-    /// of a damaged repository could lose more.
+    /// Every blob the snapshots' trees reference: tree nodes, chunks and
+    /// sketch parts ([`with_bases`] adds the bases of deltas). Each node is
+    /// read once however many snapshots share it. A node or chunk that is
+    /// not indexed stops the prune: deleting anything on the basis of a
+    /// damaged repository could lose more.
     async fn used_blobs(
         &self,
         index: &Arc<Index>,
@@ -358,29 +360,6 @@ impl Repository {
                     if node.level > 0 && visited.insert((e.id, leaf)) {
                         pending.push((e.id, leaf));
                     }
-                }
-            }
-        }
-        // The bases of a delta in use are in use, down every chain, also
-        // when the snapshots that first stored them are gone. Every stored
-        // copy counts: a blob stored whole and as a delta may keep either.
-        let data = BlobKind::Data as u8;
-        let mut deltas: Vec<BlobId> = used
-            .iter()
-            .filter(|(k, _)| *k == data)
-            .map(|(_, id)| *id)
-            .collect();
-        while let Some(id) = deltas.pop() {
-            for base in index.all_bases(&id) {
-                if !index.contains(BlobKind::Data, base) {
-                    return Err(Error::Missing {
-                        object: format!(
-                            "data blob {base} (a base of delta blob {id}; prune stopped, run `coffer check`)"
-                        ),
-                    });
-                }
-                if used.insert((data, *base)) {
-                    deltas.push(*base);
                 }
             }
         }
@@ -455,6 +434,44 @@ impl Repository {
         let finished = blocking(move || w.finish()).await;
         super::store_pack(&self.backend, finished).await
     }
+}
+
+/// Adds to `used` the bases of the deltas in use, down every chain, also
+/// when the snapshots that first stored them are gone. Every stored copy
+/// counts (a blob stored whole and as a delta may keep either), except the
+/// copies re-basing replaced, and the new copies count instead.
+fn with_bases(index: &Index, mut used: UsedBlobs, rebased: &rebase::Rebased) -> Result<UsedBlobs> {
+    let data = BlobKind::Data as u8;
+    let new_bases: HashMap<BlobId, &[BlobId]> = rebased
+        .packs
+        .iter()
+        .flat_map(|p| p.bases.iter().map(|d| (d.id, d.bases.as_slice())))
+        .collect();
+    let mut deltas: Vec<BlobId> = used
+        .iter()
+        .filter(|(k, _)| *k == data)
+        .map(|(_, id)| *id)
+        .collect();
+    while let Some(id) = deltas.pop() {
+        let old = index
+            .delta_copies(&id)
+            .filter(|(pack, _)| !rebased.superseded.contains(&(index.pack(*pack).id, id)))
+            .flat_map(|(_, bases)| bases.iter());
+        let new = new_bases.get(&id).into_iter().flat_map(|b| b.iter());
+        for base in old.chain(new).copied().collect::<Vec<_>>() {
+            if !index.contains(BlobKind::Data, &base) {
+                return Err(Error::Missing {
+                    object: format!(
+                        "data blob {base} (a base of delta blob {id}; prune stopped, run `coffer check`)"
+                    ),
+                });
+            }
+            if used.insert((data, base)) {
+                deltas.push(base);
+            }
+        }
+    }
+    Ok(used)
 }
 
 #[cfg(test)]
