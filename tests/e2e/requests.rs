@@ -34,11 +34,13 @@ fn a_next_day_backup_after_100_snapshots_makes_few_requests(store: Store) {
         .iter()
         .map(|k| requests(&s, k))
         .sum();
-    // As before deltas, plus listing snapshots and reading the newest (to
-    // find the previous version of the stream, which has no sketch).
+    // As before deltas, plus listing snapshots and reading the newest to
+    // find the previous version of the stream (which has no sketch): it and
+    // up to 4 more stored in the same 2 seconds (stores keep seconds, and
+    // these backups were seconds apart).
     assert_eq!(s["delta_chunks"], 0, "{s}");
     assert!(
-        total <= 8 + 2 + packs,
+        total <= 8 + 6 + packs,
         "{total} requests for {packs} new packs on {store:?}: {}",
         s["requests"]
     );

@@ -24,6 +24,10 @@ use crate::snapshot::StreamEntry;
 /// ordered wrongly by it: stores keep last-modified times to the second.
 const STORED_SLACK_MS: i64 = 2_000;
 
+/// Snapshots read within that slack once every stream is found: a bound
+/// for the (rare) burst of backups stored in the same seconds.
+const SLACK_READS: usize = 4;
+
 /// Snapshots read, newest stored first, when looking for the previous
 /// version of a stream: past this many, the stream has no recent version
 /// from this host and its chunks are stored whole.
@@ -46,13 +50,17 @@ impl Repository {
         // stored. Stores keep times to the second (or coarser), so snapshots
         // stored within STORED_SLACK_MS of the one found may still be newer.
         let mut found: Vec<Option<(i64, i64, StreamEntry)>> = vec![None; names.len()];
+        let mut extra = 0;
         for (name, stored_ms, _) in listed.into_iter().take(PREVIOUS_SEARCH) {
-            let settled = found.iter().all(|f| {
-                f.as_ref()
-                    .is_some_and(|(_, at, _)| stored_ms < at - STORED_SLACK_MS)
-            });
-            if settled {
-                break;
+            if found.iter().all(Option::is_some) {
+                let settled = found
+                    .iter()
+                    .flatten()
+                    .all(|(_, at, _)| stored_ms < at - STORED_SLACK_MS);
+                if settled || extra == SLACK_READS {
+                    break;
+                }
+                extra += 1;
             }
             let (_, snap) = self.read_snapshot(name, true).await?;
             if snap.host != host {
