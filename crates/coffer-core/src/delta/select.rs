@@ -5,11 +5,13 @@
 //! Each anchor votes for the previous chunks that hold it (anchors held by
 //! more than [`MAX_HOLDERS`] chunks are too common to say anything). The
 //! chunk with most votes is the first base; its neighbour with more votes
-//! (the next one on a tie: rows continue forwards) is the second, because
-//! chunk boundaries moved and the same rows now straddle two old chunks.
-//! Without any vote (no lines, or all new rows) the chunk after the
-//! previous choice is taken: a stream changes in place far more often than
-//! it reorders.
+//! (the next one on a tie: rows continue forwards) is the second, when it
+//! has a vote at all: chunk boundaries moved and the same rows straddle two
+//! old chunks. A second base doubles what zstd must index, so it is taken
+//! only on evidence (measured on a real 488 MB dump's scattered day: 1% less
+//! stored and 30% less backup CPU than always taking two). Without any
+//! vote (no lines, or all new rows) the chunk after the previous choice is
+//! taken: a stream changes in place far more often than it reorders.
 
 use std::collections::HashMap;
 
@@ -62,7 +64,9 @@ pub fn choose(prev: &PrevVersion, anchors: &[u32], after: Option<u32>) -> Option
         above.or(below)
     };
     let mut bases = vec![best];
-    bases.extend(second);
+    if vote(second) > 0 {
+        bases.extend(second);
+    }
     bases.sort_unstable();
     Some(Choice { bases, best })
 }
@@ -101,16 +105,16 @@ mod tests {
         );
         let c = choose(&v, &[2, 3, 4], None).unwrap();
         assert_eq!(c.bases, vec![0, 1]);
-        // No neighbour has a vote: the next chunk, or the previous at the end.
-        assert_eq!(choose(&v, &[4], None).unwrap().bases, vec![1, 2]);
-        assert_eq!(choose(&v, &[9], None).unwrap().bases, vec![2, 3]);
+        // No neighbour has a vote: one base.
+        assert_eq!(choose(&v, &[4], None).unwrap().bases, vec![1]);
+        assert_eq!(choose(&v, &[9], None).unwrap().bases, vec![3]);
     }
 
     #[test]
     fn without_votes_the_stream_continues_after_the_last_choice() {
         let v = version(&[&[1], &[2], &[3]]);
         assert_eq!(choose(&v, &[], None), None);
-        assert_eq!(choose(&v, &[77], Some(0)).unwrap().bases, vec![1, 2]);
+        assert_eq!(choose(&v, &[77], Some(0)).unwrap().bases, vec![1]);
         assert_eq!(choose(&v, &[], Some(2)), None, "nothing after the end");
         assert_eq!(choose(&version(&[]), &[1], Some(0)), None);
     }
