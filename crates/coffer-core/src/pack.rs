@@ -106,6 +106,13 @@ struct PackHeader {
     blobs: Vec<BlobEntry>,
 }
 
+/// Bytes of a pack of `blobs` blobs that are not blobs: magic, version,
+/// salt, the sealed header (a `u64` count, 46 bytes an entry, the tag) and
+/// its length.
+pub fn pack_overhead(blobs: usize) -> u64 {
+    (PACK_PREFIX_LEN + 8 + 46 * blobs + TAG_LEN + 4) as u64
+}
+
 /// A blob ready to be sealed into a pack: its payload already encoded.
 #[derive(Debug, Clone, Copy)]
 pub struct EncodedBlob<'a> {
@@ -339,6 +346,15 @@ pub fn open_blob(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_overhead_is_what_is_not_blobs() {
+        let key = MasterKey::generate();
+        let blobs: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 100 + i as usize]).collect();
+        let pack = build(&key, &blobs);
+        let sealed: u64 = pack.blobs.iter().map(|b| b.length as u64).sum();
+        assert_eq!(pack.bytes.len() as u64, sealed + pack_overhead(5));
+    }
 
     fn build(key: &MasterKey, blobs: &[Vec<u8>]) -> FinishedPack {
         let mut w = PackWriter::new(key, 1024);

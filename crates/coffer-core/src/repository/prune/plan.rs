@@ -136,6 +136,12 @@ impl PackUse {
         used: &UsedBlobs,
         replaced: &HashSet<(PackId, BlobId)>,
     ) -> Self {
+        // Bytes of the pack no listed blob accounts for: copies an earlier
+        // re-basing replaced, or a duplicate the index keeps elsewhere. They
+        // count as unused, so that repacking reclaims them too.
+        let listed: u64 = pack.blobs.iter().map(|b| b.length as u64).sum();
+        let overhead = crate::pack::pack_overhead(pack.blobs.len());
+        let hidden = pack.size.saturating_sub(listed + overhead);
         let gone = |b: &BlobId| replaced.contains(&(pack.id, *b));
         let dropped: u64 = pack
             .blobs
@@ -164,7 +170,8 @@ impl PackUse {
             .iter()
             .map(|b| used.contains(&(b.kind, b.id)))
             .collect();
-        let unused_bytes = dropped
+        let unused_bytes = hidden
+            + dropped
             + pack
                 .blobs
                 .iter()
@@ -387,6 +394,31 @@ mod tests {
             blobs,
         };
         PackUse::new(p, marked, &used, &HashSet::new())
+    }
+
+    #[test]
+    fn bytes_no_listed_blob_accounts_for_count_unused() {
+        // One listed blob of 20 bytes in a pack with 500 more bytes of
+        // blobs the index no longer lists (replaced copies, duplicates).
+        let blob = BlobEntry {
+            kind: 0,
+            encoding: 0,
+            id: BlobId([1; 32]),
+            offset: 37,
+            length: 20,
+            raw_length: 4,
+        };
+        let size = 20 + 500 + crate::pack::pack_overhead(1);
+        let p = IndexedPack::plain(PackId([1; 32]), [0; 32], size, vec![blob]);
+        let used: UsedBlobs = [(0, blob.id)].into();
+        assert_eq!(
+            PackUse::new(p.clone(), None, &used, &HashSet::new()).unused_bytes,
+            500
+        );
+        // Replacing the listed blob too: all of it is unused.
+        let replaced = [(p.id, blob.id)].into();
+        let all = PackUse::new(p, None, &used, &replaced);
+        assert_eq!((all.unused_bytes, all.pack.blobs.len()), (520, 0));
     }
 
     fn stored_as(packs: &[(u8, i64)]) -> HashMap<String, (i64, u64)> {
