@@ -27,7 +27,7 @@ coffer=${COFFER_BIN:-$root/target/release/coffer}
 [ -x "$coffer" ] || cargo build --release -q -p coffer-cli --manifest-path "$root/Cargo.toml"
 bin=${COFFER_TEST_PG_BINDIR:-$(pg_config --bindir)}
 work=${WORK:-$(mktemp -d)}
-db=coffer_delta_bench
+db=${DB:-coffer_delta_bench}
 trap '"$bin/dropdb" --if-exists "$db"' EXIT
 export COFFER_PASSWORD_FILE=$work/pw
 echo pw > "$work/pw"
