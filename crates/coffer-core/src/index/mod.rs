@@ -256,20 +256,24 @@ impl Index {
     }
 
     /// Sorts the map by kind and id; duplicates (a blob stored twice) keep
-    /// one location, one in an unmarked pack if there is one. Blobs are
+    /// one location: one in an unmarked pack if there is one, then a whole
+    /// copy over a delta, then the lowest pack id. Blobs are
     /// keyed by kind *and* id: a tree node and a data chunk with the same
     /// bytes have the same MAC, and are two blobs.
     pub fn finish(&mut self) {
         let packs = &self.packs;
-        let marked = |s: &Slot| {
-            packs[(s.pack_kind_enc & 0x00ff_ffff) as usize]
-                .marked
-                .is_some()
-        };
+        let pack = |s: &Slot| &packs[(s.pack_kind_enc & 0x00ff_ffff) as usize];
+        let delta = |s: &Slot| (s.pack_kind_enc >> 24) & 0xf == Encoding::Delta as u32;
+        // Of several copies: one in an unmarked pack, then a whole one (no
+        // chain to decode, and a backup may base deltas on it), then the
+        // lowest pack id, so the choice never depends on the order index
+        // files were read in.
         self.slots.sort_unstable_by(|a, b| {
             slot_key(a)
                 .cmp(&slot_key(b))
-                .then(marked(a).cmp(&marked(b)))
+                .then(pack(a).marked.is_some().cmp(&pack(b).marked.is_some()))
+                .then(delta(a).cmp(&delta(b)))
+                .then(pack(a).id.cmp(&pack(b).id))
         });
         self.slots.dedup_by(|a, b| slot_key(a) == slot_key(b));
         self.slots.shrink_to_fit();
@@ -685,6 +689,46 @@ mod tests {
         idx.finish();
         let loc = idx.get_usable(BlobKind::Tree, &BlobId([9; 32])).unwrap();
         assert_eq!(idx.pack(loc.pack).id, PackId([3; 32]));
+    }
+
+    #[test]
+    fn a_duplicate_is_chosen_by_rule_not_by_load_order() {
+        let id = BlobId([5; 32]);
+        let whole = BlobEntry {
+            kind: 0,
+            encoding: 1,
+            id,
+            offset: 37,
+            length: 20,
+            raw_length: 90,
+        };
+        let as_delta = BlobEntry {
+            encoding: Encoding::Delta as u8,
+            ..whole
+        };
+        let pack = |n: u8, e: BlobEntry| IndexedPack {
+            bases: if e.encoding == Encoding::Delta as u8 {
+                vec![DeltaBases {
+                    id,
+                    bases: vec![BlobId([6; 32])],
+                }]
+            } else {
+                vec![]
+            },
+            ..IndexedPack::plain(PackId([n; 32]), [0; 32], 100, vec![e])
+        };
+        let packs = [pack(1, as_delta), pack(2, whole), pack(3, whole)];
+        for order in [[0, 1, 2], [2, 1, 0], [1, 2, 0]] {
+            let mut idx = Index::default();
+            for i in order {
+                idx.add_pack(&packs[i]).unwrap();
+            }
+            idx.finish();
+            let loc = idx.get(BlobKind::Data, &id).unwrap();
+            // The whole copy with the lowest pack id, whatever the order.
+            assert_eq!(idx.pack(loc.pack).id, PackId([2; 32]), "{order:?}");
+            assert!(idx.bases(&loc).is_none());
+        }
     }
 
     #[test]
