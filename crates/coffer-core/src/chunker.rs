@@ -136,17 +136,7 @@ mod tests {
         }
     }
 
-    fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
+    use crate::test_noise as pseudo_random;
 
     /// Chunks `data` as the pipeline does, in pieces of `step` bytes.
     fn chunk_incrementally(c: &Chunker, data: &[u8], step: usize) -> Vec<usize> {

@@ -39,6 +39,21 @@ pub mod tree;
 pub mod units;
 
 pub use error::{Error, Result};
+
+/// `n` deterministic, incompressible bytes (xorshift64 from `seed`), for
+/// unit tests.
+#[cfg(test)]
+pub(crate) fn test_noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
 pub use repository::{
     Actor, BackupOptions, BackupSummary, CheckOptions, CheckReport, InitOptions, MaxUnused,
     Problem, PruneOptions, PruneReport, ReadData, Repository, RestoreSummary, DEFAULT_DELETE_DELAY,

@@ -100,14 +100,13 @@ pub fn lines(chunk: &[u8]) -> Lines {
     out
 }
 
-/// The anchors of a chunk (see [`lines`]).
-pub fn anchors(chunk: &[u8]) -> Vec<u32> {
-    lines(chunk).anchors
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn anchors(chunk: &[u8]) -> Vec<u32> {
+        lines(chunk).anchors
+    }
 
     fn rows(ids: std::ops::Range<u32>, balance: u32) -> Vec<u8> {
         ids.flat_map(|i| format!("{i}\t1\t{balance}\tfiller{i}\n").into_bytes())

@@ -115,6 +115,30 @@ pub fn encode(chunk: &[u8], bases: &[(BlobId, &[u8])], level: i32) -> Result<Vec
     Ok(out)
 }
 
+/// Encodes `chunk` the cheaper way: as a delta against `bases` when that
+/// pays, else compressed on its own at `level` (a delta of at most
+/// 1/[`CLEARLY_PAYS`] of the chunk is kept without trying). Backup and
+/// prune's re-basing both decide here.
+pub fn encode_best(
+    chunk: &[u8],
+    bases: &[(BlobId, &[u8])],
+    level: i32,
+) -> Result<(compress::Encoding, Vec<u8>), String> {
+    if bases.is_empty() {
+        return Ok(compress::compress(chunk, level));
+    }
+    let delta = encode(chunk, bases, LEVEL)?;
+    if delta.len() * CLEARLY_PAYS <= chunk.len() {
+        return Ok((compress::Encoding::Delta, delta));
+    }
+    let (encoding, whole) = compress::compress(chunk, level);
+    Ok(if pays(delta.len(), whole.len()) {
+        (compress::Encoding::Delta, delta)
+    } else {
+        (encoding, whole)
+    })
+}
+
 /// Splits a delta payload into the bases it names and its frame.
 pub fn parse(payload: &[u8]) -> Result<(Vec<BlobId>, &[u8]), String> {
     let count = *payload.first().ok_or("an empty delta payload")? as usize;

@@ -15,7 +15,7 @@
 //! so that chains stay short enough to read. Bases always lie in newer
 //! versions, so no cycle can form.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use super::select;
 use super::sketch::{ChunkSketch, PrevVersion};
@@ -110,19 +110,20 @@ pub fn counts(plan: &[Rebase]) -> (u64, u64) {
     (whole, plan.len() as u64 - whole)
 }
 
-/// The blobs of a plan mapped to their new bases (for checks).
-pub fn new_bases(plan: &[Rebase]) -> HashMap<BlobId, Vec<BlobId>> {
-    plan.iter()
-        .filter_map(|r| match r {
-            Rebase::Against { id, bases } => Some((*id, bases.clone())),
-            Rebase::Whole(_) => None,
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+
+    /// The blobs of a plan mapped to their new bases.
+    fn new_bases(plan: &[Rebase]) -> HashMap<BlobId, Vec<BlobId>> {
+        plan.iter()
+            .filter_map(|r| match r {
+                Rebase::Against { id, bases } => Some((*id, bases.clone())),
+                Rebase::Whole(_) => None,
+            })
+            .collect()
+    }
 
     fn id(v: u8, n: u8) -> BlobId {
         let mut b = [0u8; 32];

@@ -74,22 +74,16 @@ pub fn choose(prev: &PrevVersion, anchors: &[u32], after: Option<u32>) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delta::sketch::{ChunkSketch, SketchPart};
+    use crate::delta::sketch::ChunkSketch;
     use crate::id::BlobId;
 
     fn version(anchors: &[&[u32]]) -> PrevVersion {
-        PrevVersion::from_parts([SketchPart {
-            chunks: anchors
-                .iter()
-                .enumerate()
-                .map(|(n, a)| ChunkSketch {
-                    id: BlobId([n as u8; 32]),
-                    size: 10,
-                    anchors: a.to_vec(),
-                    marks: vec![],
-                })
-                .collect(),
-        }])
+        PrevVersion::from_chunks(anchors.iter().enumerate().map(|(n, a)| ChunkSketch {
+            id: BlobId([n as u8; 32]),
+            size: 10,
+            anchors: a.to_vec(),
+            marks: vec![],
+        }))
     }
 
     #[test]

@@ -84,11 +84,6 @@ pub struct PrevVersion {
 }
 
 impl PrevVersion {
-    /// Builds the lookup from a version's parts, in order.
-    pub fn from_parts(parts: impl IntoIterator<Item = SketchPart>) -> Self {
-        Self::from_chunks(parts.into_iter().flat_map(|p| p.chunks))
-    }
-
     /// Builds the lookup from a version's chunks, in order.
     pub fn from_chunks(
         chunks: impl IntoIterator<Item = impl std::borrow::Borrow<ChunkSketch>>,
@@ -165,7 +160,7 @@ mod tests {
             .map(|p| SketchPart::decode(p).unwrap())
             .collect();
         assert_eq!(decoded[0].chunks.len(), 10);
-        let v = PrevVersion::from_parts(decoded);
+        let v = PrevVersion::from_chunks(decoded.into_iter().flat_map(|p| p.chunks));
         assert_eq!(v.len(), 40);
         assert_eq!(v.chunk(12).1, 112);
         assert_eq!(v.holders(120).collect::<Vec<_>>(), vec![12]);

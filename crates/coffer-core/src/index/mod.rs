@@ -483,13 +483,12 @@ mod tests {
             ..tree
         };
         let mut idx = Index::default();
-        idx.add_pack(&IndexedPack {
-            bases: vec![],
-            id: PackId([1; 32]),
-            salt: [0; 32],
-            size: 100,
-            blobs: vec![tree, data],
-        })
+        idx.add_pack(&IndexedPack::plain(
+            PackId([1; 32]),
+            [0; 32],
+            100,
+            vec![tree, data],
+        ))
         .unwrap();
         idx.finish();
         assert_eq!(idx.len(), 2);
@@ -504,17 +503,16 @@ mod tests {
     #[test]
     fn entries_of_unknown_kinds_are_kept_but_never_found_as_known_ones() {
         let later = BlobEntry {
-            kind: 2,
+            kind: 3,
             ..entry(5, 37)
         };
         let mut idx = Index::default();
-        idx.add_pack(&IndexedPack {
-            bases: vec![],
-            id: PackId([1; 32]),
-            salt: [0; 32],
-            size: 100,
-            blobs: vec![later],
-        })
+        idx.add_pack(&IndexedPack::plain(
+            PackId([1; 32]),
+            [0; 32],
+            100,
+            vec![later],
+        ))
         .unwrap();
         idx.finish();
         assert!(idx.get(BlobKind::Tree, &later.id).is_none());

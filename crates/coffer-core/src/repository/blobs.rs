@@ -40,7 +40,7 @@ const BASE_CACHE_BYTES: usize = 8 * 1024 * 1024;
 /// Longest delta chain a reader follows: beyond [`crate::delta::MAX_DEPTH`],
 /// which writers keep to, so a policy change stays readable, yet a cycle
 /// planted in storage ends in an error.
-const MAX_CHAIN_READ: u32 = 64;
+pub(super) const MAX_CHAIN_READ: u32 = 64;
 
 /// Bases read at once while decoding a batch of deltas.
 const BASE_READS_AT_ONCE: usize = 8;

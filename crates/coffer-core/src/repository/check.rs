@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 
-use super::blobs::{open_in, BlobReader, Opened};
+use super::blobs::{open_in, BlobReader, Opened, MAX_CHAIN_READ};
 use super::index_files::Walk;
 use super::{blocking, Repository};
 use crate::backend::{object_path, Kind};
@@ -313,9 +313,9 @@ fn chain_problem(reader: &BlobReader, loc: &BlobLocation) -> Option<String> {
         let Some(bases) = reader.index().bases(&loc) else {
             continue;
         };
-        if depth >= 64 {
+        if depth >= MAX_CHAIN_READ {
             return Some(format!(
-                "delta blob {}: its chain is longer than 64",
+                "delta blob {}: its chain is longer than {MAX_CHAIN_READ}",
                 loc.entry.id
             ));
         }

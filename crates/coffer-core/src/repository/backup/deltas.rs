@@ -12,7 +12,7 @@ use crate::compress::{self, Encoding};
 use crate::delta::anchors::Lines;
 use crate::delta::select;
 use crate::delta::sketch::PrevVersion;
-use crate::delta::{self, CLEARLY_PAYS, MAX_DEPTH};
+use crate::delta::{self, MAX_DEPTH};
 use crate::error::{Error, Result};
 use crate::id::BlobId;
 use crate::index::{BlobLocation, Index};
@@ -102,7 +102,8 @@ pub(crate) struct Packed {
 }
 
 impl Packed {
-    fn plain(chunk: &[u8], level: i32) -> Self {
+    /// The chunk compressed on its own.
+    pub(super) fn plain(chunk: &[u8], level: i32) -> Self {
         let (encoding, payload) = compress::compress(chunk, level);
         Packed {
             encoding,
@@ -176,22 +177,15 @@ pub(crate) fn encode_new(
         .zip(&plains)
         .map(|(l, p)| (l.entry.id, p.as_slice()))
         .collect();
-    let payload = delta::encode(chunk, &with_ids, delta::LEVEL).map_err(Error::Internal)?;
-    if payload.len() * CLEARLY_PAYS <= chunk.len() {
-        return Ok(Packed {
-            encoding: Encoding::Delta,
-            payload,
-            bases,
-        });
-    }
-    let plain = Packed::plain(chunk, level);
-    Ok(if delta::pays(payload.len(), plain.payload.len()) {
-        Packed {
-            encoding: Encoding::Delta,
-            payload,
-            bases,
-        }
-    } else {
-        plain
+    let (encoding, payload) =
+        delta::encode_best(chunk, &with_ids, level).map_err(Error::Internal)?;
+    Ok(Packed {
+        encoding,
+        payload,
+        bases: if encoding == Encoding::Delta {
+            bases
+        } else {
+            Vec::new()
+        },
     })
 }

@@ -397,15 +397,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn progress_counters_end_at_the_summary_totals() {
         let repo = memory_repo().await;
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let data: Vec<u8> = (0..3_000_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let data = crate::test_noise(3_000_000, 0x9e37_79b9_7f4a_7c15);
         let progress = Arc::new(BackupProgress::new());
         let opts = BackupOptions {
             progress: Some(progress.clone()),

@@ -113,23 +113,23 @@ impl Packer {
         self.session.get(&(kind, *id)).copied()
     }
 
-    /// Stores a sketch part the repository may lack; returns its sealed
-    /// length if it was new.
-    fn add_sketch_blob(&mut self, bytes: &[u8]) -> Result<(BlobId, Option<u32>)> {
-        let id = self.key.blob_id(bytes);
-        if self.known_length(BlobKind::Sketch, &id).is_some() {
-            return Ok((id, None));
+    /// Stores a tree node or sketch part (compressed on its own) unless
+    /// the repository or this backup has it; returns its sealed length if
+    /// it was new.
+    fn add_metadata(&mut self, kind: BlobKind, id: BlobId, bytes: &[u8]) -> Result<Option<u32>> {
+        if self.known_length(kind, &id).is_some() {
+            return Ok(None);
         }
         let (encoding, payload) = compress::compress(bytes, self.level);
-        let sealed = self.add(EncodedBlob {
-            kind: BlobKind::Sketch,
+        self.add(EncodedBlob {
+            kind,
             id,
             encoding,
             payload: &payload,
             raw_len: bytes.len() as u32,
             bases: &[],
-        })?;
-        Ok((id, Some(sealed)))
+        })
+        .map(Some)
     }
 
     fn add(&mut self, blob: EncodedBlob<'_>) -> Result<u32> {
@@ -151,17 +151,9 @@ impl Packer {
     fn add_nodes(&mut self, nodes: &mut Vec<NodeBlob>) -> Result<u64> {
         let mut added = 0;
         for node in nodes.drain(..) {
-            if self.known_length(BlobKind::Tree, &node.id).is_none() {
-                let (enc, payload) = compress::compress(&node.bytes, self.level);
-                added += self.add(EncodedBlob {
-                    kind: BlobKind::Tree,
-                    id: node.id,
-                    encoding: enc,
-                    payload: &payload,
-                    raw_len: node.bytes.len() as u32,
-                    bases: &[],
-                })? as u64;
-            }
+            added += self
+                .add_metadata(BlobKind::Tree, node.id, &node.bytes)?
+                .unwrap_or(0) as u64;
         }
         Ok(added)
     }
@@ -214,14 +206,7 @@ impl StreamState {
             None => {
                 // Encoded on rayon unless an earlier chunk of this same
                 // backup had the id (then it is known and we never get here).
-                let packed = packed.unwrap_or_else(|| {
-                    let (encoding, payload) = compress::compress(chunk, packer.level);
-                    Packed {
-                        encoding,
-                        payload,
-                        bases: Vec::new(),
-                    }
-                });
+                let packed = packed.unwrap_or_else(|| Packed::plain(chunk, packer.level));
                 let bases: Vec<BlobId> = packed.bases.iter().map(|l| l.entry.id).collect();
                 for b in &packed.bases {
                     packer.reused[b.pack as usize] = true;
@@ -266,7 +251,8 @@ impl StreamState {
 
     /// Stores one sketch part and lists it in the sketch's tree.
     fn add_sketch_part(&mut self, packer: &mut Packer, part: &[u8]) -> Result<()> {
-        let (id, sealed) = packer.add_sketch_blob(part)?;
+        let id = packer.key.blob_id(part);
+        let sealed = packer.add_metadata(BlobKind::Sketch, id, part)?;
         self.added += sealed.unwrap_or(0) as u64;
         self.sketch_size += part.len() as u64;
         let entry = TreeEntry {

@@ -15,7 +15,7 @@ use super::super::blobs::{on_decode_pool, BlobReader};
 use super::super::pack_sink::PackSink;
 use super::super::sketches::load_sketch;
 use super::super::Repository;
-use crate::compress::{self, Encoding};
+use crate::compress::Encoding;
 use crate::delta;
 use crate::delta::rebase::{self, Rebase, Stored};
 use crate::error::Result;
@@ -177,21 +177,12 @@ async fn encode(reader: &BlobReader, decision: Rebase, level: i32) -> Result<Opt
     }
     let ids = bases.clone();
     let (encoding, payload) = on_decode_pool(move || {
-        let (enc, whole) = compress::compress(&plain, level);
-        if base_plains.is_empty() {
-            return Ok::<_, crate::Error>((enc, whole));
-        }
         let pairs: Vec<(BlobId, &[u8])> = ids
             .iter()
             .zip(&base_plains)
             .map(|(id, p)| (*id, p.as_slice()))
             .collect();
-        let d = delta::encode(&plain, &pairs, delta::LEVEL).map_err(crate::Error::Internal)?;
-        Ok(if delta::pays(d.len(), whole.len()) {
-            (Encoding::Delta, d)
-        } else {
-            (enc, whole)
-        })
+        delta::encode_best(&plain, &pairs, level).map_err(crate::Error::Internal)
     })
     .await?;
     if encoding != Encoding::Delta && !was_delta {
