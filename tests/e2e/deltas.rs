@@ -11,6 +11,33 @@ fn added(summary: &serde_json::Value) -> u64 {
     summary["bytes_added"].as_u64().unwrap()
 }
 
+/// Sealed bytes of bases a backup read, from storage and local copies.
+fn base_bytes(summary: &serde_json::Value) -> u64 {
+    summary["base_bytes_read"].as_u64().unwrap() + summary["base_bytes_local"].as_u64().unwrap()
+}
+
+/// The local copies of data blobs in a test repository's cache.
+fn blob_copies(repo: &TestRepo) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let Ok(repos) = std::fs::read_dir(repo.dir.path().join("cache")) else {
+        return found;
+    };
+    for r in repos.flatten() {
+        let Ok(folders) = std::fs::read_dir(r.path().join("blobs")) else {
+            continue;
+        };
+        for f in folders.flatten() {
+            found.extend(
+                std::fs::read_dir(f.path())
+                    .unwrap()
+                    .flatten()
+                    .map(|e| e.path()),
+            );
+        }
+    }
+    found
+}
+
 fn a_scattered_day_costs_a_few_percent_and_restores_exactly(store: Store) {
     let repo = TestRepo::new_on(store);
     let monday = dump_like(DUMP, Change::None);
@@ -26,9 +53,15 @@ fn a_scattered_day_costs_a_few_percent_and_restores_exactly(store: Store) {
         added(&second),
         added(&first)
     );
-    // The bases were read once, about one compressed copy.
-    let bases = second["base_bytes_read"].as_u64().unwrap();
+    // The bases were read once, about one compressed copy: from storage,
+    // or, on a remote store, from the copies the first backup kept.
+    let bases = base_bytes(&second);
     assert!(bases > 0 && bases < added(&first) * 3 / 2, "{second}");
+    assert_eq!(
+        second["base_bytes_local"].as_u64().unwrap() > 0,
+        store != Store::Local,
+        "{second}"
+    );
     assert!(repo.restore(&snapshot_id(&second)) == tuesday);
     assert!(repo.restore(&snapshot_id(&first)) == monday);
     repo.assert_check_passes(true);
@@ -39,7 +72,7 @@ fn deltas_off_stores_every_changed_chunk_whole(store: Store) {
     let first = repo.backup(&dump_like(DUMP, Change::None), &[]);
     let second = repo.backup(&dump_like(DUMP, Change::Scattered), &["--delta", "off"]);
     assert_eq!(second["delta_chunks"], 0);
-    assert_eq!(second["base_bytes_read"], 0);
+    assert_eq!(base_bytes(&second), 0);
     assert!(added(&second) * 10 > added(&first) * 9, "{second}");
 }
 
@@ -236,8 +269,62 @@ fn prune_no_rebase_leaves_chains_as_backups_wrote_them() {
     assert_eq!(dry["chunks_made_whole"], still["chunks_made_whole"]);
 }
 
+/// A nightly job on a remote store whose cache survives (a volume) reads
+/// yesterday's chunks from the copies yesterday's backup kept; a fresh pod
+/// downloads them, several per request; damaged copies are fetched again.
+fn bases_come_from_local_copies_or_are_downloaded_in_runs(store: Store) {
+    let repo = TestRepo::new_on(store);
+    let days: Vec<Vec<u8>> = (0..4).map(|d| dump_like(DUMP, Change::Day(d))).collect();
+    let first = repo.backup(&days[0], &[]);
+    if store == Store::Local {
+        // A local repository is read as cheaply as a copy would be.
+        let second = repo.backup(&days[1], &[]);
+        assert!(blob_copies(&repo).is_empty());
+        assert_eq!(second["base_bytes_local"], 0, "{second}");
+        return;
+    }
+    assert!(!blob_copies(&repo).is_empty(), "{first}");
+
+    // The cache survived: no base is downloaded.
+    let second = repo.backup(&days[1], &[]);
+    assert!(second["delta_chunks"].as_u64().unwrap() > 0, "{second}");
+    assert_eq!(second["base_bytes_read"], 0, "{second}");
+    assert!(second["base_bytes_local"].as_u64().unwrap() > 0, "{second}");
+
+    // A fresh pod: the bases are downloaded, in runs of consecutive chunks,
+    // not one request each.
+    std::fs::remove_dir_all(repo.dir.path().join("cache")).unwrap();
+    let third = repo.backup(&days[2], &[]);
+    let deltas = third["delta_chunks"].as_u64().unwrap();
+    assert!(deltas > 20, "{third}");
+    assert!(third["base_bytes_read"].as_u64().unwrap() > 0, "{third}");
+    // One request per base would be more GETs than deltas (each has one or
+    // two bases, and bases that are deltas have their own), metadata aside.
+    let gets = third["requests"]["get"].as_u64().unwrap();
+    assert!(
+        gets * 2 < deltas,
+        "{gets} GETs for {deltas} deltas: {third}"
+    );
+
+    // Damaged copies are not used: the backup fetches the bases again.
+    for copy in blob_copies(&repo) {
+        std::fs::write(
+            &copy,
+            vec![0u8; std::fs::metadata(&copy).unwrap().len() as usize],
+        )
+        .unwrap();
+    }
+    let fourth = repo.backup(&days[3], &[]);
+    assert!(fourth["base_bytes_read"].as_u64().unwrap() > 0, "{fourth}");
+    for (day, s) in days.iter().zip([&first, &second, &third, &fourth]) {
+        assert!(repo.restore(&snapshot_id(s)) == *day);
+    }
+    repo.assert_check_passes(true);
+}
+
 on_every_store!(
     a_scattered_day_costs_a_few_percent_and_restores_exactly,
+    bases_come_from_local_copies_or_are_downloaded_in_runs,
     deltas_off_stores_every_changed_chunk_whole,
     forgetting_the_base_day_and_pruning_keeps_the_bases,
     a_month_of_days_restores_every_day_and_chains_stay_short,

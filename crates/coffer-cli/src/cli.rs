@@ -41,9 +41,13 @@ pub struct Global {
     /// $XDG_CACHE_HOME/coffer or ~/.cache/coffer]
     #[arg(long, env = "COFFER_CACHE_DIR", global = true, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// Do not use the local metadata cache
+    /// Do not use the local cache
     #[arg(long, global = true)]
     pub no_cache: bool,
+    /// Most bytes of data blob copies kept in the cache for a repository on
+    /// a remote store (delta bases are read from them; 0 keeps none)
+    #[arg(long, env = "COFFER_CACHE_LIMIT", global = true, value_name = "SIZE", default_value = "1G", value_parser = parse_cache_limit)]
+    pub cache_limit: u64,
     /// Also print the storage requests made (PUT/GET/HEAD/LIST/DELETE, bytes)
     /// and per-stream details on stderr
     #[arg(short = 'v', long, global = true)]
@@ -69,6 +73,10 @@ fn parse_option(s: &str) -> Result<(String, String), String> {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_ascii_lowercase(), v.to_string())),
         _ => Err(format!("{s:?} is not KEY=VALUE")),
     }
+}
+
+fn parse_cache_limit(s: &str) -> Result<u64, String> {
+    coffer_core::units::parse_size(s).ok_or_else(|| format!("{s:?} is not a size like 500M or 2G"))
 }
 
 #[derive(Debug, Subcommand)]

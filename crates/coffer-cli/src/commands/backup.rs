@@ -113,6 +113,7 @@ async fn backup(
             "new_bytes": s.new_bytes,
             "delta_chunks": s.delta_chunks,
             "base_bytes_read": s.base_bytes_read,
+            "base_bytes_local": s.base_bytes_local,
             "stored_size": s.snapshot.stored_size(),
             "bytes_added": s.snapshot.added_size(),
             "bytes_uploaded": s.bytes_uploaded,
@@ -146,8 +147,13 @@ async fn backup(
         }
     }
     if s.delta_chunks > 0 {
+        let local = match s.base_bytes_local {
+            0 => String::new(),
+            n => format!(", {} from local copies", format::bytes(n)),
+        };
         session.say(format_args!(
-            "  {} new chunks stored as deltas against the previous version ({} of bases read)",
+            "  {} new chunks stored as deltas against the previous version \
+             ({} of bases read from the repository{local})",
             s.delta_chunks,
             format::bytes(s.base_bytes_read),
         ));

@@ -52,7 +52,7 @@ impl Session<'_> {
         let mut repo = Repository::open(backend, &password).await?;
         if !self.global.no_cache {
             if let Some(root) = self.global.cache_dir.clone().or_else(Cache::default_root) {
-                repo.use_cache(root);
+                repo.use_cache(root, self.global.cache_limit);
             }
         }
         Ok(repo)

@@ -382,6 +382,11 @@ impl Backend {
         }
     }
 
+    /// Whether it is a directory on this machine.
+    pub fn is_local(&self) -> bool {
+        self.local_root.is_some()
+    }
+
     /// The location as given.
     pub fn location(&self) -> &str {
         &self.location

@@ -352,6 +352,20 @@ impl Index {
         self.slots.is_empty()
     }
 
+    /// The blobs this map places in pack number `pack`, in pack order (a
+    /// scan of the whole map).
+    pub fn blobs_in(&self, pack: u32) -> Vec<BlobEntry> {
+        let mut found: Vec<BlobEntry> = self
+            .slots
+            .iter()
+            .map(location)
+            .filter(|l| l.pack == pack)
+            .map(|l| l.entry)
+            .collect();
+        found.sort_by_key(|e| e.offset);
+        found
+    }
+
     /// Every pack and blob as one index file (for a full rewrite), marks
     /// included. Where a blob is stored twice only the location the map kept
     /// is listed.

@@ -15,7 +15,9 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use rayon::prelude::*;
 
 use super::blocking;
+use super::read_ahead::{Plan, ReadAhead};
 use crate::backend::{object_path, Backend, Kind};
+use crate::cache::BlobCopies;
 use crate::compress::{self, Encoding};
 use crate::crypto::{MasterKey, SubKey};
 use crate::delta;
@@ -179,8 +181,10 @@ struct CacheInner {
     loading: HashMap<BlobId, Loading>,
     bytes: usize,
     tick: u64,
-    /// Sealed bytes read from storage to get bases.
+    /// Sealed bytes of bases (and blobs read ahead with them) fetched from
+    /// storage, and read from local copies.
     read: u64,
+    local: u64,
 }
 
 impl BaseCache {
@@ -196,10 +200,9 @@ impl BaseCache {
         Err(c.loading.entry(*id).or_default().clone())
     }
 
-    fn put(&self, id: BlobId, plain: Arc<Vec<u8>>, sealed_len: u64) {
+    fn put(&self, id: BlobId, plain: Arc<Vec<u8>>) {
         let mut c = self.inner.lock().expect("cache lock");
         c.loading.remove(&id);
-        c.read += sealed_len;
         c.tick += 1;
         let tick = c.tick;
         c.bytes += plain.len();
@@ -218,9 +221,17 @@ impl BaseCache {
         }
     }
 
-    /// Sealed bytes read from storage for bases so far.
-    pub fn bytes_read(&self) -> u64 {
-        self.inner.lock().expect("cache lock").read
+    fn count(&self, fetched: u64, local: u64) {
+        let mut c = self.inner.lock().expect("cache lock");
+        c.read += fetched;
+        c.local += local;
+    }
+
+    /// Sealed bytes fetched from storage for bases so far, and read from
+    /// local copies.
+    pub fn bytes_read(&self) -> (u64, u64) {
+        let c = self.inner.lock().expect("cache lock");
+        (c.read, c.local)
     }
 }
 
@@ -305,21 +316,32 @@ pub(super) struct BlobReader {
     key: Arc<MasterKey>,
     index: Arc<Index>,
     bases: Arc<BaseCache>,
+    copies: Option<Arc<BlobCopies>>,
+    ahead: Arc<Mutex<ReadAhead>>,
 }
 
 impl BlobReader {
-    /// A reader of the blobs `index` places.
-    pub fn new(backend: Backend, key: Arc<MasterKey>, index: Arc<Index>) -> Self {
+    /// A reader of the blobs `index` places; bases are read through
+    /// `copies` when given.
+    pub fn new(
+        backend: Backend,
+        key: Arc<MasterKey>,
+        index: Arc<Index>,
+        copies: Option<Arc<BlobCopies>>,
+    ) -> Self {
         BlobReader {
             backend,
             key,
             index,
             bases: Arc::default(),
+            copies,
+            ahead: Arc::default(),
         }
     }
 
-    /// Sealed bytes read from storage to decode deltas' bases.
-    pub fn base_bytes_read(&self) -> u64 {
+    /// Sealed bytes read to decode deltas' bases: fetched from storage
+    /// (with what was read ahead), and read from local copies.
+    pub fn base_bytes_read(&self) -> (u64, u64) {
         self.bases.bytes_read()
     }
 
@@ -348,23 +370,89 @@ impl BlobReader {
             ));
         }
         let loc = self.locate(&id, BlobKind::Data, None)?;
-        let path = self.pack_path(loc.pack);
-        let r = loc.entry.range();
-        let bytes = self.backend.get_range(&path, r.clone()).await?;
-        let (key, subkey) = (self.key.clone(), self.subkey(loc.pack));
-        let opened = on_decode_pool(move || {
-            open_in(&key, &subkey, &loc.entry, &bytes, r.start)
-                .map_err(|reason| Error::corrupt(path, reason))
-        })
-        .await?;
+        let opened = self.open_base(&loc).await?;
         let plain = self
             .finish_at(loc.pack, vec![opened], depth)
             .await?
             .pop()
             .expect("one blob");
         let plain = Arc::new(plain);
-        self.bases.put(id, plain.clone(), loc.entry.length as u64);
+        self.bases.put(id, plain.clone());
         Ok(plain)
+    }
+
+    /// Opens a base as far as its own bytes allow: from its local copy when
+    /// one is kept and opens (a damaged copy is dropped), else from storage,
+    /// with the blobs read ahead with it kept as copies.
+    async fn open_base(&self, loc: &BlobLocation) -> Result<Opened> {
+        let Some(copies) = self.copies.clone() else {
+            let read = PackRead::of(loc);
+            let bytes = self.fetch(&read).await?;
+            return self.open_one(loc, bytes, read.start).await;
+        };
+        let pack_id = self.index.pack(loc.pack).id;
+        let (start, len) = (loc.entry.range().start, loc.entry.length);
+        // A wait ends with the copy there, or (the read failed) with this
+        // base fetched by its own read on the next round.
+        loop {
+            let c = copies.clone();
+            if let Some(bytes) = blocking(move || c.get(&pack_id, start, len)).await {
+                if let Ok(opened) = self.open_one(loc, Bytes::from(bytes), start).await {
+                    self.bases.count(0, len as u64);
+                    return Ok(opened);
+                }
+                copies.remove(&pack_id, start);
+            }
+            let plan = {
+                let mut ahead = self.ahead.lock().expect("read-ahead lock");
+                ahead.plan(&self.index, loc, |at| copies.has(&pack_id, at))
+            };
+            let (read, done) = match plan {
+                Plan::Wait(mut rx) => {
+                    let _ = rx.wait_for(|done| *done).await;
+                    continue;
+                }
+                Plan::Fetch(read, done) => (read, done),
+            };
+            let bytes = self.fetch(&read).await?;
+            let (kept, c) = (bytes.clone(), copies.clone());
+            let read_start = read.start;
+            blocking(move || {
+                for b in &read.blobs {
+                    let r = b.range();
+                    let at = (r.start - read_start) as usize..(r.end - read_start) as usize;
+                    if let Some(sealed) = kept.get(at) {
+                        c.put(&pack_id, r.start, sealed);
+                    }
+                }
+            })
+            .await;
+            let _ = done.send(true);
+            return self.open_one(loc, bytes, read_start).await;
+        }
+    }
+
+    /// Fetches the bytes of a base read from storage.
+    async fn fetch(&self, read: &PackRead) -> Result<Bytes> {
+        let path = self.pack_path(read.pack);
+        let bytes = self.backend.get_range(&path, read.start..read.end).await?;
+        self.bases.count(bytes.len() as u64, 0);
+        Ok(bytes)
+    }
+
+    /// Opens one blob out of `bytes`, which start at pack offset `start`.
+    async fn open_one(&self, loc: &BlobLocation, bytes: Bytes, start: u64) -> Result<Opened> {
+        let (key, subkey, path) = (
+            self.key.clone(),
+            self.subkey(loc.pack),
+            self.pack_path(loc.pack),
+        );
+        let entry = loc.entry;
+        on_decode_pool(move || {
+            open_in(&key, &subkey, &entry, &bytes, start)
+                .map_err(|reason| Error::corrupt(path, reason))
+        })
+        .await
     }
 
     /// Fetches one coalesced read (one ranged GET) and returns its blobs'

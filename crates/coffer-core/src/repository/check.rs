@@ -239,7 +239,8 @@ impl Repository {
 
         // Snapshots and their trees.
         let index = Arc::new(index);
-        let reader = BlobReader::new(self.backend.clone(), self.key.clone(), index.clone());
+        // Without local copies: check verifies what storage holds.
+        let reader = BlobReader::new(self.backend.clone(), self.key.clone(), index.clone(), None);
         // Indexed packs (marked or not) that storage no longer has.
         let gone: HashSet<u32> = (0..index.pack_count() as u32)
             .filter(|&n| !stored.contains_key(&index.pack(n).id.to_hex()))

@@ -22,6 +22,7 @@ mod lock;
 mod pack_sink;
 mod passwords;
 mod prune;
+mod read_ahead;
 mod restore;
 mod sketches;
 
@@ -42,8 +43,10 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::backend::{object_path, Backend, Kind, Put, CONFIG_PATH};
-use crate::cache::Cache;
+use crate::cache::{BlobCopies, Cache};
 use crate::chunker::ChunkerParams;
+use crate::index::Index;
+use blobs::BlobReader;
 
 use crate::config::{RepoConfig, REPO_VERSION};
 use crate::crypto::{KdfParams, MasterKey};
@@ -53,7 +56,7 @@ use crate::id::{content_hash, KeyId, SnapshotId};
 use crate::index::IndexedPack;
 use crate::keys;
 use crate::object::{self, ObjectType};
-use crate::pack::FinishedPack;
+use crate::pack::{BlobKind, FinishedPack};
 use crate::snapshot::Snapshot;
 
 /// Key files looked at when opening (the oldest).
@@ -110,6 +113,8 @@ pub struct Repository {
     config: RepoConfig,
     key_id: KeyId,
     cache: Option<Cache>,
+    /// Local copies of data blobs (remote stores only; see [`BlobCopies`]).
+    blob_copies: Option<Arc<BlobCopies>>,
 }
 
 impl std::fmt::Debug for Repository {
@@ -139,21 +144,6 @@ async fn write_sealed(
         .put_new(&object_path(kind, &hex::encode(hash)), sealed.into())
         .await?;
     Ok((hash, len))
-}
-
-/// Stores a finished pack under its id; returns its index entry.
-async fn store_pack(backend: &Backend, pack: FinishedPack) -> Result<IndexedPack> {
-    let size = pack.bytes.len() as u64;
-    backend
-        .put_new(&object_path(Kind::Pack, &pack.id.to_hex()), pack.bytes)
-        .await?;
-    Ok(IndexedPack {
-        id: pack.id,
-        salt: pack.salt,
-        size,
-        blobs: pack.blobs,
-        bases: pack.bases,
-    })
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -223,6 +213,7 @@ impl Repository {
             config,
             key_id,
             cache: None,
+            blob_copies: None,
         })
     }
 
@@ -323,6 +314,7 @@ impl Repository {
                 config,
                 key_id,
                 cache: None,
+                blob_copies: None,
             });
         }
         if let Some(reason) = config_unopened {
@@ -356,9 +348,16 @@ impl Repository {
     }
 
     /// Keeps copies of index and snapshot objects under `root` (see
-    /// [`Cache`]), so later commands do not download them again.
-    pub fn use_cache(&mut self, root: impl Into<std::path::PathBuf>) {
-        self.cache = Some(Cache::new(root, &self.config.id));
+    /// [`Cache`]), so later commands do not download them again; and, for
+    /// a repository on a remote store, up to `blob_limit` bytes of copies of
+    /// data blobs, which delta bases are read from (see [`BlobCopies`]; 0
+    /// keeps none). A local repository's blobs are not copied: reading them
+    /// costs what reading a copy would.
+    pub fn use_cache(&mut self, root: impl Into<std::path::PathBuf>, blob_limit: u64) {
+        let cache = Cache::new(root, &self.config.id);
+        self.blob_copies = (blob_limit > 0 && !self.backend.is_local())
+            .then(|| Arc::new(cache.blob_copies(blob_limit)));
+        self.cache = Some(cache);
     }
 
     /// The repository configuration.
@@ -374,6 +373,57 @@ impl Repository {
     /// Id of the key file that opened the repository.
     pub fn key_id(&self) -> KeyId {
         self.key_id
+    }
+
+    /// Stores a finished pack under its id; returns its index entry. In a
+    /// repository with deltas, keeps local copies of its data blobs once it
+    /// is stored: they are the next backup's bases.
+    async fn store_pack(&self, pack: FinishedPack) -> Result<IndexedPack> {
+        let size = pack.bytes.len() as u64;
+        self.backend
+            .put_new(
+                &object_path(Kind::Pack, &pack.id.to_hex()),
+                pack.bytes.clone(),
+            )
+            .await?;
+        let copies = self
+            .blob_copies
+            .clone()
+            .filter(|_| self.config.has_deltas() && self.config.delta == DeltaMode::Auto);
+        let indexed = IndexedPack {
+            id: pack.id,
+            salt: pack.salt,
+            size,
+            blobs: pack.blobs,
+            bases: pack.bases,
+        };
+        Ok(match copies {
+            Some(copies) => {
+                blocking(move || {
+                    let data = BlobKind::Data as u8;
+                    for b in indexed.blobs.iter().filter(|b| b.kind == data) {
+                        let r = b.range();
+                        if let Some(sealed) = pack.bytes.get(r.start as usize..r.end as usize) {
+                            copies.put(&indexed.id, r.start, sealed);
+                        }
+                    }
+                    indexed
+                })
+                .await
+            }
+            None => indexed,
+        })
+    }
+
+    /// The blob reader over `index`, reading bases through the local blob
+    /// copies when there are any.
+    fn blob_reader(&self, index: Arc<Index>) -> BlobReader {
+        BlobReader::new(
+            self.backend.clone(),
+            self.key.clone(),
+            index,
+            self.blob_copies.clone(),
+        )
     }
 
     /// Reads a content-named object and checks its bytes hash to its name.

@@ -56,11 +56,7 @@ impl Repository {
         out: W,
     ) -> Result<RestoreSummary> {
         let started = Instant::now();
-        let reader = BlobReader::new(
-            self.backend.clone(),
-            self.key.clone(),
-            Arc::new(self.load_index().await?),
-        );
+        let reader = self.blob_reader(Arc::new(self.load_index().await?));
 
         let (write_tx, write_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
         let (written_tx, written_rx) = tokio::sync::oneshot::channel();

@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
-use super::blobs::BlobReader;
 use super::index_files::LiveFiles;
 use super::{LiveIndex, Repository};
 use crate::backend::{object_path, Kind};
@@ -134,8 +133,11 @@ pub struct BackupSummary {
     pub new_bytes: u64,
     /// New chunks stored as deltas.
     pub delta_chunks: u64,
-    /// Sealed bytes read from storage as delta bases.
+    /// Sealed bytes fetched from storage to read delta bases (with the
+    /// blobs read ahead with them).
     pub base_bytes_read: u64,
+    /// Sealed bytes of delta bases read from local copies instead.
+    pub base_bytes_local: u64,
     /// Packs uploaded (data and tree).
     pub packs_written: u64,
     /// All bytes uploaded: packs, index, snapshot.
@@ -196,7 +198,7 @@ impl Repository {
         let index = Arc::new(index);
         let delta = opts.delta.unwrap_or(self.config.delta);
         let deltas = (delta == DeltaMode::Auto && self.config.has_deltas())
-            .then(|| BlobReader::new(self.backend.clone(), self.key.clone(), index.clone()));
+            .then(|| self.blob_reader(index.clone()));
         let mut contexts = Vec::new();
         if let Some(reader) = &deltas {
             for stream in self.previous_versions(&opts.host, &names).await? {
@@ -344,13 +346,15 @@ impl Repository {
         };
         let (snapshot_id, len) = self.write_snapshot(&snapshot).await?;
         bytes_uploaded += len;
+        let (base_bytes_read, base_bytes_local) = deltas.map_or((0, 0), |r| r.base_bytes_read());
         Ok(BackupSummary {
             snapshot_id,
             snapshot,
             new_chunks: outcome.streams.iter().map(|o| o.new_chunks).sum(),
             new_bytes: outcome.streams.iter().map(|o| o.new_bytes).sum(),
             delta_chunks: outcome.streams.iter().map(|o| o.delta_chunks).sum(),
-            base_bytes_read: deltas.map_or(0, |r| r.base_bytes_read()),
+            base_bytes_read,
+            base_bytes_local,
             packs_written,
             bytes_uploaded,
             duration: started.elapsed(),
@@ -372,7 +376,7 @@ impl Repository {
             .map(|pack| {
                 let slots = slots.clone();
                 async move {
-                    let indexed = super::store_pack(&self.backend, pack).await?;
+                    let indexed = self.store_pack(pack).await?;
                     progress.uploaded(indexed.size);
                     // Free the slot; the packer may be gone already, which is fine.
                     let _ = slots.try_send(());

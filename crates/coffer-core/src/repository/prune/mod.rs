@@ -187,7 +187,7 @@ impl Repository {
         // New copies first (unindexed until the index below): the old ones
         // they replace count as unused in the plan. After the listing
         // above, so that the plan never sees the new packs as leftovers.
-        let reader = BlobReader::new(self.backend.clone(), self.key.clone(), index.clone());
+        let reader = self.blob_reader(index.clone());
         let rebased = if opts.rebase {
             self.rebase(&reader, &snapshots, opts.dry_run).await?
         } else {
@@ -309,7 +309,7 @@ impl Repository {
         index: &Arc<Index>,
         snapshots: &[(crate::id::SnapshotId, Snapshot)],
     ) -> Result<UsedBlobs> {
-        let reader = BlobReader::new(self.backend.clone(), self.key.clone(), index.clone());
+        let reader = self.blob_reader(index.clone());
         let tree = BlobKind::Tree as u8;
         let mut used = UsedBlobs::new();
         let mut whole = HashSet::new();
@@ -432,7 +432,7 @@ impl Repository {
 
     async fn upload_new_pack(&self, w: PackWriter) -> Result<IndexedPack> {
         let finished = blocking(move || w.finish()).await;
-        super::store_pack(&self.backend, finished).await
+        self.store_pack(finished).await
     }
 }
 

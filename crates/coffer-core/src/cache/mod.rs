@@ -3,9 +3,14 @@
 //! command does not download them again. These objects are content-named and
 //! never change, so a cached copy is valid as long as its bytes hash to its
 //! name; a damaged or stale copy is simply fetched again. Best effort: a
-//! cache that cannot be written is ignored.
+//! cache that cannot be written is ignored. Copies of data blobs live
+//! beside them ([`blob_copies`]).
+
+mod blob_copies;
 
 use std::path::PathBuf;
+
+pub use blob_copies::{BlobCopies, DEFAULT_LIMIT as DEFAULT_BLOB_LIMIT};
 
 use crate::backend::{object_path, Kind};
 use crate::id::content_hash;
@@ -31,6 +36,11 @@ impl Cache {
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
         Some(base.join("coffer"))
+    }
+
+    /// The blob copies of this repository, kept to about `limit` bytes.
+    pub fn blob_copies(&self, limit: u64) -> BlobCopies {
+        BlobCopies::new(self.dir.join("blobs"), limit)
     }
 
     fn path(&self, kind: Kind, name: &str) -> PathBuf {
