@@ -322,8 +322,38 @@ fn bases_come_from_local_copies_or_are_downloaded_in_runs(store: Store) {
     repo.assert_check_passes(true);
 }
 
+/// A dump taken on another host, or renamed, finds no previous version of
+/// its own; `--parent` names the snapshot to take bases from.
+fn a_named_parent_gives_bases_to_another_host_or_name(store: Store) {
+    let repo = TestRepo::new_on(store);
+    let monday = dump_like(DUMP, Change::None);
+    let tuesday = dump_like(DUMP, Change::Scattered);
+    let first = repo.backup(&monday, &["--host", "db-1", "--stdin-filename", "app.sql"]);
+    let other = ["--host", "db-2", "--stdin-filename", "app-renamed.sql"];
+    let alone = repo.backup(&tuesday, &other);
+    assert_eq!(alone["delta_chunks"], 0, "{alone}");
+    // A third host and name: only the named parent can give bases.
+    let parent = snapshot_id(&first);
+    let with_parent = [
+        "--host",
+        "db-3",
+        "--stdin-filename",
+        "app-3.sql",
+        "--parent",
+        &parent[..8],
+    ];
+    let wednesday = dump_like(DUMP, Change::Day(1));
+    let second = repo.backup(&wednesday, &with_parent);
+    assert!(second["delta_chunks"].as_u64().unwrap() > 0, "{second}");
+    assert!(repo.restore(&snapshot_id(&second)) == wednesday);
+    // An unknown parent is an error before anything is read.
+    let bad = repo.run(&["backup", "--stdin", "--parent", "ffffffff"], &tuesday);
+    assert_eq!(bad.output.status.code(), Some(14), "{}", bad.stderr());
+}
+
 on_every_store!(
     a_scattered_day_costs_a_few_percent_and_restores_exactly,
+    a_named_parent_gives_bases_to_another_host_or_name,
     bases_come_from_local_copies_or_are_downloaded_in_runs,
     deltas_off_stores_every_changed_chunk_whole,
     forgetting_the_base_day_and_pruning_keeps_the_bases,

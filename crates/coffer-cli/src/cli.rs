@@ -234,6 +234,11 @@ pub struct BackupArgs {
     /// repository's, auto for repositories created by this version]
     #[arg(long, value_name = "MODE")]
     pub delta: Option<coffer_core::delta::DeltaMode>,
+    /// Take delta bases from this snapshot (ID prefix or "latest"): its
+    /// stream of the same name, or its only stream [default: the previous
+    /// snapshot of the same stream and host]
+    #[arg(long, value_name = "SNAPSHOT")]
+    pub parent: Option<String>,
     /// Store an empty stream instead of failing
     #[arg(long)]
     pub allow_empty: bool,

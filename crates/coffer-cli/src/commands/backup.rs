@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use coffer_core::producer::Producer;
 use coffer_core::progress::BackupProgress;
 use coffer_core::repository::OpenStream;
-use coffer_core::snapshot::Filter;
+use coffer_core::snapshot::{self, Filter};
 use coffer_core::{BackupOptions, Error};
 use serde_json::json;
 use std::sync::Arc;
@@ -63,6 +63,13 @@ async fn backup(
     want_metrics: bool,
 ) -> Result<Vec<metrics::StreamResult>> {
     let repo = session.open().await?;
+    let parent = match &a.parent {
+        Some(query) => {
+            let snaps = repo.list_snapshots().await?;
+            Some(snapshot::select(&snaps, query)?.0)
+        }
+        None => None,
+    };
     let progress = Arc::new(BackupProgress::new());
     let opts = BackupOptions {
         name: names[0].clone(),
@@ -76,6 +83,7 @@ async fn backup(
         recheck_after: std::time::Duration::from_secs(session.global.recheck_after_secs),
         progress: Some(progress.clone()),
         delta: a.delta,
+        parent,
     };
     let display = progress::start(progress, names.to_vec(), !session.global.quiet);
     let s = if !a.streams.is_empty() {

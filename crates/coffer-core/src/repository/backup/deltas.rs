@@ -14,7 +14,7 @@ use crate::delta::select;
 use crate::delta::sketch::PrevVersion;
 use crate::delta::{self, MAX_DEPTH};
 use crate::error::{Error, Result};
-use crate::id::BlobId;
+use crate::id::{BlobId, SnapshotId};
 use crate::index::{BlobLocation, Index};
 use crate::pack::BlobKind;
 use crate::repository::Repository;
@@ -81,6 +81,34 @@ impl Repository {
         Ok(found
             .into_iter()
             .map(|s| s.filter(|s| s.sketch.is_some()))
+            .collect())
+    }
+}
+
+impl Repository {
+    /// For each of `names`, its version in snapshot `parent`: the stream of
+    /// the same name, or the parent's only stream when the backup has one
+    /// too (a renamed dump); only versions with a sketch give bases.
+    pub(crate) async fn parent_versions(
+        &self,
+        parent: &SnapshotId,
+        names: &[String],
+    ) -> Result<Vec<Option<StreamEntry>>> {
+        let (_, snap) = self.read_snapshot(parent.to_hex(), true).await?;
+        let only = match (&snap.streams[..], names.len()) {
+            ([one], 1) => Some(one),
+            _ => None,
+        };
+        Ok(names
+            .iter()
+            .map(|n| {
+                snap.streams
+                    .iter()
+                    .find(|s| &s.name == n)
+                    .or(only)
+                    .filter(|s| s.sketch.is_some())
+                    .cloned()
+            })
             .collect())
     }
 }

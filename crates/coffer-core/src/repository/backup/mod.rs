@@ -65,6 +65,10 @@ pub struct BackupOptions {
     /// stream (same host and name); the repository default when `None`.
     /// Format 1 repositories never do.
     pub delta: Option<DeltaMode>,
+    /// Take delta bases from this snapshot (its stream of the same name, or
+    /// its only stream when both have one) instead of the previous version
+    /// of the same stream and host.
+    pub parent: Option<SnapshotId>,
 }
 
 /// Default [`BackupOptions::upload_concurrency`].
@@ -116,6 +120,7 @@ impl Default for BackupOptions {
             recheck_after: RECHECK_AFTER,
             progress: None,
             delta: None,
+            parent: None,
         }
     }
 }
@@ -201,7 +206,11 @@ impl Repository {
             .then(|| self.blob_reader(index.clone()));
         let mut contexts = Vec::new();
         if let Some(reader) = &deltas {
-            for stream in self.previous_versions(&opts.host, &names).await? {
+            let previous = match &opts.parent {
+                Some(parent) => self.parent_versions(parent, &names).await?,
+                None => self.previous_versions(&opts.host, &names).await?,
+            };
+            for stream in previous {
                 let prev = match stream {
                     Some(stream) => {
                         let chunks = super::sketches::load_sketch(reader, &stream).await?;
