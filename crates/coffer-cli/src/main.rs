@@ -2,6 +2,7 @@
 //! runs one command on a tokio runtime, prints, and maps every failure to one
 //! line on stderr and a documented exit code (see `exit.rs` and README).
 
+mod allocator;
 mod cli;
 mod commands;
 mod exit;
@@ -17,6 +18,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    allocator::limit_arenas();
     // Everything coffer creates is the user's alone: repository folders
     // 0700 and objects 0600 (key files, sealed as they are, included), and
     // restored dumps 0600. Files meant for others (metrics) set their mode.

@@ -13,6 +13,7 @@
 //! records one backup. The byte layout of everything is in `docs/format.md`.
 //!
 //! This crate never prints and never exits: every failure is an [`Error`].
+#![forbid(unsafe_code)]
 
 pub mod backend;
 pub mod cache;

@@ -148,8 +148,15 @@ fn location(s: &Slot) -> BlobLocation {
     }
 }
 
-/// A pack number and the bases a delta blob has in that pack.
-type PackBases = (u32, Box<[BlobId]>);
+/// One stored delta copy: blob id, pack number, and where its bases lie
+/// in [`Index::base_ids`] (44 bytes, plus 32 a base).
+#[derive(Clone, Copy)]
+struct DeltaRow {
+    id: [u8; 32],
+    pack: u32,
+    first_base: u32,
+    bases: u8,
+}
 
 /// The repository's blob map: a sorted vector (48 bytes a blob, binary
 /// search), built once per command from all index files.
@@ -158,9 +165,10 @@ pub struct Index {
     packs: Vec<PackInfo>,
     pack_numbers: HashMap<PackId, u32>,
     slots: Vec<Slot>,
-    /// Bases of delta blobs, by blob id, for each pack holding it as a
-    /// delta.
-    bases: HashMap<BlobId, Vec<PackBases>>,
+    /// Every delta copy (sorted by id and pack once finished), and their
+    /// bases, each copy's in a run.
+    deltas: Vec<DeltaRow>,
+    base_ids: Vec<BlobId>,
     sorted: bool,
 }
 
@@ -230,10 +238,16 @@ impl Index {
                             list.len()
                         ));
                     }
-                    let at = self.bases.entry(b.id).or_default();
-                    if !at.iter().any(|(p, _)| *p == n) {
-                        at.push((n, (*list).into()));
+                    if self.base_ids.len() + list.len() > u32::MAX as usize {
+                        return Err("too many delta bases".into());
                     }
+                    self.deltas.push(DeltaRow {
+                        id: b.id.0,
+                        pack: n,
+                        first_base: self.base_ids.len() as u32,
+                        bases: list.len() as u8,
+                    });
+                    self.base_ids.extend_from_slice(list);
                 }
                 None if !is_delta => {}
                 _ => {
@@ -277,6 +291,11 @@ impl Index {
         });
         self.slots.dedup_by(|a, b| slot_key(a) == slot_key(b));
         self.slots.shrink_to_fit();
+        // A pack listed by two index files lists its deltas twice.
+        self.deltas.sort_unstable_by_key(|d| (d.id, d.pack));
+        self.deltas.dedup_by_key(|d| (d.id, d.pack));
+        self.deltas.shrink_to_fit();
+        self.base_ids.shrink_to_fit();
         self.sorted = true;
     }
 
@@ -309,22 +328,29 @@ impl Index {
     /// The bases of a delta blob at `loc`, in order; `None` for a blob that
     /// is not a delta.
     pub fn bases(&self, loc: &BlobLocation) -> Option<&[BlobId]> {
-        self.bases
-            .get(&loc.entry.id)?
-            .iter()
-            .find(|(p, _)| *p == loc.pack)
-            .map(|(_, b)| &b[..])
+        let key = (loc.entry.id.0, loc.pack);
+        let i = self
+            .deltas
+            .binary_search_by(|d| (d.id, d.pack).cmp(&key))
+            .ok()?;
+        Some(self.bases_of(&self.deltas[i]))
+    }
+
+    fn bases_of(&self, d: &DeltaRow) -> &[BlobId] {
+        let first = d.first_base as usize;
+        &self.base_ids[first..first + d.bases as usize]
     }
 
     /// Every stored copy of data blob `id` that is a delta, as its pack
     /// number and bases (a blob may be stored twice, once whole and once
     /// as a delta, or as deltas against different bases).
     pub fn delta_copies(&self, id: &BlobId) -> impl Iterator<Item = (u32, &[BlobId])> {
-        self.bases
-            .get(id)
-            .into_iter()
-            .flatten()
-            .map(|(p, b)| (*p, &b[..]))
+        let id = id.0;
+        let first = self.deltas.partition_point(|d| d.id < id);
+        self.deltas[first..]
+            .iter()
+            .take_while(move |d| d.id == id)
+            .map(|d| (d.pack, self.bases_of(d)))
     }
 
     /// Number of packs known.
@@ -404,13 +430,8 @@ impl Index {
         self.slots.capacity() * std::mem::size_of::<Slot>()
             + self.packs.capacity() * std::mem::size_of::<PackInfo>()
             + self.pack_numbers.capacity() * (std::mem::size_of::<PackId>() + 4)
-            + self.bases.capacity() * (std::mem::size_of::<BlobId>() + 24)
-            + self
-                .bases
-                .values()
-                .flatten()
-                .map(|(_, b)| 24 + b.len() * 32)
-                .sum::<usize>()
+            + self.deltas.capacity() * std::mem::size_of::<DeltaRow>()
+            + self.base_ids.capacity() * std::mem::size_of::<BlobId>()
     }
 }
 
@@ -741,6 +762,42 @@ mod tests {
             assert_eq!(idx.pack(loc.pack).id, PackId([2; 32]), "{order:?}");
             assert!(idx.bases(&loc).is_none());
         }
+    }
+
+    #[test]
+    fn every_delta_copy_keeps_its_own_bases() {
+        let id = BlobId([5; 32]);
+        let entry = BlobEntry {
+            kind: 0,
+            encoding: Encoding::Delta as u8,
+            id,
+            offset: 37,
+            length: 20,
+            raw_length: 90,
+        };
+        let pack = |n: u8, bases: Vec<BlobId>| IndexedPack {
+            bases: vec![DeltaBases { id, bases }],
+            ..IndexedPack::plain(PackId([n; 32]), [0; 32], 100, vec![entry])
+        };
+        let (a, b, c) = (BlobId([6; 32]), BlobId([7; 32]), BlobId([8; 32]));
+        let mut idx = Index::default();
+        idx.add_pack(&pack(2, vec![b, c])).unwrap();
+        idx.add_pack(&pack(1, vec![a])).unwrap();
+        // The same pack named by a second index file counts once.
+        idx.add_pack(&pack(2, vec![b, c])).unwrap();
+        idx.finish();
+        let mut copies: Vec<(PackId, Vec<BlobId>)> = idx
+            .delta_copies(&id)
+            .map(|(p, bases)| (idx.pack(p).id, bases.to_vec()))
+            .collect();
+        copies.sort();
+        assert_eq!(
+            copies,
+            [(PackId([1; 32]), vec![a]), (PackId([2; 32]), vec![b, c])]
+        );
+        let loc = idx.get(BlobKind::Data, &id).unwrap();
+        assert_eq!(idx.bases(&loc), Some(&[a][..]));
+        assert_eq!(idx.delta_copies(&a).count(), 0);
     }
 
     #[test]

@@ -13,6 +13,9 @@ use crate::pack::{BlobKind, EncodedBlob, PackWriter};
 /// (at most one maximum-size chunk) never makes its buffer grow.
 const PACK_SLACK: usize = 1024 * 1024;
 
+/// First buffer of a tree pack.
+const TREE_PACK_START: usize = 256 * 1024;
+
 /// The open packs of one writer.
 pub(super) struct PackSink {
     key: Arc<MasterKey>,
@@ -35,11 +38,16 @@ impl PackSink {
     /// Seals one encoded blob into the open pack of its kind. Returns its
     /// sealed length and, when that pack is now full, the pack to ship.
     pub fn add(&mut self, blob: EncodedBlob<'_>) -> (u32, Option<PackWriter>) {
-        let slot = &mut self.open[match blob.kind {
-            BlobKind::Data => 0,
-            BlobKind::Tree | BlobKind::Sketch => 1,
-        }];
-        let (key, capacity) = (&self.key, self.pack_size + PACK_SLACK);
+        let data = blob.kind == BlobKind::Data;
+        let slot = &mut self.open[usize::from(!data)];
+        // Tree packs stay small (one per backup, usually): their buffer
+        // grows as needed instead of reserving a data pack's size.
+        let capacity = if data {
+            self.pack_size + PACK_SLACK
+        } else {
+            TREE_PACK_START
+        };
+        let key = &self.key;
         let w = slot.get_or_insert_with(|| PackWriter::new(key, capacity));
         let sealed = w.add(blob);
         let full = w
