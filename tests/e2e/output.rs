@@ -58,8 +58,10 @@ fn quote(s: &str) -> String {
 #[test]
 fn a_terminal_gets_a_live_progress_line() {
     let repo = TestRepo::new();
-    // A producer that pauses, so the display ticks while bytes are known.
-    let producer = "head -c 3000000 /dev/urandom; sleep 1.5; head -c 1000 /dev/urandom";
+    // A producer that pauses, so the display ticks while bytes are known:
+    // more than one read block (3 MiB) comes first, so some are chunked
+    // and counted during the pause, however slowly the machine runs.
+    let producer = "head -c 7000000 /dev/urandom; sleep 1.5; head -c 1000 /dev/urandom";
     let coffer = [
         coffer_bin().to_string_lossy().into_owned(),
         "backup".into(),
