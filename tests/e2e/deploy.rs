@@ -315,6 +315,28 @@ fn the_helm_chart_lints_and_renders_what_kubernetes_and_the_kit_require() {
         text.contains("\"my-repo\"") && text.contains("\"my-pg\""),
         "{text}"
     );
+    // The cache: an emptyDir, or a claim that keeps it between nights.
+    let cache_volume = |objects: &[Value]| -> Value {
+        let cronjob = objects.iter().find(|o| o["kind"] == "CronJob").unwrap();
+        let pod = at(cronjob, "spec.jobTemplate.spec.template.spec");
+        pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "cache")
+            .cloned()
+            .expect("a cache volume")
+    };
+    assert!(cache_volume(&objects)["emptyDir"].is_object());
+    let kept = render_chart(
+        &helm,
+        &[&CHART_SECRETS[..], &["cache.existingClaim=coffer-cache"]].concat(),
+    );
+    check_objects(&kept);
+    assert_eq!(
+        cache_volume(&kept)["persistentVolumeClaim"]["claimName"],
+        "coffer-cache"
+    );
     // A missing password is refused at render time, not at 2 a.m.
     let out = Command::new(&helm)
         .args(["template", "x"])

@@ -34,6 +34,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
   value: {{ required "repository.url is required" .Values.repository.url | quote }}
 - name: COFFER_PASSWORD_FILE
   value: /secrets/coffer/repository-password
+- name: COFFER_CACHE_LIMIT
+  value: {{ .Values.cache.limit | quote }}
 {{- range $k, $v := .Values.repository.env }}
 - name: {{ $k }}
   value: {{ $v | quote }}
@@ -75,7 +77,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
     items:
       - {key: repository-password, path: repository-password}
 - name: cache
+{{- if .Values.cache.existingClaim }}
+  persistentVolumeClaim:
+    claimName: {{ .Values.cache.existingClaim | quote }}
+{{- else }}
   emptyDir: {}
+{{- end }}
 - name: tmp
   emptyDir: {}
 {{- end -}}
