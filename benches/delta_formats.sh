@@ -6,7 +6,9 @@
 # Builds the pgbench database of the shared measurements at SCALE (default
 # 10: 1 M accounts with md5 fillers), dumps day 1, applies one kind of
 # change, dumps day 2, and backs both days up into two fresh repositories:
-# one with deltas (the default) and one with `--delta off`. Kinds of change:
+# one with deltas (the default) and one with `--delta off`, and into a
+# restic repository (restic from apt: `restic backup --stdin`, what day 2
+# added measured as the growth of its folder). Kinds of change:
 #   scattered   2% of the accounts updated at random rows (plain format)
 #   clustered   2% of the accounts updated in one block (plain format)
 #   renamed     the same 2% scattered update, and pgbench_accounts renamed
@@ -42,8 +44,17 @@ added() { # repo, dump -> bytes the backup added
         python3 -c 'import json,sys; print(json.load(sys.stdin)["bytes_added"])'
 }
 
-echo "| change | dump MB day 2 | full copy MB | day 2 added, deltas | day 2 added, --delta off | deltas / off |"
-echo "|---|---|---|---|---|---|"
+export RESTIC_PASSWORD=pw
+restic_added() { # repo, dump -> bytes the repository folder grew by
+    local before after
+    before=$(du -sb "$1" | cut -f1)
+    restic -r "$1" backup --stdin --stdin-filename bench -q < "$2"
+    after=$(du -sb "$1" | cut -f1)
+    echo $((after - before))
+}
+
+echo "| change | dump MB day 2 | full copy MB | day 2 added, deltas | day 2 added, --delta off | day 2 added, restic | deltas / off |"
+echo "|---|---|---|---|---|---|---|"
 for kind in scattered clustered renamed custom-Z0 halved; do
     pgbench_db "$bin" "$db" "$scale"
     format=(--format=plain)
@@ -56,7 +67,10 @@ for kind in scattered clustered renamed custom-Z0 halved; do
         halved) psql -c "DELETE FROM pgbench_accounts WHERE aid > $((accounts / 2))" -c "VACUUM FULL pgbench_accounts" ;;
     esac
     "$bin/pg_dump" "${format[@]}" "$db" > "$work/day2"
-    rm -rf "$work/auto" "$work/off"
+    rm -rf "$work/auto" "$work/off" "$work/restic"
+    restic -r "$work/restic" init -q
+    restic_added "$work/restic" "$work/day1" > /dev/null
+    restic2=$(restic_added "$work/restic" "$work/day2")
     "$coffer" -r "$work/auto" init -q --insecure-fast-kdf
     "$coffer" -r "$work/off" init -q --insecure-fast-kdf --delta off
     full=$(added "$work/auto" "$work/day1")
@@ -68,7 +82,7 @@ for kind in scattered clustered renamed custom-Z0 halved; do
     done
     python3 -c "
 import sys
-size, full, a, o = (int(x) for x in sys.argv[1:5])
-print(f'| {sys.argv[5]} | {size / 1e6:.0f} | {full / 1e6:.1f} | {a / 1e6:.2f} ({100 * a / full:.1f}%) | {o / 1e6:.2f} ({100 * o / full:.1f}%) | {a / o:.3f} |')
-" "$(stat -c %s "$work/day2")" "$full" "$auto2" "$off2" "$kind"
+size, full, a, o, r = (int(x) for x in sys.argv[1:6])
+print(f'| {sys.argv[6]} | {size / 1e6:.0f} | {full / 1e6:.1f} | {a / 1e6:.2f} ({100 * a / full:.1f}%) | {o / 1e6:.2f} ({100 * o / full:.1f}%) | {r / 1e6:.2f} ({100 * r / full:.1f}%) | {a / o:.3f} |')
+" "$(stat -c %s "$work/day2")" "$full" "$auto2" "$off2" "$restic2" "$kind"
 done

@@ -267,6 +267,7 @@ fn the_plain_manifests_have_what_kubernetes_and_the_kit_require() {
     let pods = check_objects(&plain_manifests());
     for name in [
         "coffer-backup-app",
+        "coffer-copy",
         "coffer-maintenance",
         "coffer-restore-drill",
     ] {

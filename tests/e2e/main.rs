@@ -36,6 +36,7 @@ macro_rules! on_every_store {
 
 mod azure;
 mod check;
+mod copy;
 mod crash;
 mod dedup;
 mod deltas;

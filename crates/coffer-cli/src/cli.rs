@@ -93,6 +93,9 @@ pub enum Command {
     Unlock(UnlockArgs),
     /// Write a snapshot's stream to stdout or a file
     Restore(RestoreArgs),
+    /// Copy snapshots into another repository (a second copy of every
+    /// backup); snapshots it already has are skipped
+    Copy(CopyArgs),
     /// Remove snapshots by retention policy or by id (data stays until prune)
     Forget(ForgetArgs),
     /// Reclaim the space of data no snapshot uses (two-phase: safe while
@@ -306,6 +309,33 @@ pub struct SnapshotsArgs {
     #[arg(short = 'c', long)]
     pub compact: bool,
     /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The repository to copy into (any location --repo takes)
+    #[arg(long, env = "COFFER_TO_REPOSITORY", value_name = "LOCATION")]
+    pub to: String,
+    /// File whose first line is the target repository's password
+    /// [or COFFER_TO_PASSWORD]
+    #[arg(long, env = "COFFER_TO_PASSWORD_FILE", value_name = "PATH")]
+    pub to_password_file: Option<PathBuf>,
+    /// Storage option KEY=VALUE for the target (repeatable; -o applies to
+    /// the source only)
+    #[arg(long = "to-option", value_name = "KEY=VALUE", value_parser = parse_option)]
+    pub to_options: Vec<(String, String)>,
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Snapshots to copy (ID prefixes or "latest") [default: every snapshot
+    /// the filters select]
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    /// Say what would be copied, copy nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Print a JSON summary on stdout
     #[arg(long)]
     pub json: bool,
 }

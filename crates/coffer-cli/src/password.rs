@@ -18,6 +18,16 @@ pub fn read(file: Option<&Path>, confirm: bool) -> Result<Password> {
     read_from(file, "COFFER_PASSWORD", "repository password: ", confirm)
 }
 
+/// Reads the password of the repository `copy` writes into.
+pub fn read_target(file: Option<&Path>) -> Result<Password> {
+    read_from(
+        file,
+        "COFFER_TO_PASSWORD",
+        "target repository password: ",
+        false,
+    )
+}
+
 /// Reads a new password for `key add` / `key passwd`.
 pub fn read_new(file: Option<&Path>) -> Result<Password> {
     read_from(file, "COFFER_NEW_PASSWORD", "new password: ", true)

@@ -287,6 +287,38 @@ pub fn newest_per_stream<'a>(
     newest
 }
 
+impl Snapshot {
+    /// Whether `other` records the same backup: a copy made by `copy`
+    /// keeps the time (to the nanosecond), the host and the streams' names
+    /// and sizes, in order. Ids and trees differ between repositories (each
+    /// names blobs with its own key), so they cannot tell.
+    pub fn same_backup(&self, other: &Snapshot) -> bool {
+        self.time_unix_ns == other.time_unix_ns
+            && self.host == other.host
+            && self.streams.len() == other.streams.len()
+            && self
+                .streams
+                .iter()
+                .zip(&other.streams)
+                .all(|(a, b)| a.name == b.name && a.size == b.size)
+    }
+}
+
+/// Of `wanted` (snapshots of one repository), those `present` (another's)
+/// holds no copy of, oldest first: what a `copy` still has to do.
+pub fn not_copied<'a>(
+    wanted: &[&'a (SnapshotId, Snapshot)],
+    present: &[(SnapshotId, Snapshot)],
+) -> Vec<&'a (SnapshotId, Snapshot)> {
+    let mut todo: Vec<&(SnapshotId, Snapshot)> = wanted
+        .iter()
+        .copied()
+        .filter(|(_, s)| !present.iter().any(|(_, p)| p.same_backup(s)))
+        .collect();
+    todo.sort_by_key(|(id, s)| (s.time_unix_ns, *id));
+    todo
+}
+
 /// Picks one snapshot among those `filter` matches: `latest` (the newest,
 /// by time) or a unique id prefix. With `latest` and a stream name, the
 /// newest snapshot holding that stream; if none holds it, the newest one,
@@ -413,6 +445,50 @@ mod tests {
             select(&[], "latest"),
             Err(Error::SnapshotNotFound { .. })
         ));
+    }
+
+    #[test]
+    fn a_copy_is_recognised_by_time_host_and_streams_and_not_copied_twice() {
+        let id = |n: u8| SnapshotId::from_hex(&format!("{n:02x}{}", "0".repeat(62))).unwrap();
+        let with = |t: i64, streams: &[(&str, u64)]| Snapshot {
+            streams: streams
+                .iter()
+                .map(|(n, size)| StreamEntry {
+                    size: *size,
+                    ..stream(n)
+                })
+                .collect(),
+            ..snap(t)
+        };
+        let source = [
+            (id(1), with(30, &[("db.sql", 100)])),
+            (id(2), with(10, &[("db.sql", 90), ("globals.sql", 5)])),
+            (id(3), with(20, &[("db.sql", 95)])),
+        ];
+        // The target holds a copy of the first (another id, other trees).
+        let copy = StreamEntry {
+            root: BlobId([9; 32]),
+            ..source[0].1.streams[0].clone()
+        };
+        let mut target = vec![(
+            id(7),
+            Snapshot {
+                streams: vec![copy],
+                ..source[0].1.clone()
+            },
+        )];
+        let wanted: Vec<_> = source.iter().collect();
+        let todo: Vec<SnapshotId> = not_copied(&wanted, &target).iter().map(|s| s.0).collect();
+        // The rest, oldest first.
+        assert_eq!(todo, [id(2), id(3)]);
+        // Another host, another size or another order of streams is
+        // another backup.
+        target[0].1.host = "other".into();
+        assert_eq!(not_copied(&wanted, &target).len(), 3);
+        let swapped = with(10, &[("globals.sql", 5), ("db.sql", 90)]);
+        assert!(!swapped.same_backup(&source[1].1));
+        assert!(!with(20, &[("db.sql", 96)]).same_backup(&source[2].1));
+        assert!(with(20, &[("db.sql", 95)]).same_backup(&source[2].1));
     }
 
     fn stream(name: &str) -> StreamEntry {

@@ -3,6 +3,7 @@
 
 mod backup;
 mod check;
+mod copy;
 mod forget;
 mod init;
 mod key;
@@ -49,7 +50,21 @@ impl Session<'_> {
     async fn open(&self) -> Result<Repository> {
         let backend = self.backend(false)?;
         let password = password::read(self.global.password_file.as_deref(), false)?;
-        let mut repo = Repository::open(backend, &password).await?;
+        self.unlock(backend, &password).await
+    }
+
+    /// Opens and unlocks the repository a `copy` writes into, with the
+    /// same cache settings as the source.
+    async fn open_target(&self, a: &crate::cli::CopyArgs) -> Result<Repository> {
+        let backend = Backend::open(&a.to, false, &a.to_options)?;
+        let password = password::read_target(a.to_password_file.as_deref())?;
+        self.unlock(backend, &password).await
+    }
+
+    /// Unlocks the repository on `backend`, using the local cache unless
+    /// told not to.
+    async fn unlock(&self, backend: Backend, password: &[u8]) -> Result<Repository> {
+        let mut repo = Repository::open(backend, password).await?;
         if !self.global.no_cache {
             if let Some(root) = self.global.cache_dir.clone().or_else(Cache::default_root) {
                 repo.use_cache(root, self.global.cache_limit);
@@ -89,6 +104,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Version => version(),
         Command::Unlock(a) => unlock(&session, a).await,
         Command::Restore(a) => restore::run(&session, a).await,
+        Command::Copy(a) => copy::run(&session, a).await,
         Command::Forget(a) => forget::run(&session, a).await,
         Command::Prune(a) => prune::run(&session, a).await,
         Command::Status(a) => status::run(&session, a).await,

@@ -10,17 +10,19 @@
 //! * `blobs`: opening blobs from pack bytes with every check, where the
 //!   index places them (`blobs::BlobReader`);
 //! * `pack_sink`: filling data and tree packs, shipping full ones;
-//! * `backup`, `restore`, `check`, `prune`: the commands' pipelines
+//! * `backup`, `restore`, `check`, `prune`, `copy`: the commands' pipelines
 //!   (prune's decisions are a pure plan in `prune::plan`);
 //! * `lock`: the prune lock; `passwords`: key files of a repository.
 
 mod backup;
 mod blobs;
 mod check;
+mod copy;
 mod index_files;
 mod lock;
 mod pack_sink;
 mod passwords;
+mod pipe;
 mod prune;
 mod read_ahead;
 mod restore;
