@@ -96,6 +96,22 @@ fn a_malformed_subset_is_a_usage_error() {
     assert_eq!(code, Some(0), "{out}");
 }
 
+#[test]
+fn a_subset_given_as_a_size_reads_packs_until_it_is_reached() {
+    let repo = TestRepo::new();
+    // Three backups of new data: three data packs (and three tree packs).
+    for seed in 0..3 {
+        repo.backup(&coffer_e2e::noise(300_000, seed), &[]);
+    }
+    // Any one pack holds more than a byte: exactly one is read.
+    let (code, out) = check(&repo, &["--read-data-subset", "1"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("; read 1 packs"), "{out}");
+    let (code, out) = check(&repo, &["--read-data-subset", "1G"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("; read 6 packs"), "{out}");
+}
+
 on_every_store!(
     a_healthy_repository_passes_and_leftovers_are_only_notes,
     every_problem_is_reported_in_one_run

@@ -141,15 +141,16 @@ pub struct CheckArgs {
     /// Also download every pack and verify every blob in it
     #[arg(long, conflicts_with = "read_data_subset")]
     pub read_data: bool,
-    /// Download and verify a subset of the packs: "10%" (random) or "n/t"
+    /// Download and verify a subset of the packs: "10%" (random), "n/t"
     /// (bucket n of t, by pack id; 1/7..7/7 over a week read everything)
+    /// or a size, "500M" (random packs holding about that much)
     #[arg(long, value_name = "SUBSET", value_parser = parse_subset)]
     pub read_data_subset: Option<coffer_core::ReadData>,
 }
 
 fn parse_subset(s: &str) -> Result<coffer_core::ReadData, String> {
     coffer_core::ReadData::parse_subset(s)
-        .ok_or_else(|| format!("{s:?} is neither a percentage (10%) nor n/t (2/7)"))
+        .ok_or_else(|| format!("{s:?} is neither a percentage (10%), n/t (2/7) nor a size (500M)"))
 }
 
 /// How a new password key is derived.

@@ -42,6 +42,8 @@ pub enum ReadData {
         /// Number of buckets.
         t: u32,
     },
+    /// Packs chosen at random until they hold this many bytes (or all).
+    Bytes(u64),
 }
 
 impl ReadData {
@@ -51,15 +53,44 @@ impl ReadData {
             let p: f64 = p.trim().parse().ok()?;
             return (p > 0.0 && p <= 100.0).then_some(ReadData::Fraction(p / 100.0));
         }
+        if !s.contains('/') {
+            let bytes = crate::units::parse_size(s)?;
+            return (bytes > 0).then_some(ReadData::Bytes(bytes));
+        }
         let (n, t) = s.split_once('/')?;
         let (n, t): (u32, u32) = (n.trim().parse().ok()?, t.trim().parse().ok()?);
         (t >= 1 && (1..=t).contains(&n)).then_some(ReadData::Bucket { n, t })
     }
 
+    /// The packs of `packs` (id and size) to read, in the given order.
+    fn choose<T>(&self, packs: Vec<T>, id_size: impl Fn(&T) -> (PackId, u64)) -> Vec<T> {
+        let ReadData::Bytes(wanted) = *self else {
+            return packs
+                .into_iter()
+                .filter(|p| self.selects(&id_size(p).0))
+                .collect();
+        };
+        let mut shuffled: Vec<(u64, T)> = packs
+            .into_iter()
+            .map(|p| (u64::from_le_bytes(crate::crypto::random_bytes()), p))
+            .collect();
+        shuffled.sort_unstable_by_key(|(r, _)| *r);
+        let mut total = 0;
+        shuffled
+            .into_iter()
+            .map(|(_, p)| p)
+            .take_while(|p| {
+                let more = total < wanted;
+                total += id_size(p).1;
+                more
+            })
+            .collect()
+    }
+
     fn selects(&self, id: &PackId) -> bool {
         match *self {
             ReadData::None => false,
-            ReadData::All => true,
+            ReadData::All | ReadData::Bytes(_) => true,
             ReadData::Fraction(f) => {
                 let r = u64::from_le_bytes(crate::crypto::random_bytes());
                 (r as f64 / u64::MAX as f64) < f
@@ -259,13 +290,12 @@ impl Repository {
         }
 
         // Data: download selected packs and open every blob.
-        let selected: Vec<IndexedPack> = expected
+        let present: Vec<IndexedPack> = expected
             .packs
             .into_iter()
-            .filter(|p| {
-                stored.get(&p.id.to_hex()) == Some(&p.size) && opts.read_data.selects(&p.id)
-            })
+            .filter(|p| stored.get(&p.id.to_hex()) == Some(&p.size))
             .collect();
+        let selected = opts.read_data.choose(present, |p| (p.id, p.size));
         let results: Vec<Result<(u64, Vec<Problem>)>> = futures::stream::iter(selected)
             .map(|p| read_pack(self, &reader, p))
             .buffer_unordered(2)
@@ -564,6 +594,28 @@ mod tests {
         assert_eq!(ReadData::parse_subset("8/7"), None);
         assert_eq!(ReadData::parse_subset("150%"), None);
         assert_eq!(ReadData::parse_subset("x"), None);
+        assert_eq!(
+            ReadData::parse_subset("500M"),
+            Some(ReadData::Bytes(500 << 20))
+        );
+        assert_eq!(ReadData::parse_subset("0"), None);
+        // By size: random packs until they hold that much.
+        let packs: Vec<(PackId, u64)> = (0..10u8).map(|n| (PackId([n; 32]), 100)).collect();
+        for _ in 0..20 {
+            let chosen = ReadData::Bytes(250).choose(packs.clone(), |p| *p);
+            assert_eq!(chosen.len(), 3, "{chosen:?}");
+            let mut ids: Vec<_> = chosen.iter().map(|p| p.0).collect();
+            ids.dedup();
+            assert_eq!(ids.len(), 3);
+        }
+        assert_eq!(
+            ReadData::Bytes(1 << 40).choose(packs.clone(), |p| *p).len(),
+            10
+        );
+        let firsts: std::collections::HashSet<PackId> = (0..40)
+            .map(|_| ReadData::Bytes(1).choose(packs.clone(), |p| *p)[0].0)
+            .collect();
+        assert!(firsts.len() > 1, "always the same pack");
         // Buckets partition the packs.
         let id = PackId([200; 32]);
         let hits = (1..=7)
