@@ -81,3 +81,31 @@ fn passwords_can_be_added_removed_and_changed(store: Store) {
 }
 
 on_every_store!(passwords_can_be_added_removed_and_changed);
+
+/// A password from a secret manager: `--password-command` runs it and takes
+/// the first line it prints; a failing or silent command is a clear error.
+#[test]
+fn a_password_command_gives_the_password() {
+    let repo = TestRepo::new();
+    repo.backup(b"precious\n", &[]);
+    let file = repo.password_file.to_string_lossy().into_owned();
+    let run = |command: &str| {
+        let mut cmd = repo.command(&["--password-command", command, "restore", "latest"]);
+        cmd.env_remove("COFFER_PASSWORD_FILE");
+        run_with_input(cmd, b"")
+    };
+    let out = run(&format!(
+        "echo 'ignored?' >&2; cat '{file}'; echo second line"
+    ));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.stdout, b"precious\n");
+    assert_fails(&run("exit 3"), 2, "the password command failed");
+    assert_fails(&run("true"), 2, "printed no password");
+    assert_fails(&run("echo not the password"), 12, "wrong password");
+    // One source only.
+    let out = run_with_input(
+        repo.command(&["--password-command", "true", "snapshots"]),
+        b"",
+    );
+    assert_fails(&out, 2, "cannot be used with");
+}

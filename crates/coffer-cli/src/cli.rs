@@ -33,6 +33,16 @@ pub struct Global {
     /// File whose first line is the repository password
     #[arg(long, env = "COFFER_PASSWORD_FILE", global = true, value_name = "PATH")]
     pub password_file: Option<PathBuf>,
+    /// Command whose first line of output is the repository password (run
+    /// with sh -c; e.g. a secret manager's CLI)
+    #[arg(
+        long,
+        env = "COFFER_PASSWORD_COMMAND",
+        global = true,
+        value_name = "COMMAND",
+        conflicts_with = "password_file"
+    )]
+    pub password_command: Option<String>,
     /// Storage option KEY=VALUE (repeatable): S3/GCS/Azure settings such as
     /// endpoint, region, allow_http, or retry_timeout, max_retries, timeout
     #[arg(short = 'o', long = "option", global = true, value_name = "KEY=VALUE", value_parser = parse_option)]
@@ -323,6 +333,14 @@ pub struct CopyArgs {
     /// [or COFFER_TO_PASSWORD]
     #[arg(long, env = "COFFER_TO_PASSWORD_FILE", value_name = "PATH")]
     pub to_password_file: Option<PathBuf>,
+    /// Command whose first line of output is the target's password
+    #[arg(
+        long,
+        env = "COFFER_TO_PASSWORD_COMMAND",
+        value_name = "COMMAND",
+        conflicts_with = "to_password_file"
+    )]
+    pub to_password_command: Option<String>,
     /// Storage option KEY=VALUE for the target (repeatable; -o applies to
     /// the source only)
     #[arg(long = "to-option", value_name = "KEY=VALUE", value_parser = parse_option)]

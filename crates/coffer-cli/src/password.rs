@@ -1,6 +1,7 @@
 //! Where the repository password comes from: `--password-file` /
-//! `COFFER_PASSWORD_FILE` (first line), `COFFER_PASSWORD`, or a prompt when
-//! stdin is a terminal.
+//! `COFFER_PASSWORD_FILE` (first line), `--password-command` /
+//! `COFFER_PASSWORD_COMMAND` (first line of its output, e.g. from a secret
+//! manager), `COFFER_PASSWORD`, or a prompt when stdin is a terminal.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -13,19 +14,55 @@ pub type Password = Zeroizing<Vec<u8>>;
 
 use crate::exit::CliFailure;
 
-/// Reads the password; `confirm` asks twice at a prompt (for `init`).
-pub fn read(file: Option<&Path>, confirm: bool) -> Result<Password> {
+/// Reads the password from a file or a command, else the environment or a
+/// prompt; `confirm` asks twice at a prompt (for `init`).
+pub fn read(file: Option<&Path>, command: Option<&str>, confirm: bool) -> Result<Password> {
+    if let Some(cmd) = command {
+        return from_command(cmd);
+    }
     read_from(file, "COFFER_PASSWORD", "repository password: ", confirm)
 }
 
 /// Reads the password of the repository `copy` writes into.
-pub fn read_target(file: Option<&Path>) -> Result<Password> {
+pub fn read_target(file: Option<&Path>, command: Option<&str>) -> Result<Password> {
+    if let Some(cmd) = command {
+        return from_command(cmd);
+    }
     read_from(
         file,
         "COFFER_TO_PASSWORD",
         "target repository password: ",
         false,
     )
+}
+
+/// The first line a password command prints (run with `sh -c`; its stdin
+/// and stderr are coffer's, so it may prompt).
+fn from_command(cmd: &str) -> Result<Password> {
+    let out = std::process::Command::new("sh")
+        .args(["-c", cmd])
+        .stdin(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| CliFailure::usage(format!("cannot run the password command: {e}")))?;
+    let text = Zeroizing::new(out.stdout);
+    if !out.status.success() {
+        return Err(CliFailure::usage(format!(
+            "the password command failed ({}): {cmd}",
+            out.status
+        ))
+        .into());
+    }
+    first_line(&text).ok_or_else(|| {
+        CliFailure::usage(format!("the password command printed no password: {cmd}")).into()
+    })
+}
+
+/// The first line of `text`, without its line ending; `None` when empty.
+fn first_line(text: &[u8]) -> Option<Password> {
+    let line = text.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    (!line.is_empty()).then(|| Zeroizing::new(line.to_vec()))
 }
 
 /// Reads a new password for `key add` / `key passwd`.
@@ -39,14 +76,9 @@ fn read_from(file: Option<&Path>, env: &str, prompt: &str, confirm: bool) -> Res
             std::fs::read(path)
                 .with_context(|| format!("cannot read password file {}", path.display()))?,
         );
-        let line = text.split(|b| *b == b'\n').next().unwrap_or_default();
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            return Err(
-                CliFailure::usage(format!("password file {} is empty", path.display())).into(),
-            );
-        }
-        return Ok(Zeroizing::new(line.to_vec()));
+        return first_line(&text).ok_or_else(|| {
+            CliFailure::usage(format!("password file {} is empty", path.display())).into()
+        });
     }
     if let Some(pw) = std::env::var_os(env) {
         if !pw.is_empty() {

@@ -20,7 +20,11 @@ pub async fn run(session: &super::Session<'_>, a: InitArgs) -> Result<()> {
         delta: a.delta,
     };
     let backend = session.backend(true)?;
-    let password = password::read(g.password_file.as_deref(), true)?;
+    let password = password::read(
+        g.password_file.as_deref(),
+        g.password_command.as_deref(),
+        true,
+    )?;
     let repo = Repository::init(backend, &password, opts, &super::actor()).await?;
     session.say(format_args!(
         "created coffer repository {} at {location}",

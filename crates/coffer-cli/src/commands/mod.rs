@@ -49,7 +49,12 @@ impl Session<'_> {
     /// Opens and unlocks the repository.
     async fn open(&self) -> Result<Repository> {
         let backend = self.backend(false)?;
-        let password = password::read(self.global.password_file.as_deref(), false)?;
+        let g = self.global;
+        let password = password::read(
+            g.password_file.as_deref(),
+            g.password_command.as_deref(),
+            false,
+        )?;
         self.unlock(backend, &password).await
     }
 
@@ -57,7 +62,10 @@ impl Session<'_> {
     /// same cache settings as the source.
     async fn open_target(&self, a: &crate::cli::CopyArgs) -> Result<Repository> {
         let backend = Backend::open(&a.to, false, &a.to_options)?;
-        let password = password::read_target(a.to_password_file.as_deref())?;
+        let password = password::read_target(
+            a.to_password_file.as_deref(),
+            a.to_password_command.as_deref(),
+        )?;
         self.unlock(backend, &password).await
     }
 
