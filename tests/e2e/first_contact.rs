@@ -96,3 +96,35 @@ fn output_into_a_full_disk_is_exit_17_for_every_command() {
         assert!(err.contains("No space left on device"), "{args:?}: {err}");
     }
 }
+
+/// Completion scripts and man pages come from the same definitions as the
+/// parser, so they know every command and flag.
+#[test]
+fn completions_and_man_pages_know_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = std::process::Command::new(coffer_e2e::coffer_bin())
+            .args(["completion", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        for word in ["copy", "prune", "parent", "cache-limit"] {
+            assert!(script.contains(word), "{shell} lacks {word}");
+        }
+    }
+    let out = std::process::Command::new(coffer_e2e::coffer_bin())
+        .args(["man", &dir.path().to_string_lossy()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", coffer_e2e::stderr(&out));
+    let page = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+    assert!(page("coffer.1").starts_with(".ie") && page("coffer.1").contains(".TH coffer 1"));
+    assert!(page("coffer-backup.1").contains("parent"));
+    assert!(page("coffer-copy.1").contains("to\\-password\\-file"));
+    let out = std::process::Command::new(coffer_e2e::coffer_bin())
+        .args(["completion", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

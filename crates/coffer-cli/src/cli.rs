@@ -99,6 +99,20 @@ pub enum Command {
     Snapshots(SnapshotsArgs),
     /// Print coffer's version and the format versions it writes
     Version,
+    /// Print a shell completion script: bash, zsh, fish, elvish or
+    /// powershell (e.g. `coffer completion bash > /etc/bash_completion.d/coffer`)
+    Completion {
+        /// The shell
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (coffer.1, and coffer-COMMAND.1 for each command)
+    /// into a folder
+    Man {
+        /// The folder (created if missing)
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// Remove prune locks whose holder is gone (--remove-all: every lock)
     Unlock(UnlockArgs),
     /// Write a snapshot's stream to stdout or a file

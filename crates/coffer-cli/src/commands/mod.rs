@@ -110,6 +110,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Backup(a) => backup::run(&session, a).await,
         Command::Snapshots(a) => snapshots::run(&session, a).await,
         Command::Version => version(),
+        Command::Completion { shell } => completion(shell),
+        Command::Man { dir } => man_pages(&dir),
         Command::Unlock(a) => unlock(&session, a).await,
         Command::Restore(a) => restore::run(&session, a).await,
         Command::Copy(a) => copy::run(&session, a).await,
@@ -137,6 +139,39 @@ fn version() -> Result<()> {
         coffer_core::pack::PACK_VERSION,
         coffer_core::keys::KEY_VERSION
     )?;
+    Ok(())
+}
+
+/// `coffer completion SHELL`: a completion script from the same clap
+/// definitions the parser uses.
+fn completion(shell: clap_complete::Shell) -> Result<()> {
+    let mut script = Vec::new();
+    clap_complete::generate(
+        shell,
+        &mut <Cli as clap::CommandFactory>::command(),
+        "coffer",
+        &mut script,
+    );
+    crate::stdout::out!("{}", String::from_utf8_lossy(&script))?;
+    Ok(())
+}
+
+/// `coffer man DIR`: man pages from the same clap definitions.
+fn man_pages(dir: &std::path::Path) -> Result<()> {
+    use anyhow::Context;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let top = <Cli as clap::CommandFactory>::command();
+    let mut pages = vec![("coffer".to_string(), top.clone())];
+    for sub in top.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("coffer-{}", sub.get_name());
+        pages.push((name.clone(), sub.clone().name(name)));
+    }
+    for (name, cmd) in pages {
+        let path = dir.join(format!("{name}.1"));
+        let mut page = Vec::new();
+        clap_mangen::Man::new(cmd).render(&mut page)?;
+        std::fs::write(&path, page).with_context(|| format!("cannot write {}", path.display()))?;
+    }
     Ok(())
 }
 
