@@ -66,3 +66,41 @@ fn version_names_the_formats_it_writes() {
     assert!(text.starts_with("coffer 0."), "{text}");
     assert!(text.contains("repository format 2"), "{text}");
 }
+
+/// `tag` rewrites a snapshot with new tags: listed and restorable under its
+/// new id, the old one gone; killed between the two writes, both remain.
+#[test]
+fn tags_are_changed_by_rewriting_the_snapshot() {
+    let repo = TestRepo::new();
+    let first = repo.backup(b"monday\n", &["--tag", "nightly,manual"]);
+    let old = coffer_e2e::snapshot_id(&first);
+    let listed = |repo: &TestRepo| -> Vec<serde_json::Value> {
+        repo.run_ok(&["snapshots", "--json"], b"")
+            .json()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let out = repo.run_ok(
+        &["tag", &old[..8], "--add", "keep", "--remove", "manual"],
+        b"",
+    );
+    assert!(out.stderr().contains("is now"), "{}", out.stderr());
+    let now = listed(&repo);
+    assert_eq!(now.len(), 1);
+    assert_eq!(now[0]["tags"], serde_json::json!(["nightly", "keep"]));
+    assert_ne!(now[0]["id"], old.as_str());
+    assert_eq!(repo.restore("latest"), b"monday\n");
+    // The same change again changes nothing.
+    let out = repo.run_ok(&["tag", "latest", "--add", "keep"], b"");
+    assert!(out.stderr().contains("unchanged"), "{}", out.stderr());
+    // Nothing to do is a usage error.
+    let out = repo.run(&["tag", "latest"], b"");
+    assert_eq!(out.output.status.code(), Some(2), "{}", out.stderr());
+    // Killed after writing the new object: both are there, nothing lost.
+    repo.run_killed_at(&["tag", "latest", "--set", "audit"], "tag-wrote-new", b"");
+    let both = listed(&repo);
+    assert_eq!(both.len(), 2, "{both:?}");
+    let tags: Vec<&serde_json::Value> = both.iter().map(|s| &s["tags"]).collect();
+    assert!(tags.contains(&&serde_json::json!(["audit"])), "{tags:?}");
+}

@@ -120,6 +120,9 @@ pub enum Command {
     /// Copy snapshots into another repository (a second copy of every
     /// backup); snapshots it already has are skipped
     Copy(CopyArgs),
+    /// Change snapshots' tags (each snapshot object is rewritten: the new
+    /// one is written before the old one is removed)
+    Tag(TagArgs),
     /// Remove snapshots by retention policy or by id (data stays until prune)
     Forget(ForgetArgs),
     /// Reclaim the space of data no snapshot uses (two-phase: safe while
@@ -336,6 +339,23 @@ pub struct SnapshotsArgs {
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("change").required(true).multiple(true).args(["add", "remove", "set"])))]
+pub struct TagArgs {
+    /// Snapshots to change (ID prefixes or "latest")
+    #[arg(value_name = "SNAPSHOT", required = true)]
+    pub snapshots: Vec<String>,
+    /// Add this tag (repeatable, or TAG,TAG)
+    #[arg(long, value_name = "TAG", value_delimiter = ',')]
+    pub add: Vec<String>,
+    /// Remove this tag (repeatable, or TAG,TAG)
+    #[arg(long, value_name = "TAG", value_delimiter = ',')]
+    pub remove: Vec<String>,
+    /// Replace all tags with these (repeatable, or TAG,TAG; "" for none)
+    #[arg(long, value_name = "TAG", value_delimiter = ',')]
+    pub set: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -304,6 +304,31 @@ impl Snapshot {
     }
 }
 
+/// A change of a snapshot's tags (`coffer tag`).
+#[derive(Debug, Clone, Default)]
+pub struct TagChange {
+    /// Replace the tags with these (then `add` and `remove` apply).
+    pub set: Option<Vec<String>>,
+    /// Tags to add (kept in order, not repeated).
+    pub add: Vec<String>,
+    /// Tags to remove.
+    pub remove: Vec<String>,
+}
+
+impl TagChange {
+    /// The tags `tags` become.
+    pub fn apply(&self, tags: &[String]) -> Vec<String> {
+        let mut out: Vec<String> = self.set.clone().unwrap_or_else(|| tags.to_vec());
+        for t in &self.add {
+            if !out.contains(t) {
+                out.push(t.clone());
+            }
+        }
+        out.retain(|t| !self.remove.contains(t));
+        out
+    }
+}
+
 /// Of `wanted` (snapshots of one repository), those `present` (another's)
 /// holds no copy of, oldest first: what a `copy` still has to do.
 pub fn not_copied<'a>(
@@ -489,6 +514,27 @@ mod tests {
         assert!(!swapped.same_backup(&source[1].1));
         assert!(!with(20, &[("db.sql", 96)]).same_backup(&source[2].1));
         assert!(with(20, &[("db.sql", 95)]).same_backup(&source[2].1));
+    }
+
+    #[test]
+    fn tags_are_set_added_and_removed_in_order() {
+        let tags = |l: &[&str]| l.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+        let change = TagChange {
+            add: tags(&["weekly", "nightly"]),
+            remove: tags(&["manual"]),
+            ..TagChange::default()
+        };
+        assert_eq!(
+            change.apply(&tags(&["nightly", "manual"])),
+            tags(&["nightly", "weekly"])
+        );
+        let set = TagChange {
+            set: Some(tags(&["keep", "audit"])),
+            remove: tags(&["audit"]),
+            ..TagChange::default()
+        };
+        assert_eq!(set.apply(&tags(&["nightly"])), tags(&["keep"]));
+        assert_eq!(TagChange::default().apply(&tags(&["a"])), tags(&["a"]));
     }
 
     fn stream(name: &str) -> StreamEntry {

@@ -115,6 +115,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Unlock(a) => unlock(&session, a).await,
         Command::Restore(a) => restore::run(&session, a).await,
         Command::Copy(a) => copy::run(&session, a).await,
+        Command::Tag(a) => tag(&session, a).await,
         Command::Forget(a) => forget::run(&session, a).await,
         Command::Prune(a) => prune::run(&session, a).await,
         Command::Status(a) => status::run(&session, a).await,
@@ -139,6 +140,42 @@ fn version() -> Result<()> {
         coffer_core::pack::PACK_VERSION,
         coffer_core::keys::KEY_VERSION
     )?;
+    Ok(())
+}
+
+/// `coffer tag`: rewrites the named snapshots with their new tags.
+async fn tag(session: &Session<'_>, a: crate::cli::TagArgs) -> Result<()> {
+    let repo = session.open().await?;
+    let all = repo.list_snapshots().await?;
+    let mut chosen = Vec::new();
+    for query in &a.snapshots {
+        let found = coffer_core::snapshot::select(&all, query)?;
+        if !chosen.iter().any(|c: &&(_, _)| c.0 == found.0) {
+            chosen.push(found);
+        }
+    }
+    let nonempty = |l: &[String]| {
+        l.iter()
+            .filter(|t| !t.is_empty())
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let change = coffer_core::snapshot::TagChange {
+        set: (!a.set.is_empty()).then(|| nonempty(&a.set)),
+        add: nonempty(&a.add),
+        remove: nonempty(&a.remove),
+    };
+    for (id, snap) in chosen {
+        match repo.retag(id, snap, &change).await? {
+            Some(new) => session.say(format_args!(
+                "snapshot {} is now {} (tags: {})",
+                id.short(),
+                new.short(),
+                change.apply(&snap.tags).join(",")
+            )),
+            None => session.say(format_args!("snapshot {}: tags unchanged", id.short())),
+        }
+    }
     Ok(())
 }
 

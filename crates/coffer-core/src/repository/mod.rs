@@ -535,6 +535,32 @@ impl Repository {
 }
 
 impl Repository {
+    /// Rewrites snapshot `id` (whose contents are `snap`) with the tags
+    /// `change` gives it: the new snapshot object is written first, then
+    /// the old one deleted, so a crash in between leaves both, never
+    /// neither. Returns the new id, or `None` when the tags stay the same.
+    pub async fn retag(
+        &self,
+        id: &SnapshotId,
+        snap: &Snapshot,
+        change: &crate::snapshot::TagChange,
+    ) -> Result<Option<SnapshotId>> {
+        let tags = change.apply(&snap.tags);
+        if tags == snap.tags {
+            return Ok(None);
+        }
+        let new = Snapshot {
+            tags,
+            ..snap.clone()
+        };
+        let (new_id, _) = self.write_snapshot(&new).await?;
+        crate::failpoint::reach("tag-wrote-new");
+        if new_id != *id {
+            self.forget(std::slice::from_ref(id)).await?;
+        }
+        Ok(Some(new_id))
+    }
+
     /// Deletes snapshot objects (the data they alone referenced stays until
     /// `prune`). Each deletion is independent: a crash part-way leaves the
     /// remaining snapshots intact, and running `forget` again finishes.
