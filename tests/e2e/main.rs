@@ -48,6 +48,7 @@ mod full_disk;
 mod garbage_server;
 mod golden;
 mod hostile_storage;
+mod inspect;
 mod keys;
 mod locations;
 mod metrics;

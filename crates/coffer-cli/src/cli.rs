@@ -123,6 +123,14 @@ pub enum Command {
     /// Change snapshots' tags (each snapshot object is rewritten: the new
     /// one is written before the old one is removed)
     Tag(TagArgs),
+    /// What snapshots hold and cost: sizes, deduplication and compression
+    Stats(StatsArgs),
+    /// List a snapshot's streams with their sizes
+    Ls(LsArgs),
+    /// What changed between two snapshots, stream by stream
+    Diff(DiffArgs),
+    /// Print a repository object decrypted, as JSON (for debugging)
+    Cat(CatArgs),
     /// Remove snapshots by retention policy or by id (data stays until prune)
     Forget(ForgetArgs),
     /// Reclaim the space of data no snapshot uses (two-phase: safe while
@@ -339,6 +347,76 @@ pub struct SnapshotsArgs {
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Snapshots to count (ID prefixes or "latest") [default: every
+    /// snapshot the filters select]
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    /// What `total_size` counts in --json: restore-size (bytes a restore
+    /// writes) or raw-data (bytes stored, each chunk once), as restic's
+    #[arg(long, value_enum, default_value = "restore-size")]
+    pub mode: StatsMode,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `stats --mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatsMode {
+    /// Bytes a restore of the streams writes.
+    RestoreSize,
+    /// Bytes stored for them, each chunk once.
+    RawData,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Snapshot id (or unique prefix), or "latest"
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshot: String,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The earlier snapshot (ID prefix or "latest")
+    #[arg(value_name = "A")]
+    pub a: String,
+    /// The later snapshot (ID prefix or "latest")
+    #[arg(value_name = "B")]
+    pub b: String,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CatArgs {
+    /// config, snapshot or index
+    #[arg(value_enum, value_name = "WHAT")]
+    pub what: CatWhat,
+    /// The snapshot or index file (ID prefix; "latest" for a snapshot)
+    #[arg(value_name = "ID", required_if_eq_any([("what", "snapshot"), ("what", "index")]))]
+    pub id: Option<String>,
+}
+
+/// `cat WHAT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CatWhat {
+    /// The repository configuration.
+    Config,
+    /// A snapshot.
+    Snapshot,
+    /// An index file.
+    Index,
 }
 
 #[derive(Debug, Args)]

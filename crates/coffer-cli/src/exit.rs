@@ -97,7 +97,8 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 Error::WrongPassword => WRONG_PASSWORD,
                 Error::SnapshotNotFound { .. }
                 | Error::StreamNotFound { .. }
-                | Error::KeyNotFound(_) => NOT_FOUND,
+                | Error::KeyNotFound(_)
+                | Error::IndexNotFound { .. } => NOT_FOUND,
                 Error::AmbiguousSnapshot { .. } => AMBIGUOUS,
                 Error::EmptyInput | Error::Input(_) => INPUT,
                 Error::Producer(_) => PRODUCER,

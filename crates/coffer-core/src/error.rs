@@ -63,6 +63,12 @@ pub enum Error {
     /// No key file matches, or a key id prefix matches several.
     #[error("{0}")]
     KeyNotFound(String),
+    /// No index file's id starts with the prefix given.
+    #[error("no index file {prefix}... in the repository")]
+    IndexNotFound {
+        /// The prefix asked for.
+        prefix: String,
+    },
     /// The snapshot has no stream of that name.
     #[error("snapshot {snapshot} has no stream named {name:?}")]
     StreamNotFound {

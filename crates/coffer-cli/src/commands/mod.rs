@@ -6,6 +6,7 @@ mod check;
 mod copy;
 mod forget;
 mod init;
+mod inspect;
 mod key;
 mod prune;
 mod restore;
@@ -116,6 +117,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Restore(a) => restore::run(&session, a).await,
         Command::Copy(a) => copy::run(&session, a).await,
         Command::Tag(a) => tag(&session, a).await,
+        Command::Stats(a) => inspect::stats(&session, a).await,
+        Command::Ls(a) => inspect::ls(&session, a).await,
+        Command::Diff(a) => inspect::diff(&session, a).await,
+        Command::Cat(a) => inspect::cat(&session, a).await,
         Command::Forget(a) => forget::run(&session, a).await,
         Command::Prune(a) => prune::run(&session, a).await,
         Command::Status(a) => status::run(&session, a).await,

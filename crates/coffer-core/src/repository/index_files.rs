@@ -167,7 +167,7 @@ impl Repository {
 
     /// Reads one index file (`cached`: the local cache may answer), of
     /// either version.
-    async fn read_index_file(&self, name: String, cached: bool) -> Result<IndexFile> {
+    pub(super) async fn read_index_file(&self, name: String, cached: bool) -> Result<IndexFile> {
         let (path, bytes) = self.read_named(Kind::Index, &name, cached).await?;
         let key = self.key.clone();
         blocking(move || {

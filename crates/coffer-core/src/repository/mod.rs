@@ -19,6 +19,7 @@ mod blobs;
 mod check;
 mod copy;
 mod index_files;
+mod inspect;
 mod lock;
 mod pack_sink;
 mod passwords;
@@ -32,6 +33,7 @@ pub use backup::{
     BackupOptions, BackupSummary, OpenStream, DEFAULT_UPLOAD_CONCURRENCY, RECHECK_AFTER,
 };
 pub use check::{CheckOptions, CheckReport, Problem, ReadData};
+pub use inspect::{Stats, StreamDiff};
 pub use lock::{UnlockReport, LOCK_REFRESH, LOCK_STALE};
 pub use passwords::KeyInfo;
 pub use prune::{MaxUnused, PruneOptions, PruneReport, DEFAULT_DELETE_DELAY, DEFAULT_MAX_UNUSED};
