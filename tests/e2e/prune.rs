@@ -42,10 +42,22 @@ fn prune_marks_then_deletes_and_keeps_what_snapshots_need(store: Store) {
     let r = prune(&repo, &["--dry-run"]);
     assert_eq!(r["packs_marked"], dry["packs_marked"]);
 
-    // Phase one marks, deletes nothing.
+    // Phase one marks, deletes nothing, and says when the space comes
+    // back: one delete delay (1d by default) from now.
+    let before = jiff::Timestamp::now().as_nanosecond() as i64;
     let r = prune(&repo, &[]);
     assert!(r["packs_marked"].as_u64().unwrap() >= 1, "{r}");
     assert_eq!(r["packs_deleted"].as_u64(), Some(0));
+    assert_eq!(r["bytes_waiting"], r["bytes_marked"], "{r}");
+    let day: i64 = 86_400 * 1_000_000_000;
+    // Marks are stamped with prune's clock, which follows the storage's:
+    // allow the test servers' clocks some minutes.
+    let freed = r["freed_after_unix_ns"].as_i64().unwrap();
+    let slack = 600 * 1_000_000_000;
+    assert!((freed - (before + day)).abs() < slack, "{r}");
+    // Run again, the marks wait, and the report says until when.
+    let text = repo.run_ok(&["prune"], b"").stderr();
+    assert!(text.contains("is freed by a prune run after "), "{text}");
     assert_eq!(data_bytes(&repo), full);
     repo.assert_check_passes(false);
     // A marked pack's blobs are not deduplicated against: backing the

@@ -97,6 +97,16 @@ fn report_text(r: &PruneReport, dry_run: bool) -> String {
         r.unindexed_deleted,
         r.packs_waiting
     ));
+    if let (Some(at), false) = (r.freed_after_unix_ns, dry_run) {
+        let when = jiff::Timestamp::from_nanosecond(at as i128)
+            .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
+            .unwrap_or_else(|_| "later".into());
+        out.push_str(&format!(
+            "{} in marked packs is freed by a prune run after {when} (the delete delay keeps it \
+             for backups that may still use it)\n",
+            bytes(r.bytes_waiting)
+        ));
+    }
     if r.unindexed_young > 0 {
         out.push_str(&format!(
             "{} unindexed packs are younger than the delete delay (a backup may be writing them) and stay\n",

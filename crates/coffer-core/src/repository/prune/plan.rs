@@ -51,6 +51,12 @@ pub struct PruneReport {
     pub packs_rescued: u64,
     /// Marked packs whose delay has not passed yet.
     pub packs_waiting: u64,
+    /// Bytes of every pack left marked (waiting, and marked now): what
+    /// later prunes will free.
+    pub bytes_waiting: u64,
+    /// When the last of those packs may be deleted (Unix ns, prune's
+    /// clock): a prune run after this frees all of `bytes_waiting`.
+    pub freed_after_unix_ns: Option<i64>,
     /// Packs deleted (marked long enough, or unindexed and old).
     pub packs_deleted: u64,
     /// Bytes freed by those deletions.
@@ -317,6 +323,17 @@ pub(super) fn plan(mut packs: Vec<PackUse>, input: &PlanInput<'_>) -> Plan {
         if p.fate == Fate::Repack {
             report.packs_repacked += 1;
         }
+        let marked_at = match p.fate {
+            Fate::Repack | Fate::Mark if delay > 0 => Some(p.marked.unwrap_or(input.now)),
+            Fate::StayMarked(t) => Some(t),
+            _ => None,
+        };
+        if let Some(t) = marked_at {
+            report.bytes_waiting += p.pack.size;
+            let free = t.saturating_add(delay);
+            report.freed_after_unix_ns =
+                Some(report.freed_after_unix_ns.map_or(free, |f| f.max(free)));
+        }
         match p.fate {
             // A rescued pack was marked before: it waits, not newly marked.
             Fate::Repack if delay > 0 && p.marked.is_some() => report.packs_waiting += 1,
@@ -494,6 +511,16 @@ mod tests {
             assert_eq!(r.packs_marked, u64::from(want == Mark), "{case}");
             let waiting = matches!(want, StayMarked(_)) || (rescued && delay > 0);
             assert_eq!(r.packs_waiting, u64::from(waiting), "{case}");
+            // Whatever stays marked is freed one delay after its mark.
+            let left_marked = waiting || want == Mark || (want == Repack && delay > 0);
+            let free = left_marked.then(|| marked.unwrap_or(NOW) + delay);
+            assert_eq!(r.freed_after_unix_ns, free, "{case}");
+            let size = p.packs[0].pack.size;
+            assert_eq!(
+                r.bytes_waiting,
+                if left_marked { size } else { 0 },
+                "{case}"
+            );
         }
     }
 
