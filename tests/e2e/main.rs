@@ -49,6 +49,7 @@ mod garbage_server;
 mod golden;
 mod hostile_storage;
 mod inspect;
+mod json;
 mod keys;
 mod locations;
 mod metrics;

@@ -114,6 +114,10 @@ pub fn snapshot_json(id: &SnapshotId, s: &Snapshot) -> serde_json::Value {
         "time": s.zoned_time().timestamp().to_string(),
         "time_local": s.zoned_time().to_string(),
         "host": s.host,
+        // restic's names for the same
+        "hostname": s.host,
+        "username": s.user,
+        "paths": s.streams.iter().map(|st| &st.name).collect::<Vec<_>>(),
         "user": s.user,
         "tags": s.tags,
         "program_version": s.program_version,

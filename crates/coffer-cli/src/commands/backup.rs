@@ -112,6 +112,13 @@ async fn backup(
     if a.json {
         let first = &s.snapshot.streams[0];
         let v = json!({
+            // restic's summary fields that apply (a stream counts as a file)
+            "message_type": "summary",
+            "data_blobs": s.new_chunks,
+            "data_added": s.snapshot.added_size(),
+            "total_files_processed": s.snapshot.streams.len(),
+            "total_bytes_processed": size,
+            "total_duration": secs,
             "snapshot_id": s.snapshot_id.to_hex(),
             "short_id": s.snapshot_id.short(),
             "name": first.name,

@@ -55,10 +55,7 @@ pub async fn run(session: &super::Session<'_>, a: ForgetArgs) -> Result<()> {
             .into());
         }
         if a.json {
-            outln!(
-                "{}",
-                serde_json::to_string_pretty(&groups_json(&snaps, &groups))?
-            )?;
+            outln!("{}", serde_json::to_string(&groups_json(&snaps, &groups))?)?;
         } else {
             outln!("Applying policy: {}", policy.describe())?;
             for (key, decisions) in &groups {

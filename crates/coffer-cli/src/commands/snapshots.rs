@@ -18,7 +18,7 @@ pub async fn run(session: &super::Session<'_>, a: SnapshotsArgs) -> Result<()> {
             .iter()
             .map(|(id, s)| format::snapshot_json(id, s))
             .collect();
-        outln!("{}", serde_json::to_string_pretty(&list)?)?;
+        outln!("{}", serde_json::to_string(&list)?)?;
     } else if a.compact {
         out!("{}", format::snapshot_table_compact(&snaps))?;
     } else {

@@ -61,7 +61,7 @@ pub async fn run(session: &super::Session<'_>, a: StatusArgs) -> Result<()> {
                 })
             })
             .collect();
-        outln!("{}", serde_json::to_string_pretty(&v)?)?;
+        outln!("{}", serde_json::to_string(&v)?)?;
     } else {
         for (name, found, age_s, fresh) in &rows {
             let verdict = if *fresh { "ok" } else { "STALE" };
