@@ -228,3 +228,70 @@ fn an_unreachable_pushgateway_is_a_warning_not_a_failed_backup() {
     );
     assert_eq!(repo.objects("snapshots").len(), 1);
 }
+
+/// The Grafana dashboard in `deploy/grafana/` queries only metrics (and
+/// labels) a real backup writes: a renamed metric breaks this test, not the
+/// dashboard in production.
+#[test]
+fn the_grafana_dashboard_queries_only_metrics_coffer_writes() {
+    let repo = TestRepo::new();
+    let file = repo.dir.path().join("coffer.prom");
+    backup_with_metrics(&repo, file.to_str().unwrap(), &["--stdin"], b"x\n").assert_ok();
+    let written = std::fs::read_to_string(&file).unwrap();
+    let families: std::collections::BTreeSet<&str> = written
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/grafana/coffer-backups.json"
+        ))
+        .unwrap(),
+    )
+    .expect("the dashboard is JSON");
+    let mut queries = Vec::new();
+    collect_queries(&dashboard, &mut queries);
+    let mut used = std::collections::BTreeSet::new();
+    for q in &queries {
+        for (at, _) in q.match_indices("coffer_") {
+            let name: String = q[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            used.insert(name);
+        }
+        // Its labels are the ones coffer writes.
+        for label in ["host", "stream"] {
+            if q.contains(&format!("{label},")) || q.contains(&format!("{label})")) {
+                assert!(written.contains(&format!("{label}=\"")), "{label} in {q}");
+            }
+        }
+    }
+    assert!(used.len() >= 6, "{used:?}");
+    for name in &used {
+        assert!(
+            families.contains(name.as_str()),
+            "the dashboard queries {name}, coffer writes {families:?}"
+        );
+    }
+    // Rows per stream: the table is keyed by host and stream.
+    assert!(queries.iter().any(|q| q.contains("by (host, stream)")));
+}
+
+/// Every `expr` and `query` string in a dashboard.
+fn collect_queries(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(o) => {
+            for (k, x) in o {
+                match (k.as_str(), x) {
+                    ("expr" | "query", serde_json::Value::String(s)) => out.push(s.clone()),
+                    _ => collect_queries(x, out),
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| collect_queries(x, out)),
+        _ => {}
+    }
+}
