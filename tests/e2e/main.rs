@@ -43,6 +43,7 @@ mod deltas;
 mod deploy;
 mod errors;
 mod first_contact;
+mod folders;
 mod forget;
 mod full_disk;
 mod garbage_server;

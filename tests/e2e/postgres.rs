@@ -150,6 +150,58 @@ fn a_custom_format_dump_without_compression_restores_through_pg_restore_and_dedu
     pg.drop_db(&db);
 }
 
+/// A large database is dumped in parallel into a folder (`pg_dump -Fd -j`):
+/// `backup --files` takes the folder as one snapshot, `restore --target`
+/// writes it back, and `pg_restore -j` loads it into an equal database.
+#[test]
+fn a_directory_dump_made_in_parallel_restores_through_pg_restore_in_parallel() {
+    let Some((pg, src)) = source() else { return };
+    let repo = TestRepo::new();
+    let dump_dir = repo.dir.path().join("dump");
+    let out = pg
+        .command("pg_dump")
+        .args(["-Fd", "-j", "2", "-Z0", "-f"])
+        .arg(&dump_dir)
+        .arg(src)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pg_dump: {}", stderr(&out));
+    let files = std::fs::read_dir(&dump_dir).unwrap().count();
+    let summary = repo
+        .run_ok(
+            &["backup", "--files", &dump_dir.to_string_lossy(), "--json"],
+            b"",
+        )
+        .json();
+    assert_eq!(
+        summary["streams"].as_array().unwrap().len(),
+        files,
+        "{summary}"
+    );
+
+    let restored_dir = repo.dir.path().join("restored");
+    repo.run_ok(
+        &[
+            "restore",
+            "latest",
+            "--target",
+            &restored_dir.to_string_lossy(),
+        ],
+        b"",
+    );
+    let dst = Pg::unique_name("coffer_fd_restored");
+    pg.create_db(&dst);
+    let out = pg
+        .command("pg_restore")
+        .args(["--exit-on-error", "-j", "2", "-d", &dst])
+        .arg(&restored_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pg_restore: {}", stderr(&out));
+    assert_same_database(pg, src, &dst, 4);
+    pg.drop_db(&dst);
+}
+
 #[test]
 fn globals_and_several_databases_go_into_one_snapshot_and_restore_by_name() {
     let Some((pg, src)) = source() else { return };

@@ -235,7 +235,7 @@ pub struct InitArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("input").required(true).args(["stdin", "stdin_from_command", "streams"])))]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["stdin", "stdin_from_command", "streams", "files"])))]
 pub struct BackupArgs {
     /// Read the stream from standard input
     #[arg(long)]
@@ -252,6 +252,11 @@ pub struct BackupArgs {
     /// globals.sql='pg_dumpall --globals-only' --stream app.sql='pg_dump app'
     #[arg(long = "stream", value_name = "NAME=COMMAND", value_parser = parse_stream, conflicts_with_all = ["stdin", "stdin_from_command", "stdin_filename"])]
     pub streams: Vec<(String, String)>,
+    /// Back up every regular file under this folder (a `pg_dump -Fd` or
+    /// mydumper dump), each as a stream named by its relative path, in one
+    /// snapshot
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["stdin", "stdin_from_command", "stdin_filename", "streams"])]
+    pub files: Option<PathBuf>,
     /// Name recorded for the stream [default: stdin]
     #[arg(long, value_name = "NAME")]
     pub stdin_filename: Option<String>,
@@ -479,6 +484,14 @@ pub struct RestoreArgs {
     /// Write to this file instead of stdout
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Write every stream (or the one --stream names) as a file under this
+    /// folder, at the path its name gives (a directory dump backed up with
+    /// `backup --files`)
+    #[arg(long, value_name = "DIR", conflicts_with = "output")]
+    pub target: Option<PathBuf>,
+    /// With --target: replace files that exist [default: refuse]
+    #[arg(long, requires = "target")]
+    pub overwrite: bool,
     /// Which stream of the snapshot (needed when it has several); with
     /// "latest", the newest snapshot that has this stream
     #[arg(long, value_name = "NAME")]

@@ -6,6 +6,7 @@ mod allocator;
 mod cli;
 mod commands;
 mod exit;
+mod files;
 mod format;
 mod metrics;
 mod password;
@@ -16,6 +17,20 @@ mod stdout;
 use std::process::ExitCode;
 
 use clap::Parser;
+
+/// A clap error as one line, like every other failure: its message and the
+/// lines that continue it (the arguments missing, say), without the usage
+/// block and hint that follow a blank line.
+fn one_line(clap_text: &str) -> String {
+    clap_text
+        .lines()
+        .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_start_matches("error: ")
+        .to_string()
+}
 
 fn main() -> ExitCode {
     allocator::limit_arenas();
@@ -28,14 +43,7 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => {
-            // One line, like every other failure; clap's own text has a
-            // usage block and a hint after it.
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or_default();
-            eprintln!(
-                "coffer: {} (see coffer --help)",
-                first.trim_start_matches("error: ")
-            );
+            eprintln!("coffer: {} (see coffer --help)", one_line(&e.to_string()));
             return ExitCode::from(exit::USAGE);
         }
     };
@@ -92,5 +100,21 @@ fn warn_about_test_hooks() {
         if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
             eprintln!("coffer: WARNING: {var} is set: a test-only setting is in effect");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_clap_error_keeps_what_it_names_on_one_line() {
+        let text = "error: the following required arguments were not provided:\n  <SNAPSHOT>\n\nUsage: coffer restore <SNAPSHOT>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            super::one_line(text),
+            "the following required arguments were not provided: <SNAPSHOT>"
+        );
+        assert_eq!(
+            super::one_line("error: unexpected argument '--x' found\n\n  tip: ...\n"),
+            "unexpected argument '--x' found"
+        );
     }
 }

@@ -21,7 +21,10 @@ pub async fn run(session: &super::Session<'_>, mut a: BackupArgs) -> Result<()> 
     let started = Instant::now();
     let actor = super::actor();
     let host = a.host.take().unwrap_or(actor.host);
-    let names: Vec<String> = if a.streams.is_empty() {
+    let files = a.files.as_deref().map(crate::files::walk).transpose()?;
+    let names: Vec<String> = if let Some(files) = &files {
+        files.iter().map(|(n, _)| n.clone()).collect()
+    } else if a.streams.is_empty() {
         vec![a.stdin_filename.clone().unwrap_or_else(|| "stdin".into())]
     } else {
         a.streams.iter().map(|(n, _)| n.clone()).collect()
@@ -29,7 +32,7 @@ pub async fn run(session: &super::Session<'_>, mut a: BackupArgs) -> Result<()> 
     let (metrics_file, pushgateway) = (a.metrics_file.take(), a.pushgateway.take());
     let want_metrics = metrics_file.is_some() || pushgateway.is_some();
     let who = (host.clone(), actor.user);
-    let result = backup(session, a, who, &names, want_metrics).await;
+    let result = backup(session, a, who, &names, files, want_metrics).await;
     if !want_metrics {
         return result.map(|_| ());
     }
@@ -60,6 +63,7 @@ async fn backup(
     a: BackupArgs,
     (host, user): (String, String),
     names: &[String],
+    files: Option<Vec<(String, std::path::PathBuf)>>,
     want_metrics: bool,
 ) -> Result<Vec<metrics::StreamResult>> {
     let repo = session.open().await?;
@@ -86,7 +90,29 @@ async fn backup(
         parent,
     };
     let display = progress::start(progress, names.to_vec(), !session.global.quiet);
-    let s = if !a.streams.is_empty() {
+    let s = if let Some(files) = files {
+        let sources: Vec<(String, OpenStream)> = files
+            .into_iter()
+            .map(|(name, path)| {
+                let open: OpenStream = Box::new(move || {
+                    let f = std::fs::File::open(&path).map_err(|e| {
+                        Error::Input(std::io::Error::new(
+                            e.kind(),
+                            format!("{}: {e}", path.display()),
+                        ))
+                    })?;
+                    Ok(Box::new(f) as Box<dyn std::io::Read + Send>)
+                });
+                (name, open)
+            })
+            .collect();
+        // A dump folder may hold empty files (an empty table's data).
+        let opts = BackupOptions {
+            allow_empty: true,
+            ..opts
+        };
+        repo.backup_streams(sources, opts).await?
+    } else if !a.streams.is_empty() {
         let sources: Vec<(String, OpenStream)> = a
             .streams
             .into_iter()

@@ -1,14 +1,17 @@
-//! `coffer restore`: a snapshot's stream to stdout (default) or a file. A file
-//! target is written under a temporary name and renamed when complete, so a
-//! failed restore never leaves a plausible-looking partial file.
+//! `coffer restore`: a snapshot's stream to stdout (default) or a file, or
+//! all its streams into a folder (`--target`). A file is written under a
+//! temporary name and renamed when complete, so a failed restore never
+//! leaves a plausible-looking partial file.
 
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use coffer_core::snapshot::{self, Filter};
-use coffer_core::Error;
+use coffer_core::snapshot::{self, Filter, StreamEntry};
+use coffer_core::{Error, Repository};
+
+use crate::exit::CliFailure;
 
 use crate::cli::RestoreArgs;
 
@@ -27,6 +30,13 @@ pub async fn run(session: &super::Session<'_>, a: RestoreArgs) -> Result<()> {
         }
         found => found?,
     };
+    if let Some(target) = &a.target {
+        let streams = match &a.stream {
+            Some(_) => vec![snap.stream(id, a.stream.as_deref())?.clone()],
+            None => snap.streams.clone(),
+        };
+        return restore_folder(session, &repo, id, &streams, target, a.overwrite).await;
+    }
     let stream = snap.stream(id, a.stream.as_deref())?.clone();
     match a.output {
         None => {
@@ -61,29 +71,112 @@ pub async fn run(session: &super::Session<'_>, a: RestoreArgs) -> Result<()> {
             repo.restore(&stream, target).await?;
         }
         Some(path) => {
-            let partial = partial_name(&path);
-            let file = create_partial(&partial)
-                .map_err(Error::Output)
-                .with_context(|| format!("cannot write {}", partial.display()))?;
-            let done = repo.restore(&stream, file).await;
-            if let Err(e) = done {
-                let _ = std::fs::remove_file(&partial);
-                return Err(e.into());
-            }
-            File::open(&partial)
-                .and_then(|f| f.sync_all())
-                .map_err(Error::Output)?;
-            std::fs::rename(&partial, &path)
-                .map_err(Error::Output)
-                .with_context(|| {
-                    format!("cannot rename {} to {}", partial.display(), path.display())
-                })?;
+            restore_to_file(&repo, &stream, &path).await?;
             session.say(format_args!(
                 "restored {} ({} bytes) to {}",
                 id.short(),
                 stream.size,
                 path.display()
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Restores `stream` into the file `path`: written under a partial name,
+/// synced, then renamed into place.
+async fn restore_to_file(repo: &Repository, stream: &StreamEntry, path: &Path) -> Result<()> {
+    let partial = partial_name(path);
+    let file = create_partial(&partial)
+        .map_err(Error::Output)
+        .with_context(|| format!("cannot write {}", partial.display()))?;
+    let done = repo.restore(stream, file).await;
+    if let Err(e) = done {
+        let _ = std::fs::remove_file(&partial);
+        return Err(e.into());
+    }
+    File::open(&partial)
+        .and_then(|f| f.sync_all())
+        .map_err(Error::Output)?;
+    std::fs::rename(&partial, path)
+        .map_err(Error::Output)
+        .with_context(|| format!("cannot rename {} to {}", partial.display(), path.display()))?;
+    Ok(())
+}
+
+/// `restore --target DIR`: each stream as the file its name gives under
+/// `target`. Every name is checked, and (without `overwrite`) every file
+/// found absent, before anything is written; folders are created, never
+/// followed through a link.
+async fn restore_folder(
+    session: &super::Session<'_>,
+    repo: &Repository,
+    id: &coffer_core::id::SnapshotId,
+    streams: &[StreamEntry],
+    target: &Path,
+    overwrite: bool,
+) -> Result<()> {
+    let mut plan = Vec::new();
+    for s in streams {
+        let path = crate::files::target_path(target, &s.name).ok_or_else(|| {
+            CliFailure::usage(format!(
+                "stream {:?} of snapshot {} is not a plain relative path; restore it with \
+                 --stream and --output",
+                s.name,
+                id.short()
+            ))
+        })?;
+        if !overwrite && std::fs::symlink_metadata(&path).is_ok() {
+            return Err(CliFailure::usage(format!(
+                "{} exists; pass --overwrite to replace it",
+                path.display()
+            ))
+            .into());
+        }
+        plan.push((s, path));
+    }
+    let mut bytes = 0;
+    for (s, path) in &plan {
+        let parent = path.parent().expect("a file under the target");
+        make_folders(target, parent)?;
+        restore_to_file(repo, s, path).await?;
+        bytes += s.size;
+    }
+    session.say(format_args!(
+        "restored {} streams of {} ({} bytes) under {}",
+        plan.len(),
+        id.short(),
+        bytes,
+        target.display()
+    ));
+    Ok(())
+}
+
+/// Creates `folder` (under `target`, itself created if missing) one level
+/// at a time, refusing to pass through a link.
+fn make_folders(target: &Path, folder: &Path) -> Result<()> {
+    let mut at = PathBuf::new();
+    let below = folder.strip_prefix(target).expect("under the target");
+    for part in std::iter::once(target.as_os_str()).chain(below.iter()) {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(CliFailure::usage(format!(
+                    "{} is not a folder (a link or a file); not writing through it",
+                    at.display()
+                ))
+                .into())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir(&at)
+                    .map_err(Error::Output)
+                    .with_context(|| format!("cannot create {}", at.display()))?;
+            }
+            Err(e) => {
+                return Err(anyhow::Error::from(Error::Output(e))
+                    .context(format!("cannot read {}", at.display())))
+            }
         }
     }
     Ok(())
