@@ -169,7 +169,14 @@ fn a_directory_dump_made_in_parallel_restores_through_pg_restore_in_parallel() {
     let files = std::fs::read_dir(&dump_dir).unwrap().count();
     let summary = repo
         .run_ok(
-            &["backup", "--files", &dump_dir.to_string_lossy(), "--json"],
+            &[
+                "backup",
+                "--files",
+                &dump_dir.to_string_lossy(),
+                "--parallel",
+                "2",
+                "--json",
+            ],
             b"",
         )
         .json();

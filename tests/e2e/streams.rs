@@ -1,6 +1,7 @@
 //! Several named streams in one snapshot (`backup --stream NAME=COMMAND`):
-//! producers run one after another, each is restored by name, and one
-//! failing producer means no snapshot at all.
+//! producers run one after another (or several at once with `--parallel`),
+//! each is restored by name, and one failing producer means no snapshot at
+//! all.
 
 use coffer_e2e::{dump_like, stderr, Change, TestRepo};
 use serde_json::Value;
@@ -137,4 +138,77 @@ fn latest_means_the_newest_snapshot_of_the_host_and_stream_asked_for() {
     assert_eq!(restore(&["--host", "db-a", "--stream", "app.sql"]), b"a1");
     let out = repo.run(&["restore", "latest", "--host", "db-c"], b"");
     assert_eq!(out.status.code(), Some(14), "{}", stderr(&out));
+}
+
+/// `--parallel N` runs producers at once: here the first waits for the
+/// second to start, which only running them together allows (one after
+/// another, the first gives up after 3 s and the backup fails). Streams
+/// still restore by name, in the order given, and one failing producer
+/// still means no snapshot.
+#[test]
+fn parallel_producers_run_at_once_and_still_commit_all_or_nothing() {
+    let repo = TestRepo::new();
+    let flag = repo.dir.path().join("second-started");
+    let flag = flag.to_string_lossy();
+    let waits = format!(
+        "first.sql=i=0; while [ ! -e '{flag}' ]; do i=$((i+1)); [ $i -gt 60 ] && exit 7; sleep 0.05; done; seq 1 200000"
+    );
+    let starts = format!("second.sql=touch '{flag}'; seq 5 100000");
+    let args = |parallel: &'static str| {
+        vec![
+            "backup".to_string(),
+            "--stream".into(),
+            waits.clone(),
+            "--stream".into(),
+            starts.clone(),
+            "--parallel".into(),
+            parallel.into(),
+            "--json".into(),
+        ]
+    };
+    let run = |a: Vec<String>| {
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        repo.run(&a, b"")
+    };
+    // One at a time: the first producer waits in vain.
+    let out = run(args("1"));
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(repo.objects("snapshots").is_empty());
+    let _ = std::fs::remove_file(&*flag);
+
+    let out = run(args("2"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = s["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["first.sql", "second.sql"]);
+    let seq = |from: u32, to: u32| -> Vec<u8> {
+        (from..=to)
+            .map(|n| format!("{n}\n"))
+            .collect::<String>()
+            .into_bytes()
+    };
+    let first = repo.run_ok(&["restore", "latest", "--stream", "first.sql"], b"");
+    assert!(first.output.stdout == seq(1, 200_000));
+    let second = repo.run_ok(&["restore", "latest", "--stream", "second.sql"], b"");
+    assert!(second.output.stdout == seq(5, 100_000));
+
+    let out = repo.run(
+        &[
+            "backup",
+            "--parallel",
+            "2",
+            "--stream",
+            "ok.sql=seq 1 100000",
+            "--stream",
+            "bad.sql=echo partial; exit 3",
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(repo.objects("snapshots").len(), 1);
 }

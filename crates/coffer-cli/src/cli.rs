@@ -257,6 +257,10 @@ pub struct BackupArgs {
     /// snapshot
     #[arg(long, value_name = "DIR", conflicts_with_all = ["stdin", "stdin_from_command", "stdin_filename", "streams"])]
     pub files: Option<PathBuf>,
+    /// With several --stream producers or --files: read this many at once
+    /// (each adds a few MiB of read buffers)
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallel: u16,
     /// Name recorded for the stream [default: stdin]
     #[arg(long, value_name = "NAME")]
     pub stdin_filename: Option<String>,

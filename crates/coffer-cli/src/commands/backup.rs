@@ -88,6 +88,7 @@ async fn backup(
         progress: Some(progress.clone()),
         delta: a.delta,
         parent,
+        parallel: a.parallel.into(),
     };
     let display = progress::start(progress, names.to_vec(), !session.global.quiet);
     let s = if let Some(files) = files {

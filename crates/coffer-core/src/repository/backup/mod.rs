@@ -69,6 +69,9 @@ pub struct BackupOptions {
     /// its only stream when both have one) instead of the previous version
     /// of the same stream and host.
     pub parent: Option<SnapshotId>,
+    /// Streams read at once (producers running at once): each reader holds
+    /// a read block of a few MiB, so memory grows by that much per stream.
+    pub parallel: usize,
 }
 
 /// Default [`BackupOptions::upload_concurrency`].
@@ -121,6 +124,7 @@ impl Default for BackupOptions {
             progress: None,
             delta: None,
             parent: None,
+            parallel: 1,
         }
     }
 }
@@ -229,12 +233,13 @@ impl Repository {
         }
 
         let chunker = Chunker::new(self.config.chunker, self.key.chunker_seed());
-        let (block_tx, block_rx) = crossbeam_channel::bounded(BLOCK_QUEUE);
+        let parallel = opts.parallel.clamp(1, sources.len().max(1));
+        let (block_tx, block_rx) = crossbeam_channel::bounded(BLOCK_QUEUE * parallel);
         // The reader may block on a pipe forever if we fail early, so it is a
         // detached thread rather than a runtime task.
         std::thread::Builder::new()
             .name("coffer-reader".into())
-            .spawn(move || read_streams(sources, chunker, block_tx))
+            .spawn(move || read_streams(sources, chunker, block_tx, parallel))
             .expect("spawn reader thread");
 
         let concurrency = opts.upload_concurrency.max(1);

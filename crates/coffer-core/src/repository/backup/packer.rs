@@ -296,6 +296,14 @@ impl StreamState {
     }
 }
 
+/// Makes room for stream number `n`.
+fn grow(states: &mut Vec<StreamState>, outcomes: &mut Vec<Option<StreamOutcome>>, n: usize) {
+    if states.len() <= n {
+        states.resize_with(n + 1, StreamState::default);
+        outcomes.resize_with(n + 1, || None);
+    }
+}
+
 /// Result of the CPU work on one chunk: its sequence number, id, lines
 /// (when sketching) and, when the repository lacks it, its encoded form.
 type Hashed = (u64, BlobId, Lines, Option<Result<Packed>>);
@@ -313,16 +321,18 @@ pub(super) fn pack_chunks(
 ) -> Result<PackerOutcome> {
     let window = rayon::current_num_threads() * 3;
     let (done_tx, done_rx) = crossbeam_channel::unbounded::<Hashed>();
-    let mut in_flight: VecDeque<(u64, Bytes)> = VecDeque::new();
+    let mut in_flight: VecDeque<(u64, usize, Bytes)> = VecDeque::new();
     let mut finished: BTreeMap<u64, (BlobId, Lines, Option<Result<Packed>>)> = BTreeMap::new();
-    let mut state = StreamState::default();
+    // One state per stream: streams read at once interleave their blocks.
+    let mut states: Vec<StreamState> = Vec::new();
+    let mut outcomes: Vec<Option<StreamOutcome>> = Vec::new();
     let mut next_seq = 0u64;
 
     let mut take_oldest = |packer: &mut Packer,
-                           state: &mut StreamState,
-                           in_flight: &mut VecDeque<(u64, Bytes)>|
+                           states: &mut Vec<StreamState>,
+                           in_flight: &mut VecDeque<(u64, usize, Bytes)>|
      -> Result<()> {
-        let (seq, chunk) = in_flight.pop_front().expect("a chunk in flight");
+        let (seq, stream, chunk) = in_flight.pop_front().expect("a chunk in flight");
         let (id, lines, packed) = loop {
             if let Some(r) = finished.remove(&seq) {
                 break r;
@@ -330,25 +340,28 @@ pub(super) fn pack_chunks(
             let (s, id, lines, packed) = done_rx.recv().expect("a rayon task panicked");
             finished.insert(s, (id, lines, packed));
         };
-        state.push(packer, &chunk, id, lines, packed.transpose()?)
+        states[stream].push(packer, &chunk, id, lines, packed.transpose()?)
     };
 
-    let mut streams = Vec::new();
     for block in rx {
-        let chunks = match block? {
-            Block::Chunks(chunks) => chunks,
-            Block::End => {
-                while !in_flight.is_empty() {
-                    take_oldest(&mut packer, &mut state, &mut in_flight)?;
+        let (stream, chunks) = match block? {
+            Block::Chunks(stream, chunks) => (stream, chunks),
+            Block::End(stream) => {
+                // Its chunks still in flight are taken first (with those of
+                // streams read beside it: order within each stream holds).
+                while in_flight.iter().any(|(_, s, _)| *s == stream) {
+                    take_oldest(&mut packer, &mut states, &mut in_flight)?;
                 }
-                let done = std::mem::take(&mut state);
-                streams.push(done.finish(&mut packer, allow_empty)?);
+                grow(&mut states, &mut outcomes, stream);
+                let done = std::mem::take(&mut states[stream]);
+                outcomes[stream] = Some(done.finish(&mut packer, allow_empty)?);
                 continue;
             }
         };
+        grow(&mut states, &mut outcomes, stream);
         for chunk in chunks {
             if in_flight.len() >= window {
-                take_oldest(&mut packer, &mut state, &mut in_flight)?;
+                take_oldest(&mut packer, &mut states, &mut in_flight)?;
             }
             let (key, index, level, tx) = (
                 packer.key.clone(),
@@ -356,7 +369,7 @@ pub(super) fn pack_chunks(
                 packer.level,
                 done_tx.clone(),
             );
-            let delta = packer.deltas.get(streams.len()).cloned().flatten();
+            let delta = packer.deltas.get(stream).cloned().flatten();
             let sketching = packer.sketching;
             let c = chunk.clone();
             rayon::spawn_fifo(move || {
@@ -370,10 +383,15 @@ pub(super) fn pack_chunks(
                     .then(|| encode_new(delta.as_deref(), &index, &c, &lines, level));
                 let _ = tx.send((next_seq, id, lines, packed));
             });
-            in_flight.push_back((next_seq, chunk));
+            in_flight.push_back((next_seq, stream, chunk));
             next_seq += 1;
         }
     }
+    // Every stream ended (a reader that failed sent its error instead).
+    let streams: Vec<StreamOutcome> = outcomes
+        .into_iter()
+        .map(|o| o.ok_or_else(|| Error::Internal("a stream ended without its end".into())))
+        .collect::<Result<_>>()?;
     packer.flush()?;
     let reused = (0..packer.reused.len() as u32)
         .filter(|&n| packer.reused[n as usize])

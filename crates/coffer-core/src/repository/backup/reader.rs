@@ -38,41 +38,62 @@ fn read_full(input: &mut dyn Read, buf: &mut BytesMut, target: usize) -> std::io
     Ok(false)
 }
 
-/// What the reader thread sends the packer.
+/// What the reader threads send the packer, for stream number `.0`.
 pub(super) enum Block {
-    /// The next chunks of the current stream.
-    Chunks(Vec<Bytes>),
-    /// The current stream ended.
-    End,
+    /// The next chunks of the stream.
+    Chunks(usize, Vec<Bytes>),
+    /// The stream ended.
+    End(usize),
 }
 
 /// Opens one stream when its turn comes (a producer command is started only
-/// then, so producers run one after another).
+/// then, so at most as many producers run as streams are read at once).
 pub type OpenStream = Box<dyn FnOnce() -> Result<Box<dyn Read + Send>> + Send>;
 
-/// Reader thread: each source in turn -> blocks of chunks, then [`Block::End`].
+/// Reads the sources, `at_once` at a time (each on a thread of its own,
+/// taking the next unread source when done): each -> blocks of chunks,
+/// then [`Block::End`]. Blocks of one stream arrive in order; streams read
+/// at once interleave. The first error stops every reader.
 pub(super) fn read_streams(
     sources: Vec<OpenStream>,
     chunker: Chunker,
     tx: crossbeam_channel::Sender<Result<Block>>,
+    at_once: usize,
 ) {
-    for open in sources {
-        let input = match open() {
-            Ok(input) => input,
-            Err(e) => {
-                let _ = tx.send(Err(e));
-                return;
-            }
-        };
-        if !read_chunks(input, &chunker, &tx) || tx.send(Ok(Block::End)).is_err() {
-            return;
+    let queue = std::sync::Mutex::new(sources.into_iter().enumerate());
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for _ in 0..at_once.max(1) {
+            let (tx, queue, stop, chunker) = (tx.clone(), &queue, &stop, &chunker);
+            scope.spawn(move || loop {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                let Some((n, open)) = queue.lock().expect("source queue").next() else {
+                    return;
+                };
+                let ok = match open() {
+                    Ok(input) => {
+                        read_chunks(n, input, chunker, &tx) && tx.send(Ok(Block::End(n))).is_ok()
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        false
+                    }
+                };
+                if !ok {
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return;
+                }
+            });
         }
-    }
+    });
 }
 
 /// Chunks one input; false when the packer is gone or reading failed (the
 /// error was sent).
 fn read_chunks(
+    stream: usize,
     mut input: impl Read,
     chunker: &Chunker,
     tx: &crossbeam_channel::Sender<Result<Block>>,
@@ -98,7 +119,7 @@ fn read_chunks(
         let consumed: usize = lengths.iter().sum();
         let mut block = buf.split_to(consumed).freeze();
         let chunks = lengths.into_iter().map(|l| block.split_to(l)).collect();
-        if tx.send(Ok(Block::Chunks(chunks))).is_err() {
+        if tx.send(Ok(Block::Chunks(stream, chunks))).is_err() {
             return false;
         }
         if eof {
