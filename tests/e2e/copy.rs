@@ -8,17 +8,25 @@ use coffer_e2e::{dump_like, store_available, Change, Store, TestRepo};
 
 const DUMP: usize = 8_000_000;
 
-/// `coffer copy` from `source` into `target`, with `--json`.
-fn copy(source: &TestRepo, target: &TestRepo, extra: &[&str]) -> serde_json::Value {
+/// `copy --to TARGET --to-password-file ITS_PASSWORD --json`.
+pub fn copy_args(target: &TestRepo) -> Vec<String> {
     let password = target.password_file.to_string_lossy().into_owned();
-    let mut args = vec![
+    [
         "copy",
         "--to",
         &target.location,
         "--to-password-file",
         &password,
         "--json",
-    ];
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// `coffer copy` from `source` into `target`, with `--json`.
+fn copy(source: &TestRepo, target: &TestRepo, extra: &[&str]) -> serde_json::Value {
+    let args = copy_args(target);
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
     args.extend_from_slice(extra);
     source.run_ok(&args, b"").json()
 }
@@ -151,4 +159,50 @@ fn a_dry_run_copies_nothing_and_the_wrong_password_or_the_same_repository_is_ref
     );
     assert_eq!(out.output.status.code(), Some(2), "{}", out.stderr());
     assert!(out.stderr().contains("copied from"), "{}", out.stderr());
+}
+
+/// Prunes on both sides while a copy is under way (paused after its packs
+/// are in the target, before its index): the copy commits, and everything
+/// in the target restores.
+#[test]
+fn a_copy_survives_prunes_on_either_side() {
+    let source = TestRepo::new();
+    let target = TestRepo::new();
+    let days: Vec<Vec<u8>> = (0..3).map(|d| dump_like(DUMP, Change::Day(d))).collect();
+    for day in &days[..2] {
+        source.backup(day, &[]);
+    }
+    copy(&source, &target, &[]);
+    let last = source.backup(&days[2], &[]);
+    // The copied-before snapshots are forgotten on both sides, so the
+    // prunes have something to mark (and, with no delay, delete).
+    let ids = |repo: &TestRepo| -> Vec<String> {
+        snapshots(repo)
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let args = copy_args(&target);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut paused = source.spawn_paused(&args, "backup-before-index", Vec::new());
+    paused.wait_reached();
+    for repo in [&source, &target] {
+        let old = ids(repo);
+        let mut args = vec!["forget"];
+        args.extend(old.iter().take(1).map(String::as_str));
+        repo.run_ok(&args, b"");
+        repo.run_ok(&["prune"], b"");
+    }
+    let done = paused.resume();
+    done.assert_ok();
+    let copied: serde_json::Value = serde_json::from_slice(&done.output.stdout).unwrap();
+    assert_eq!(
+        copied["copied"][0]["source_id"], last["snapshot_id"],
+        "{copied}"
+    );
+    for s in snapshots(&target) {
+        target.run_ok(&["restore", s["id"].as_str().unwrap()], b"");
+    }
+    assert!(target.restore(copied["copied"][0]["id"].as_str().unwrap()) == days[2]);
+    target.assert_check_passes(true);
 }

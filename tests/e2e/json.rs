@@ -127,19 +127,9 @@ fn every_json_output_has_the_documented_keys_on_one_line() {
     );
 
     let target = TestRepo::new();
-    let password = target.password_file.to_string_lossy().into_owned();
-    let copy = one_line(
-        &repo,
-        &[
-            "copy",
-            "--to",
-            &target.location,
-            "--to-password-file",
-            &password,
-            "--json",
-        ],
-        b"",
-    );
+    let args = crate::copy::copy_args(&target);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let copy = one_line(&repo, &args, b"");
     check("`copy --json`", &copy, &docs);
 
     let forget = one_line(&repo, &["forget", "--keep-last", "1", "--json"], b"");

@@ -137,3 +137,18 @@ on_every_store!(
     a_restore_makes_one_get_per_pack_it_touches,
     the_metadata_cache_saves_downloads_and_survives_damage
 );
+
+/// `-v` may be repeated, as restic's: `-vv` also says what a restore read.
+#[test]
+fn verbose_may_be_repeated_and_then_says_more() {
+    let repo = TestRepo::new();
+    repo.backup(b"a line\n", &[]);
+    let one = repo.run_ok(&["-v", "restore", "latest"], b"").stderr();
+    assert!(one.contains("storage requests:"), "{one}");
+    assert!(!one.contains("ranged reads"), "{one}");
+    let two = repo.run_ok(&["-vv", "restore", "latest"], b"").stderr();
+    assert!(
+        two.contains("storage requests:") && two.contains("1 ranged reads"),
+        "{two}"
+    );
+}

@@ -59,9 +59,10 @@ pub struct Global {
     #[arg(long, env = "COFFER_CACHE_LIMIT", global = true, value_name = "SIZE", default_value = "1G", value_parser = parse_cache_limit)]
     pub cache_limit: u64,
     /// Also print the storage requests made (PUT/GET/HEAD/LIST/DELETE, bytes)
-    /// and per-stream details on stderr
-    #[arg(short = 'v', long, global = true)]
-    pub verbose: bool,
+    /// and per-stream details on stderr; -vv also what each restore read
+    /// and each backup wrote
+    #[arg(short = 'v', long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     /// Print nothing on stderr but errors (no progress, no summary line)
     #[arg(short = 'q', long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,

@@ -177,7 +177,15 @@ async fn backup(
             )
         })?;
     }
-    if s.snapshot.streams.len() > 1 || session.global.verbose {
+    if session.global.verbose >= 2 {
+        session.say(format_args!(
+            "  {} packs written, {} uploaded in all, {} of deltas' bases read",
+            s.packs_written,
+            format::bytes(s.bytes_uploaded),
+            format::bytes(s.base_bytes_read + s.base_bytes_local),
+        ));
+    }
+    if s.snapshot.streams.len() > 1 || session.global.verbose > 0 {
         for x in &s.snapshot.streams {
             session.say(format_args!(
                 "  stream {}: {} read, {} added, {} stored after compression",

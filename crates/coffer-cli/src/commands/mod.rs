@@ -127,7 +127,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Check(a) => check::run(&session, a).await,
         Command::Key(a) => key::run(&session, a).await,
     };
-    if cli.global.verbose {
+    if cli.global.verbose > 0 {
         if let Some(r) = session.requests() {
             eprintln!("{}", format::requests(&r));
         }

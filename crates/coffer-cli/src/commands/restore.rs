@@ -55,7 +55,8 @@ pub async fn run(session: &super::Session<'_>, a: RestoreArgs) -> Result<()> {
                 .then(|| out.try_clone())
                 .transpose()
                 .map_err(Error::Output)?;
-            repo.restore(&stream, out).await?;
+            let r = repo.restore(&stream, out).await?;
+            say_read(session, &r);
             if let Some(file) = file {
                 file.sync_all().map_err(Error::Output)?;
             }
@@ -68,10 +69,12 @@ pub async fn run(session: &super::Session<'_>, a: RestoreArgs) -> Result<()> {
                 .open(&path)
                 .map_err(Error::Output)
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            repo.restore(&stream, target).await?;
+            let r = repo.restore(&stream, target).await?;
+            say_read(session, &r);
         }
         Some(path) => {
-            restore_to_file(&repo, &stream, &path).await?;
+            let r = restore_to_file(&repo, &stream, &path).await?;
+            say_read(session, &r);
             session.say(format_args!(
                 "restored {} ({} bytes) to {}",
                 id.short(),
@@ -83,25 +86,44 @@ pub async fn run(session: &super::Session<'_>, a: RestoreArgs) -> Result<()> {
     Ok(())
 }
 
+/// With -vv: what a restore read.
+fn say_read(session: &super::Session<'_>, r: &coffer_core::repository::RestoreSummary) {
+    if session.global.verbose >= 2 {
+        session.say(format_args!(
+            "restored {} bytes from {} blobs in {} ranged reads of data packs, {:.2}s",
+            r.bytes,
+            r.blobs,
+            r.data_reads,
+            r.duration.as_secs_f64()
+        ));
+    }
+}
+
 /// Restores `stream` into the file `path`: written under a partial name,
 /// synced, then renamed into place.
-async fn restore_to_file(repo: &Repository, stream: &StreamEntry, path: &Path) -> Result<()> {
+async fn restore_to_file(
+    repo: &Repository,
+    stream: &StreamEntry,
+    path: &Path,
+) -> Result<coffer_core::repository::RestoreSummary> {
     let partial = partial_name(path);
     let file = create_partial(&partial)
         .map_err(Error::Output)
         .with_context(|| format!("cannot write {}", partial.display()))?;
-    let done = repo.restore(stream, file).await;
-    if let Err(e) = done {
-        let _ = std::fs::remove_file(&partial);
-        return Err(e.into());
-    }
+    let summary = match repo.restore(stream, file).await {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e.into());
+        }
+    };
     File::open(&partial)
         .and_then(|f| f.sync_all())
         .map_err(Error::Output)?;
     std::fs::rename(&partial, path)
         .map_err(Error::Output)
         .with_context(|| format!("cannot rename {} to {}", partial.display(), path.display()))?;
-    Ok(())
+    Ok(summary)
 }
 
 /// `restore --target DIR`: each stream as the file its name gives under
@@ -139,7 +161,8 @@ async fn restore_folder(
     for (s, path) in &plan {
         let parent = path.parent().expect("a file under the target");
         make_folders(target, parent)?;
-        restore_to_file(repo, s, path).await?;
+        let r = restore_to_file(repo, s, path).await?;
+        say_read(session, &r);
         bytes += s.size;
     }
     session.say(format_args!(
