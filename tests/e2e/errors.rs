@@ -209,7 +209,16 @@ fn a_closed_stdout_after_a_committed_backup_is_not_a_panic() {
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
     assert_eq!(repo.objects("snapshots").len(), 1);
-    for args in [&["snapshots"][..], &["snapshots", "--json"], &["check"]] {
+    for args in [
+        &["snapshots"][..],
+        &["snapshots", "--json"],
+        &["check"],
+        &["stats", "--json"],
+        &["ls", "latest"],
+        &["diff", "latest", "latest"],
+        &["cat", "config"],
+        &["completion", "zsh"],
+    ] {
         let mut child = repo
             .command(args)
             .stdout(Stdio::piped())

@@ -79,6 +79,14 @@ fn output_into_a_full_disk_is_exit_17_for_every_command() {
         &["prune", "--json", "--dry-run"],
         &["forget", "--keep-last", "1", "--dry-run", "--json"],
         &["restore", "latest"],
+        &["stats"],
+        &["stats", "--json"],
+        &["ls", "latest"],
+        &["diff", "latest", "latest", "--json"],
+        &["cat", "config"],
+        &["cat", "snapshot", "latest"],
+        &["version"],
+        &["completion", "bash"],
     ] {
         let full = std::fs::File::options()
             .write(true)
