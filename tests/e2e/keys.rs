@@ -109,3 +109,36 @@ fn a_password_command_gives_the_password() {
     );
     assert_fails(&out, 2, "cannot be used with");
 }
+
+/// In a pod or cron job there is often no USER: a key added there still
+/// names its user, as the system knows the uid.
+#[test]
+fn key_list_names_the_user_without_a_user_variable() {
+    let repo = TestRepo::new();
+    let new = repo.dir.path().join("new-password");
+    std::fs::write(&new, "another password\n").unwrap();
+    let mut cmd = repo.command(&["key", "add", "--new-password-file", new.to_str().unwrap()]);
+    cmd.env_remove("USER").env_remove("LOGNAME");
+    assert!(run_with_input(cmd, b"").status.success());
+    let id = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    let expected = String::from_utf8(id.stdout).unwrap().trim().to_string();
+    let expected = if expected.is_empty() {
+        let uid = std::process::Command::new("id").arg("-u").output().unwrap();
+        format!("uid {}", String::from_utf8(uid.stdout).unwrap().trim())
+    } else {
+        expected
+    };
+    let list = repo.run_ok(&["key", "list"], b"");
+    let text = String::from_utf8(list.output.stdout).unwrap();
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(
+        text.lines()
+            .nth(2)
+            .unwrap()
+            .contains(&format!(" {expected} ")),
+        "{text}"
+    );
+}

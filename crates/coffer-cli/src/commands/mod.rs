@@ -238,6 +238,37 @@ fn actor() -> Actor {
         .unwrap_or_default();
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_default();
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| {
+            // A pod or cron job often has no USER: name the uid, from
+            // /etc/passwd when it is listed there.
+            let uid = rustix::process::getuid().as_raw();
+            std::fs::read_to_string("/etc/passwd")
+                .ok()
+                .and_then(|p| user_of_uid(&p, uid))
+                .unwrap_or_else(|| format!("uid {uid}"))
+        });
     Actor { host, user }
+}
+
+/// The name `/etc/passwd` (its text) gives user id `uid`.
+fn user_of_uid(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let id: u32 = fields.nth(1)?.parse().ok()?;
+        (id == uid && !name.is_empty()).then(|| name.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_user_is_named_from_passwd_by_uid() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n# comment\ncoffer:x:10001:10001::/home/coffer:/bin/sh\n";
+        assert_eq!(super::user_of_uid(passwd, 10001).as_deref(), Some("coffer"));
+        assert_eq!(super::user_of_uid(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(super::user_of_uid(passwd, 5), None);
+    }
 }
