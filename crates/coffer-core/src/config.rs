@@ -155,12 +155,15 @@ impl RepoConfig {
     }
 }
 
-/// zstd levels coffer accepts.
+/// zstd levels coffer accepts: 1..22, and zstd's fast levels -7..-1
+/// (less compression for more speed; any zstd decoder reads their frames).
 pub fn check_level(level: i32) -> Result<(), String> {
-    if (1..=22).contains(&level) {
+    if (1..=22).contains(&level) || (-7..=-1).contains(&level) {
         Ok(())
     } else {
-        Err(format!("compression level {level} is outside 1..22"))
+        Err(format!(
+            "compression level {level} is outside 1..22 and -7..-1"
+        ))
     }
 }
 
