@@ -180,6 +180,24 @@ impl Default for RepoConfig {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn levels_are_zstd_s_normal_and_fast_ones() {
+        for ok in [1, 3, 22, -1, -7] {
+            assert!(check_level(ok).is_ok(), "{ok}");
+        }
+        for bad in [0, 23, -8, i32::MIN] {
+            assert!(check_level(bad).is_err(), "{bad}");
+        }
+        // A fast level round-trips through the compressor.
+        let text = b"a line of text\n".repeat(1000);
+        let (enc, frame) = crate::compress::compress(&text, -3);
+        assert_eq!(
+            crate::compress::decompress(enc, frame, text.len()).unwrap(),
+            text
+        );
+    }
+
     use super::*;
 
     #[test]
