@@ -320,6 +320,23 @@ fn bases_come_from_local_copies_or_are_downloaded_in_runs(store: Store) {
         assert!(repo.restore(&snapshot_id(s)) == *day);
     }
     repo.assert_check_passes(true);
+
+    // A prune that deletes packs drops their copies too.
+    repo.run_ok(
+        &["forget", &snapshot_id(&first), &snapshot_id(&second)],
+        b"",
+    );
+    repo.run_ok(&["prune", "--delete-delay", "0h", "--max-unused", "0"], b"");
+    let packs: Vec<String> = repo.objects("data").into_iter().map(|(k, _)| k).collect();
+    for copy in blob_copies(&repo) {
+        let name = copy.file_name().unwrap().to_string_lossy().into_owned();
+        let pack = name.split('-').next().unwrap().to_string();
+        assert!(
+            packs.iter().any(|k| k.ends_with(&pack)),
+            "a copy of deleted pack {pack}"
+        );
+    }
+    assert!(repo.restore(&snapshot_id(&fourth)) == days[3]);
 }
 
 /// A dump taken on another host, or renamed, finds no previous version of

@@ -101,6 +101,23 @@ impl BlobCopies {
         let _ = std::fs::remove_file(self.path(pack, offset));
     }
 
+    /// Drops every copy of blobs of pack `name` (hex), deleted from the
+    /// repository: they can never be read again.
+    pub fn remove_pack(&self, name: &str) {
+        let Some(folder) = name.get(..2).map(|p| self.dir.join(p)) else {
+            return;
+        };
+        let Ok(files) = std::fs::read_dir(folder) else {
+            return;
+        };
+        let prefix = format!("{name}-");
+        for f in files.flatten() {
+            if f.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(f.path());
+            }
+        }
+    }
+
     /// Removes the least recently used copies until the rest fit the limit.
     pub fn trim(&self) {
         self.written.store(0, Ordering::Relaxed);
@@ -188,6 +205,22 @@ mod tests {
         c.trim();
         let kept: Vec<u64> = (0..4).filter(|n| c.has(&pack, *n)).collect();
         assert_eq!(kept, [0, 2, 3]);
+    }
+
+    #[test]
+    fn a_deleted_pack_takes_its_copies_along() {
+        let (_dir, c) = copies(1 << 20);
+        // Same first byte: the same folder.
+        let mut other = [5; 32];
+        other[31] = 6;
+        let (gone, kept) = (PackId([5; 32]), PackId(other));
+        for at in [37, 500] {
+            c.put(&gone, at, b"sealed");
+            c.put(&kept, at, b"sealed");
+        }
+        c.remove_pack(&gone.to_hex());
+        assert!(!c.has(&gone, 37) && !c.has(&gone, 500));
+        assert!(c.has(&kept, 37) && c.has(&kept, 500));
     }
 
     #[test]

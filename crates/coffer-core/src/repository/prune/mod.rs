@@ -282,6 +282,9 @@ impl Repository {
             // Stopping between deletions is as safe as a crash there.
             crate::interrupt::check()?;
             self.backend.delete(&object_path(Kind::Pack, &name)).await?;
+            if let Some(copies) = &self.blob_copies {
+                copies.remove_pack(&name);
+            }
             if i == 0 {
                 failpoint::reach("prune-deleting-packs");
             }
