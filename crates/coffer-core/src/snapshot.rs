@@ -366,6 +366,27 @@ pub fn find<'a>(
     select_among(&candidates, query)
 }
 
+/// The snapshots a command is given: each of `queries` (`latest` or a
+/// unique id prefix; one named twice counts once), or, when there are none,
+/// every snapshot `filter` selects.
+pub fn chosen<'a>(
+    snapshots: &'a [(SnapshotId, Snapshot)],
+    filter: &Filter,
+    queries: &[String],
+) -> Result<Vec<&'a (SnapshotId, Snapshot)>> {
+    if queries.is_empty() {
+        return Ok(filter.apply(snapshots));
+    }
+    let mut out: Vec<&(SnapshotId, Snapshot)> = Vec::new();
+    for query in queries {
+        let found = select(snapshots, query)?;
+        if !out.iter().any(|c| c.0 == found.0) {
+            out.push(found);
+        }
+    }
+    Ok(out)
+}
+
 /// Picks one snapshot: `latest` (newest by time) or a unique id prefix.
 pub fn select<'a>(
     snapshots: &'a [(SnapshotId, Snapshot)],
@@ -514,6 +535,26 @@ mod tests {
         assert!(!swapped.same_backup(&source[1].1));
         assert!(!with(20, &[("db.sql", 96)]).same_backup(&source[2].1));
         assert!(with(20, &[("db.sql", 95)]).same_backup(&source[2].1));
+    }
+
+    #[test]
+    fn snapshots_are_chosen_by_query_each_once_or_by_filter() {
+        let list = vec![made(1, 10, "a", &[], &["x"]), made(2, 20, "b", &[], &["x"])];
+        let hex = |n: u8| SnapshotId([n; 32]).to_hex();
+        let by_query = chosen(
+            &list,
+            &Filter::default(),
+            &[hex(2), "latest".into(), hex(1)],
+        )
+        .unwrap();
+        let ids: Vec<SnapshotId> = by_query.iter().map(|s| s.0).collect();
+        assert_eq!(ids, [SnapshotId([2; 32]), SnapshotId([1; 32])]);
+        let filter = Filter {
+            hosts: vec!["a".into()],
+            ..Filter::default()
+        };
+        assert_eq!(chosen(&list, &filter, &[]).unwrap().len(), 1);
+        assert!(chosen(&list, &filter, &["ff".into()]).is_err());
     }
 
     #[test]

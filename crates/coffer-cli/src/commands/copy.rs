@@ -21,15 +21,7 @@ pub async fn run(session: &super::Session<'_>, a: CopyArgs) -> Result<()> {
         .into());
     }
     let all = source.list_snapshots().await?;
-    let wanted: Vec<&_> = if a.snapshots.is_empty() {
-        a.select.filter().apply(&all)
-    } else {
-        let mut chosen = Vec::new();
-        for query in &a.snapshots {
-            chosen.push(snapshot::select(&all, query)?);
-        }
-        chosen
-    };
+    let wanted = snapshot::chosen(&all, &a.select.filter(), &a.snapshots)?;
     let present = target.list_snapshots().await?;
     let todo = snapshot::not_copied(&wanted, &present);
     let already = wanted.len() - todo.len();
@@ -44,7 +36,7 @@ pub async fn run(session: &super::Session<'_>, a: CopyArgs) -> Result<()> {
             "snapshot {} copied as {}: {} read, {} added to the target{}",
             id.short(),
             s.snapshot_id.short(),
-            format::bytes(snap.streams.iter().map(|x| x.size).sum()),
+            format::bytes(snap.size()),
             format::bytes(s.snapshot.added_size()),
             match s.delta_chunks {
                 0 => String::new(),
@@ -54,7 +46,7 @@ pub async fn run(session: &super::Session<'_>, a: CopyArgs) -> Result<()> {
         copied.push(json!({
             "source_id": id.to_hex(),
             "id": s.snapshot_id.to_hex(),
-            "bytes_read": snap.streams.iter().map(|x| x.size).sum::<u64>(),
+            "bytes_read": snap.size(),
             "bytes_added": s.snapshot.added_size(),
             "delta_chunks": s.delta_chunks,
         }));

@@ -1,7 +1,6 @@
 //! Looking inside without restoring: `stats`, `ls`, `diff` and `cat`.
 
 use anyhow::Result;
-use coffer_core::id::SnapshotId;
 use coffer_core::index::IndexedPack;
 use coffer_core::snapshot::{self, Snapshot};
 use serde_json::{json, Value};
@@ -14,15 +13,7 @@ use crate::stdout::{out, outln};
 pub async fn stats(session: &super::Session<'_>, a: StatsArgs) -> Result<()> {
     let repo = session.open().await?;
     let all = repo.list_snapshots().await?;
-    let chosen: Vec<&(SnapshotId, Snapshot)> = if a.snapshots.is_empty() {
-        a.select.filter().apply(&all)
-    } else {
-        let mut chosen = Vec::new();
-        for query in &a.snapshots {
-            chosen.push(snapshot::select(&all, query)?);
-        }
-        chosen
-    };
+    let chosen = snapshot::chosen(&all, &a.select.filter(), &a.snapshots)?;
     let snaps: Vec<&Snapshot> = chosen.iter().map(|(_, s)| s).collect();
     let s = repo.stats(&snaps).await?;
     let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };

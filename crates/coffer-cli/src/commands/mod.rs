@@ -152,13 +152,7 @@ fn version() -> Result<()> {
 async fn tag(session: &Session<'_>, a: crate::cli::TagArgs) -> Result<()> {
     let repo = session.open().await?;
     let all = repo.list_snapshots().await?;
-    let mut chosen = Vec::new();
-    for query in &a.snapshots {
-        let found = coffer_core::snapshot::select(&all, query)?;
-        if !chosen.iter().any(|c: &&(_, _)| c.0 == found.0) {
-            chosen.push(found);
-        }
-    }
+    let chosen = coffer_core::snapshot::chosen(&all, &Default::default(), &a.snapshots)?;
     let nonempty = |l: &[String]| {
         l.iter()
             .filter(|t| !t.is_empty())
