@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::id::BlobId;
 use crate::index::{BlobLocation, Index};
 use crate::pack::{self, BlobEntry, BlobKind};
-use crate::tree::TreeNode;
+use crate::tree::{Step, TreeEntry, TreeNode, TreeWalker};
 
 /// Largest coalesced read: a whole pack visit is one GET, consumed as a
 /// stream, so the bound is only a guard.
@@ -630,6 +630,34 @@ impl BlobReader {
                 .collect()
         })
         .await
+    }
+
+    /// The leaves of the tree under `root` (a stream's chunks, or a
+    /// sketch's parts), in order; `what` names the tree in errors. Nodes
+    /// come through [`BlobReader::load_nodes`], and the ones a whole tree
+    /// pack brings along are kept for the walk.
+    pub async fn tree_leaves(&self, root: TreeEntry, what: &str) -> Result<Vec<TreeEntry>> {
+        let mut walker = TreeWalker::new(root);
+        let mut whole = HashSet::new();
+        let mut loaded: HashMap<BlobId, TreeNode> = HashMap::new();
+        let mut leaves = Vec::new();
+        loop {
+            match walker.next_step() {
+                Step::Need(id) => {
+                    if !loaded.contains_key(&id) {
+                        loaded.extend(self.load_nodes(&[id], &mut whole).await?);
+                    }
+                    let node = loaded.remove(&id).ok_or_else(|| Error::Missing {
+                        object: format!("tree blob {id}"),
+                    })?;
+                    walker
+                        .provide(node)
+                        .map_err(|r| Error::corrupt(what.to_string(), r))?;
+                }
+                Step::Chunk(leaf) => leaves.push(leaf),
+                Step::Done => return Ok(leaves),
+            }
+        }
     }
 
     /// Loads tree nodes, coalescing neighbours in the same pack.

@@ -4,7 +4,7 @@
 //! The arithmetic is pure ([`Stats::of`], [`StreamDiff::of`]); this module
 //! only gathers its inputs.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::backend::Kind;
@@ -13,7 +13,7 @@ use crate::id::BlobId;
 use crate::index::{Index, IndexFile};
 use crate::pack::BlobKind;
 use crate::snapshot::{Snapshot, StreamEntry};
-use crate::tree::{Step, TreeEntry, TreeWalker};
+use crate::tree::TreeEntry;
 
 use super::Repository;
 
@@ -196,35 +196,13 @@ impl Repository {
     }
 }
 
-/// Walks a stream's tree for its chunk list.
+/// A stream's chunk list.
 async fn chunks_of(
     reader: &super::blobs::BlobReader,
     stream: &StreamEntry,
 ) -> Result<Vec<TreeEntry>> {
-    let bad = |r: String| Error::corrupt(format!("the tree of stream {:?}", stream.name), r);
-    let mut walker = TreeWalker::new(TreeEntry {
-        id: stream.root,
-        size: stream.size,
-    });
-    let mut whole = HashSet::new();
-    let mut cache: HashMap<BlobId, crate::tree::TreeNode> = HashMap::new();
-    let mut chunks = Vec::new();
-    loop {
-        match walker.next_step() {
-            Step::Need(id) => {
-                if !cache.contains_key(&id) {
-                    cache.extend(reader.load_nodes(&[id], &mut whole).await?);
-                }
-                let node = cache.remove(&id).ok_or_else(|| Error::Missing {
-                    object: format!("tree blob {id}"),
-                })?;
-                walker.provide(node).map_err(bad)?;
-            }
-            Step::Chunk(c) => chunks.push(c),
-            Step::Done => break,
-        }
-    }
-    Ok(chunks)
+    let what = format!("the tree of stream {:?}", stream.name);
+    reader.tree_leaves(stream.root_entry(), &what).await
 }
 
 #[cfg(test)]
