@@ -109,19 +109,7 @@ pub async fn diff(session: &super::Session<'_>, a: DiffArgs) -> Result<()> {
     let all = repo.list_snapshots().await?;
     let (_, first) = snapshot::select(&all, &a.a)?;
     let (_, second) = snapshot::select(&all, &a.b)?;
-    let mut rows = Vec::new();
-    let mut names: Vec<&str> = first.streams.iter().map(|s| s.name.as_str()).collect();
-    for s in &second.streams {
-        if !names.contains(&s.name.as_str()) {
-            names.push(&s.name);
-        }
-    }
-    for name in names {
-        let find = |snap: &'_ Snapshot| snap.streams.iter().find(|s| s.name == name).cloned();
-        let (sa, sb) = (find(first), find(second));
-        let d = repo.diff_streams(sa.as_ref(), sb.as_ref()).await?;
-        rows.push((name.to_string(), d));
-    }
+    let rows = repo.diff(first, second).await?;
     if a.json {
         let list: Vec<Value> = rows
             .iter()

@@ -8,6 +8,7 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use coffer_core::repository::Restorer;
 use coffer_core::snapshot::{self, Filter, StreamEntry};
 use coffer_core::{Error, Repository};
 
@@ -73,7 +74,7 @@ pub async fn run(session: &super::Session<'_>, a: RestoreArgs) -> Result<()> {
             say_read(session, &r);
         }
         Some(path) => {
-            let r = restore_to_file(&repo, &stream, &path).await?;
+            let r = restore_to_file(&repo.restorer().await?, &stream, &path).await?;
             say_read(session, &r);
             session.say(format_args!(
                 "restored {} ({} bytes) to {}",
@@ -102,7 +103,7 @@ fn say_read(session: &super::Session<'_>, r: &coffer_core::repository::RestoreSu
 /// Restores `stream` into the file `path`: written under a partial name,
 /// synced, then renamed into place.
 async fn restore_to_file(
-    repo: &Repository,
+    restorer: &Restorer,
     stream: &StreamEntry,
     path: &Path,
 ) -> Result<coffer_core::repository::RestoreSummary> {
@@ -110,7 +111,7 @@ async fn restore_to_file(
     let file = create_partial(&partial)
         .map_err(Error::Output)
         .with_context(|| format!("cannot write {}", partial.display()))?;
-    let summary = match repo.restore(stream, file).await {
+    let summary = match restorer.restore(stream, file).await {
         Ok(s) => s,
         Err(e) => {
             let _ = std::fs::remove_file(&partial);
@@ -157,11 +158,12 @@ async fn restore_folder(
         }
         plan.push((s, path));
     }
+    let restorer = repo.restorer().await?;
     let mut bytes = 0;
     for (s, path) in &plan {
         let parent = path.parent().expect("a file under the target");
         make_folders(target, parent)?;
-        let r = restore_to_file(repo, s, path).await?;
+        let r = restore_to_file(&restorer, s, path).await?;
         say_read(session, &r);
         bytes += s.size;
     }

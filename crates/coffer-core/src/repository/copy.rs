@@ -50,10 +50,11 @@ impl Repository {
             ..BackupOptions::default()
         };
         // Streams are restored one after another, in the order the backup
-        // reads them.
+        // reads them, against one load of this repository's index.
+        let restorer = self.restorer().await?;
         let restore_all = async {
             for (stream, w, finish) in writers {
-                match self.restore(&stream, w).await {
+                match restorer.restore(&stream, w).await {
                     Ok(_) => finish.end(),
                     Err(e) => {
                         finish.fail(e.to_string());

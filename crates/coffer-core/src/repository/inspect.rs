@@ -135,27 +135,37 @@ impl StreamDiff {
 }
 
 impl Repository {
-    /// How stream version `b` differs from version `a`.
-    pub async fn diff_streams(
-        &self,
-        a: Option<&StreamEntry>,
-        b: Option<&StreamEntry>,
-    ) -> Result<StreamDiff> {
+    /// How snapshot `b` differs from snapshot `a`, per stream name in
+    /// either (in `a`'s order, then `b`'s new ones).
+    pub async fn diff(&self, a: &Snapshot, b: &Snapshot) -> Result<Vec<(String, StreamDiff)>> {
         let index = Arc::new(self.load_index().await?);
         let reader = self.blob_reader(index.clone());
-        let mut lists = Vec::new();
-        for s in [a, b] {
-            lists.push(match s {
-                Some(s) => chunks_of(&reader, s).await?,
-                None => Vec::new(),
-            });
+        let mut names: Vec<&str> = a.streams.iter().map(|s| s.name.as_str()).collect();
+        for s in &b.streams {
+            if !names.contains(&s.name.as_str()) {
+                names.push(&s.name);
+            }
         }
         let stored = |id: &BlobId| {
             index
                 .get(BlobKind::Data, id)
                 .map_or(0, |l| l.entry.length as u64)
         };
-        Ok(StreamDiff::of(&lists[0], &lists[1], stored))
+        let mut out = Vec::new();
+        for name in names {
+            let mut lists = Vec::new();
+            for snap in [a, b] {
+                lists.push(match snap.streams.iter().find(|s| s.name == name) {
+                    Some(s) => chunks_of(&reader, s).await?,
+                    None => Vec::new(),
+                });
+            }
+            out.push((
+                name.to_string(),
+                StreamDiff::of(&lists[0], &lists[1], stored),
+            ));
+        }
+        Ok(out)
     }
 
     /// What the streams of `snaps` hold and cost.
@@ -179,10 +189,9 @@ impl Repository {
         let prefix = prefix.to_ascii_lowercase();
         let names: Vec<String> = self
             .backend
-            .list_with_times(Kind::Index)
+            .list(Kind::Index)
             .await?
             .into_iter()
-            .map(|(name, _, _)| name)
             .filter(|name| !prefix.is_empty() && name.starts_with(&prefix))
             .collect();
         match &names[..] {

@@ -37,7 +37,7 @@ pub use inspect::{Stats, StreamDiff};
 pub use lock::{UnlockReport, LOCK_REFRESH, LOCK_STALE};
 pub use passwords::KeyInfo;
 pub use prune::{MaxUnused, PruneOptions, PruneReport, DEFAULT_DELETE_DELAY, DEFAULT_MAX_UNUSED};
-pub use restore::RestoreSummary;
+pub use restore::{RestoreSummary, Restorer};
 
 pub(crate) use index_files::LiveIndex;
 

@@ -46,7 +46,31 @@ pub struct RestoreSummary {
     pub duration: Duration,
 }
 
+/// Restores streams against one load of the index: for the several
+/// streams of a snapshot (`restore --target`, `copy`).
+pub struct Restorer {
+    reader: BlobReader,
+}
+
 impl Repository {
+    /// Writes one stream of a snapshot to `out` (see [`Restorer::restore`]).
+    pub async fn restore<W: Write + Send + 'static>(
+        &self,
+        stream: &StreamEntry,
+        out: W,
+    ) -> Result<RestoreSummary> {
+        self.restorer().await?.restore(stream, out).await
+    }
+
+    /// A restorer over the index as it is now.
+    pub async fn restorer(&self) -> Result<Restorer> {
+        Ok(Restorer {
+            reader: self.blob_reader(Arc::new(self.load_index().await?)),
+        })
+    }
+}
+
+impl Restorer {
     /// Writes one stream of a snapshot to `out`, in order, verifying every
     /// blob. A reader that closes the output early ends the restore with an
     /// [`Error::Output`] of kind `BrokenPipe` (see [`Error::is_broken_pipe`]).
@@ -56,7 +80,7 @@ impl Repository {
         out: W,
     ) -> Result<RestoreSummary> {
         let started = Instant::now();
-        let reader = self.blob_reader(Arc::new(self.load_index().await?));
+        let reader = &self.reader;
 
         let (write_tx, write_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
         let (written_tx, written_rx) = tokio::sync::oneshot::channel();
@@ -68,8 +92,8 @@ impl Repository {
             .expect("spawn writer thread");
 
         let (read_tx, read_rx) = tokio::sync::mpsc::channel::<PackRead>(FETCH_AHEAD);
-        let plan = plan_reads(&reader, stream, read_tx);
-        let fetch = fetch_and_decode(&reader, read_rx, write_tx);
+        let plan = plan_reads(reader, stream, read_tx);
+        let fetch = fetch_and_decode(reader, read_rx, write_tx);
         let result = tokio::try_join!(plan, fetch);
         // The writer's error (closed pipe, full disk) is the root cause of a
         // failed hand-over, so it takes precedence.
