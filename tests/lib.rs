@@ -490,6 +490,17 @@ pub fn age_file(path: &Path, ago: &str) {
     assert!(aged.success(), "touch -d {ago:?} {}", path.display());
 }
 
+/// The stream names of a `backup --json` summary or a snapshot's JSON, in
+/// order.
+pub fn stream_names(summary: &serde_json::Value) -> Vec<String> {
+    summary["streams"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no streams in {summary}"))
+        .iter()
+        .map(|x| x["name"].as_str().expect("a stream name").to_string())
+        .collect()
+}
+
 /// The snapshot id in a `backup --json` summary.
 pub fn snapshot_id(summary: &serde_json::Value) -> String {
     summary["snapshot_id"]

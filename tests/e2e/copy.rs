@@ -4,7 +4,7 @@
 //! every copy restores byte for byte; a copy killed midway is completed by
 //! the next run and never shows a snapshot whose data is missing.
 
-use coffer_e2e::{dump_like, store_available, Change, Store, TestRepo};
+use coffer_e2e::{dump_like, store_available, stream_names, Change, Store, TestRepo};
 
 const DUMP: usize = 8_000_000;
 
@@ -56,15 +56,7 @@ fn a_nightly_copy_copies_what_the_target_lacks(from: Store, to: Store) {
         for key in ["time", "host", "user", "tags"] {
             assert_eq!(c[key], o[key], "{key}: {c} vs {o}");
         }
-        let names = |s: &serde_json::Value| -> Vec<serde_json::Value> {
-            s["streams"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x["name"].clone())
-                .collect()
-        };
-        assert_eq!(names(c), names(o));
+        assert_eq!(stream_names(c), stream_names(o));
         assert_ne!(c["id"], o["id"]);
     }
     for (c, day) in copies.iter().zip(&days) {

@@ -31,12 +31,7 @@ fn a_folder_is_backed_up_as_one_snapshot_and_restored_file_for_file() {
             b"",
         )
         .json();
-    let names: Vec<&str> = s["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["name"].as_str().unwrap())
-        .collect();
+    let names = coffer_e2e::stream_names(&s);
     assert_eq!(
         names,
         ["3001.dat", "3002.dat", "schema/extra.sql", "toc.dat"]

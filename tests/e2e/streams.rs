@@ -179,12 +179,7 @@ fn parallel_producers_run_at_once_and_still_commit_all_or_nothing() {
     let out = run(args("2"));
     assert!(out.status.success(), "{}", stderr(&out));
     let s: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let names: Vec<&str> = s["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["name"].as_str().unwrap())
-        .collect();
+    let names = coffer_e2e::stream_names(&s);
     assert_eq!(names, ["first.sql", "second.sql"]);
     let seq = |from: u32, to: u32| -> Vec<u8> {
         (from..=to)
