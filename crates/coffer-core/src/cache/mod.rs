@@ -43,6 +43,18 @@ impl Cache {
         BlobCopies::new(self.dir.join("blobs"), limit)
     }
 
+    /// The directory of index tables ([`crate::index::Table`]), created if
+    /// need be; `None` when it cannot be.
+    pub fn index_tables(&self) -> Option<PathBuf> {
+        let dir = self.dir.join("index-tables");
+        std::fs::create_dir_all(&dir).ok().map(|()| dir)
+    }
+
+    /// Drops the tables of index files no longer in the repository.
+    pub fn retain_index_tables(&self, names: &[String]) {
+        retain_in(&self.dir.join("index-tables"), names);
+    }
+
     fn path(&self, kind: Kind, name: &str) -> PathBuf {
         self.dir.join(object_path(kind, name))
     }
@@ -71,14 +83,21 @@ impl Cache {
 
     /// Drops cached objects of `kind` that are no longer in the repository.
     pub fn retain(&self, kind: Kind, names: &[String]) {
-        let Ok(entries) = std::fs::read_dir(self.dir.join(object_path(kind, ""))) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if !names.contains(&name) {
-                let _ = std::fs::remove_file(e.path());
-            }
+        retain_in(&self.dir.join(object_path(kind, "")), names);
+    }
+}
+
+/// Removes the files of `dir` not named in `names` (temporary files being
+/// written by another process included: that process then does without).
+fn retain_in(dir: &std::path::Path, names: &[String]) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let keep: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !keep.contains(name.as_str()) {
+            let _ = std::fs::remove_file(e.path());
         }
     }
 }

@@ -5,7 +5,10 @@
 //! unit tests, which pin the planning, splitting and lookup rules, are 270
 //! of them.)
 
+mod bloom;
 mod file;
+mod map;
+mod table;
 
 use std::collections::HashMap;
 
@@ -17,6 +20,8 @@ use crate::pack::{BlobEntry, BlobKind};
 pub use file::{
     split_index_file, DeltaBases, IndexFile, IndexFileV1, IndexFileV2, IndexedPack, MarkedPack,
 };
+pub use map::{BlobMap, TableSet};
+pub use table::{write as write_table, Opened, Table, WriteError};
 
 /// What a writer does with the index after a backup, so that readers keep
 /// reading at most about two index files however many backups were made
@@ -44,10 +49,11 @@ pub enum IndexPlan {
 /// 1/`FULL_REWRITE_RATIO` of the full files' blobs.
 pub const FULL_REWRITE_RATIO: u64 = 8;
 
-/// Most blobs in one index file: about 50 MB encoded, a fifth of what a
-/// reader decodes ([`crate::codec::MAX_DECODE_BYTES`]). A larger index is
+/// Most blobs in one index file: about 12 MB encoded, well under what a
+/// reader decodes ([`crate::codec::MAX_DECODE_BYTES`]) and small enough that
+/// building its table ([`table`]) fits a small pod. A larger index is
 /// written as several files ([`split_index_file`]).
-pub const MAX_INDEX_FILE_BLOBS: u64 = 1 << 20;
+pub const MAX_INDEX_FILE_BLOBS: u64 = 1 << 18;
 
 /// True for a live file the planner treats as part of the full index: the
 /// largest file, or one at least half the split size (a part of a split
@@ -407,22 +413,7 @@ impl Index {
                 });
             }
         }
-        let mut file = IndexFile::default();
-        for ((p, mut b), d) in self.packs.iter().zip(blobs).zip(bases) {
-            b.sort_by_key(|e| e.offset);
-            let pack = IndexedPack {
-                bases: d,
-                ..IndexedPack::plain(p.id, p.salt, p.size, b)
-            };
-            match p.marked {
-                None => file.packs.push(pack),
-                Some(marked_unix_ns) => file.marked.push(MarkedPack {
-                    marked_unix_ns,
-                    pack,
-                }),
-            }
-        }
-        file
+        file_of(&self.packs, blobs, bases)
     }
 
     /// Memory held by the blob map, for the ≤ 48 bytes/blob budget.
@@ -433,6 +424,31 @@ impl Index {
             + self.deltas.capacity() * std::mem::size_of::<DeltaRow>()
             + self.base_ids.capacity() * std::mem::size_of::<BlobId>()
     }
+}
+
+/// An index file of `packs` (marked ones as marked) with, for each, its
+/// blobs (put in pack order here) and delta bases.
+fn file_of(
+    packs: &[PackInfo],
+    blobs: Vec<Vec<BlobEntry>>,
+    bases: Vec<Vec<DeltaBases>>,
+) -> IndexFile {
+    let mut file = IndexFile::default();
+    for ((p, mut b), d) in packs.iter().zip(blobs).zip(bases) {
+        b.sort_by_key(|e| e.offset);
+        let pack = IndexedPack {
+            bases: d,
+            ..IndexedPack::plain(p.id, p.salt, p.size, b)
+        };
+        match p.marked {
+            None => file.packs.push(pack),
+            Some(marked_unix_ns) => file.marked.push(MarkedPack {
+                marked_unix_ns,
+                pack,
+            }),
+        }
+    }
+    file
 }
 
 impl BlobLocation {

@@ -23,7 +23,7 @@ use crate::crypto::{MasterKey, SubKey};
 use crate::delta;
 use crate::error::{Error, Result};
 use crate::id::BlobId;
-use crate::index::{BlobLocation, Index};
+use crate::index::{BlobLocation, BlobMap};
 use crate::pack::{self, BlobEntry, BlobKind};
 use crate::tree::{Step, TreeEntry, TreeNode, TreeWalker};
 
@@ -241,7 +241,7 @@ impl BaseCache {
 /// blob); indexed with another length is [`Error::Corrupt`]: following such
 /// an entry would restore the wrong bytes.
 pub(super) fn locate(
-    index: &Index,
+    index: &BlobMap,
     id: &BlobId,
     kind: BlobKind,
     size: Option<u64>,
@@ -314,7 +314,7 @@ pub(super) fn push_read(reads: &mut Vec<PackRead>, loc: &BlobLocation) {
 pub(super) struct BlobReader {
     backend: Backend,
     key: Arc<MasterKey>,
-    index: Arc<Index>,
+    index: Arc<BlobMap>,
     bases: Arc<BaseCache>,
     copies: Option<Arc<BlobCopies>>,
     ahead: Arc<Mutex<ReadAhead>>,
@@ -326,7 +326,7 @@ impl BlobReader {
     pub fn new(
         backend: Backend,
         key: Arc<MasterKey>,
-        index: Arc<Index>,
+        index: Arc<BlobMap>,
         copies: Option<Arc<BlobCopies>>,
     ) -> Self {
         BlobReader {
@@ -482,7 +482,7 @@ impl BlobReader {
                     pack,
                     entry: *entry,
                 };
-                if self.index.bases(&loc) != Some(&bases[..]) {
+                if self.index.bases(&loc).as_deref() != Some(&bases[..]) {
                     return Err(Error::corrupt(
                         self.pack_path(pack),
                         format!(
@@ -540,7 +540,7 @@ impl BlobReader {
     }
 
     /// The index it reads through.
-    pub fn index(&self) -> &Index {
+    pub fn index(&self) -> &BlobMap {
         &self.index
     }
 
@@ -782,7 +782,7 @@ mod tests {
             length: 20,
             raw_length: 4,
         };
-        let mut index = Index::default();
+        let mut index = crate::index::Index::default();
         index
             .add_file(&IndexFile {
                 packs: vec![IndexedPack {
@@ -796,6 +796,7 @@ mod tests {
             })
             .unwrap();
         index.finish();
+        let index = BlobMap::from(index);
         let data = BlobId([1; 32]);
         assert!(locate(&index, &data, BlobKind::Data, Some(4)).is_ok());
         assert!(matches!(

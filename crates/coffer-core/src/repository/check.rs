@@ -20,7 +20,7 @@ use super::{blocking, Repository};
 use crate::backend::{object_path, Kind};
 use crate::error::{Error, Result};
 use crate::id::{content_hash, BlobId, PackId};
-use crate::index::{BlobLocation, IndexedPack};
+use crate::index::{BlobLocation, BlobMap, IndexedPack};
 use crate::pack::{self, BlobKind};
 use crate::snapshot::Snapshot;
 use crate::tree::{Step, TreeEntry, TreeWalker};
@@ -269,7 +269,7 @@ impl Repository {
         }
 
         // Snapshots and their trees.
-        let index = Arc::new(index);
+        let index = Arc::new(BlobMap::from(index));
         // Without local copies: check verifies what storage holds.
         let reader = BlobReader::new(self.backend.clone(), self.key.clone(), index.clone(), None);
         // Indexed packs (marked or not) that storage no longer has.
@@ -351,7 +351,7 @@ fn chain_problem(reader: &BlobReader, loc: &BlobLocation) -> Option<String> {
             ));
         }
         for b in bases {
-            match reader.index().get(BlobKind::Data, b) {
+            match reader.index().get(BlobKind::Data, &b) {
                 Some(base) => pending.push((base, depth + 1)),
                 None => {
                     return Some(format!(

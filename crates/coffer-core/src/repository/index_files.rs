@@ -7,6 +7,7 @@
 //! ([`superseding_everything`]) are planned here too.
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 
 use super::{blocking, Repository};
 use crate::backend::{object_path, Kind};
@@ -14,16 +15,21 @@ use crate::codec;
 use crate::error::{Error, Result};
 use crate::id::IndexId;
 use crate::index::{
-    is_full_part, plan_index_write, split_index_file, Index, IndexFile, IndexFileV1, IndexFileV2,
-    IndexPlan, IndexedPack, MAX_INDEX_FILE_BLOBS,
+    is_full_part, plan_index_write, split_index_file, BlobMap, Index, IndexFile, IndexFileV1,
+    IndexFileV2, IndexPlan, IndexedPack, Opened, Table, WriteError, MAX_INDEX_FILE_BLOBS,
 };
 use crate::object::{self, ObjectType};
 
-/// The index as loaded for a writer: the blob map and the live files it came
-/// from (to plan the next index write).
+/// The index as loaded for a writer: the blob map and what planning the
+/// next index write needs of the live files it came from.
 pub(crate) struct LiveIndex {
+    pub index: BlobMap,
+    pub live: LiveFiles,
+}
+
+/// The whole index in memory, as prune and check need it.
+pub(crate) struct MemoryIndex {
     pub index: Index,
-    pub live: Vec<(IndexId, IndexFile)>,
     /// Every index file in the listing, live or superseded.
     pub listed: Vec<IndexId>,
 }
@@ -74,34 +80,146 @@ pub(super) fn superseding_everything(listed: &[IndexId], file: IndexFile) -> Ind
 }
 
 impl Repository {
-    /// Loads the live index files (those no newer file supersedes) into the
-    /// in-memory index.
-    pub async fn load_index(&self) -> Result<crate::index::Index> {
+    /// Loads the blob map of the live index files (those no newer file
+    /// supersedes): their tables in the cache when there is one, else the
+    /// whole index in memory.
+    pub async fn load_index(&self) -> Result<BlobMap> {
         Ok(self.load_live_index().await?.index)
     }
 
     /// The live index for a writer; the first unreadable file stops it.
     pub(crate) async fn load_live_index(&self) -> Result<LiveIndex> {
-        // A prune deletes superseded index files right after writing the
-        // file that supersedes them; a listing taken just before may name
-        // files that are gone when read. Listing again resolves it.
-        let mut attempts = 0;
+        if let Some(dir) = self.cache.as_ref().and_then(|c| c.index_tables()) {
+            if let Some(live) = retry_missing(|| self.load_tables(&dir)).await? {
+                return Ok(live);
+            }
+        }
         let walk = Walk {
             read_superseded: false,
             cached: true,
         };
-        let files = loop {
-            match self.walk_index_files(walk, Err).await {
-                Err(Error::Missing { .. }) if attempts < 3 => attempts += 1,
-                other => break other?,
-            }
-        };
+        let files = retry_missing(|| self.walk_index_files(walk, Err)).await?;
         let index = files.index(Err)?;
         Ok(LiveIndex {
+            index: index.into(),
+            live: LiveFiles::from_live(files.live, files.listed),
+        })
+    }
+
+    /// The whole index in memory; the first unreadable file stops it.
+    pub(crate) async fn load_memory_index(&self) -> Result<MemoryIndex> {
+        let walk = Walk {
+            read_superseded: false,
+            cached: true,
+        };
+        let files = retry_missing(|| self.walk_index_files(walk, Err)).await?;
+        let index = files.index(Err)?;
+        Ok(MemoryIndex {
             index,
-            live: files.live,
             listed: files.listed,
         })
+    }
+
+    /// The index files listed, newest first. Stores that keep only seconds
+    /// give ties; among them the larger file first, since a consolidation
+    /// holds everything the files it supersedes held.
+    async fn index_names(&self, cached: bool) -> Result<Vec<String>> {
+        let mut names = self.backend.list_with_times(Kind::Index).await?;
+        names.sort_by(|a, b| {
+            b.1.cmp(&a.1)
+                .then(b.2.cmp(&a.2))
+                .then_with(|| b.0.cmp(&a.0))
+        });
+        let names: Vec<String> = names.into_iter().map(|(n, _, _)| n).collect();
+        if let Some(cache) = self.cache.as_ref().filter(|_| cached) {
+            cache.retain(Kind::Index, &names);
+            cache.retain_index_tables(&names);
+        }
+        Ok(names)
+    }
+
+    /// The live index files' tables, built for files that have none yet.
+    /// `None` when a table cannot be written (the cache is full or read
+    /// only): the caller loads the index into memory instead.
+    async fn load_tables(&self, dir: &std::path::Path) -> Result<Option<LiveIndex>> {
+        let mut listed = Vec::new();
+        let mut superseded: HashSet<IndexId> = HashSet::new();
+        let mut opened: Vec<(IndexId, PathBuf, Opened)> = Vec::new();
+        for name in self.index_names(true).await? {
+            let Some(id) = IndexId::from_hex(&name) else {
+                return Err(Error::corrupt(
+                    object_path(Kind::Index, &name),
+                    "name is not an index id",
+                ));
+            };
+            listed.push(id);
+            if superseded.contains(&id) {
+                continue;
+            }
+            let path = dir.join(&name);
+            let Some(table) = self.open_or_build_table(id, name, path.clone()).await? else {
+                return Ok(None);
+            };
+            superseded.extend(table.supersedes.iter().copied());
+            opened.push((id, path, table));
+        }
+        // A file read early may be superseded by one read later (clock skew
+        // between writers); it is not live either.
+        opened.retain(|(id, _, _)| !superseded.contains(id));
+        let counts: Vec<(IndexId, u64)> = opened
+            .iter()
+            .map(|(id, _, t)| (*id, t.blob_count))
+            .collect();
+        let index = BlobMap::from_tables(opened.into_iter().map(|(_, p, t)| (p, t)).collect())
+            .map_err(|e| Error::corrupt(dir.display().to_string(), e))?;
+        let small = self.small_files(&counts).await?;
+        Ok(Some(LiveIndex {
+            index,
+            live: LiveFiles {
+                counts,
+                small,
+                listed,
+            },
+        }))
+    }
+
+    /// Opens the table of index file `id`, first building it from the file
+    /// when there is none or it does not open (damaged, or from an older
+    /// build). `None` when it cannot be written.
+    async fn open_or_build_table(
+        &self,
+        id: IndexId,
+        name: String,
+        path: PathBuf,
+    ) -> Result<Option<Opened>> {
+        let key = self.key.clone();
+        let open = {
+            let (key, path) = (key.clone(), path.clone());
+            move || Table::open(&path, &key, id)
+        };
+        if let Ok(table) = blocking(open.clone()).await {
+            return Ok(Some(table));
+        }
+        let file = self.read_index_file(name.clone(), true).await?;
+        let built = {
+            let path = path.clone();
+            blocking(move || crate::index::write_table(&path, &key, id, &file)).await
+        };
+        match built {
+            Ok(()) => Ok(blocking(open).await.ok()),
+            Err(WriteError::Invalid(e)) => Err(Error::corrupt(object_path(Kind::Index, &name), e)),
+            Err(WriteError::Io(_)) => Ok(None),
+        }
+    }
+
+    /// The content of the live files that are not parts of the full index
+    /// (read again, from the cache: they are small).
+    async fn small_files(&self, counts: &[(IndexId, u64)]) -> Result<Vec<(IndexId, IndexFile)>> {
+        let mut small = Vec::new();
+        for id in small_of(counts) {
+            small.push((id, self.read_index_file(id.to_hex(), true).await?));
+        }
+        Ok(small)
     }
 
     /// Lists the index files and reads them newest first, skipping (unless
@@ -116,23 +234,11 @@ impl Repository {
         walk: Walk,
         mut on_error: impl FnMut(Error) -> Result<()>,
     ) -> Result<IndexFiles> {
-        let mut names = self.backend.list_with_times(Kind::Index).await?;
-        // Newest first. Stores that keep only seconds give ties; among them
-        // the larger file first, since a consolidation holds everything the
-        // files it supersedes held.
-        names.sort_by(|a, b| {
-            b.1.cmp(&a.1)
-                .then(b.2.cmp(&a.2))
-                .then_with(|| b.0.cmp(&a.0))
-        });
-        if let Some(cache) = self.cache.as_ref().filter(|_| walk.cached) {
-            let all: Vec<String> = names.iter().map(|(n, _, _)| n.clone()).collect();
-            cache.retain(Kind::Index, &all);
-        }
+        let names = self.index_names(walk.cached).await?;
         let mut listed = Vec::new();
         let mut superseded: HashSet<IndexId> = HashSet::new();
         let mut files: Vec<(IndexId, IndexFile)> = Vec::new();
-        for (name, _, _) in names {
+        for name in names {
             let Some(id) = IndexId::from_hex(&name) else {
                 on_error(Error::corrupt(
                     object_path(Kind::Index, &name),
@@ -219,40 +325,67 @@ impl Repository {
     }
 }
 
+/// Retries `load` when a file it lists is gone when read: a prune deletes
+/// superseded index files right after writing the file that supersedes
+/// them, and listing again resolves it.
+async fn retry_missing<T, F: std::future::Future<Output = Result<T>>>(
+    mut load: impl FnMut() -> F,
+) -> Result<T> {
+    let mut attempts = 0;
+    loop {
+        match load().await {
+            Err(Error::Missing { .. }) if attempts < 3 => attempts += 1,
+            other => return other,
+        }
+    }
+}
+
+/// The live files that are not parts of the full index, by their counts.
+fn small_of(counts: &[(IndexId, u64)]) -> Vec<IndexId> {
+    let Some(&(largest, _)) = counts.iter().max_by_key(|(id, n)| (*n, *id)) else {
+        return Vec::new();
+    };
+    counts
+        .iter()
+        .filter(|(id, n)| !is_full_part(id, *n, &largest))
+        .map(|(id, _)| *id)
+        .collect()
+}
+
 /// The live index files as the index planner needs them: every file's blob
 /// count, and the content of the small ones (the full files can be rebuilt
-/// from the in-memory index, so they are not kept twice).
-pub(super) struct LiveFiles {
+/// from the blob map, so they are not kept twice).
+pub(crate) struct LiveFiles {
     counts: Vec<(IndexId, u64)>,
     small: Vec<(IndexId, IndexFile)>,
     listed: Vec<IndexId>,
 }
 
 impl LiveFiles {
-    /// Keeps what planning the next write needs of a loaded index.
-    pub fn new(live: Vec<(IndexId, IndexFile)>, listed: Vec<IndexId>) -> Self {
+    /// Keeps what planning the next write needs of the live files read.
+    fn from_live(live: Vec<(IndexId, IndexFile)>, listed: Vec<IndexId>) -> Self {
         let counts: Vec<(IndexId, u64)> =
             live.iter().map(|(id, f)| (*id, f.blob_count())).collect();
-        let largest = counts
-            .iter()
-            .max_by_key(|(id, n)| (*n, *id))
-            .map(|(id, _)| *id);
-        let small = live
-            .into_iter()
-            .filter(|(id, f)| largest.is_some_and(|l| !is_full_part(id, f.blob_count(), &l)))
-            .collect();
+        let small = small_of(&counts);
         LiveFiles {
+            small: live
+                .into_iter()
+                .filter(|(id, _)| small.contains(id))
+                .collect(),
             counts,
-            small,
             listed,
         }
     }
 
     /// The index file a backup that stored `new_packs` writes, if any (see
     /// [`plan_index_write`]).
-    pub fn next_file(self, index: &Index, new_packs: Vec<IndexedPack>) -> Option<IndexFile> {
+    pub fn next_file(
+        self,
+        index: &BlobMap,
+        new_packs: Vec<IndexedPack>,
+    ) -> Result<Option<IndexFile>> {
         let new_blobs = new_packs.iter().map(|p| p.blobs.len() as u64).sum();
-        match plan_index_write(&self.counts, new_blobs) {
+        Ok(match plan_index_write(&self.counts, new_blobs) {
             IndexPlan::Nothing => None,
             IndexPlan::Delta { supersedes: folded } => {
                 // Supersede lists are transitive: the new file also names
@@ -276,11 +409,13 @@ impl LiveFiles {
                 })
             }
             IndexPlan::Full { .. } => {
-                let mut file = index.export();
+                let mut file = index
+                    .export()
+                    .map_err(|e| Error::corrupt("the local index tables".to_string(), e))?;
                 file.packs.extend(new_packs);
                 Some(superseding_everything(&self.listed, file))
             }
-        }
+        })
     }
 }
 
@@ -324,17 +459,18 @@ mod tests {
         // 100 blobs in parts of at most 10, packs kept whole: two 4-blob
         // packs a part, 13 files.
         repo.write_index_split(synthetic(0, 25), 10).await.unwrap();
-        let loaded = repo.load_live_index().await.unwrap();
-        assert_eq!(loaded.live.len(), 13);
+        let loaded = repo.load_memory_index().await.unwrap();
+        assert_eq!(repo.load_live_index().await.unwrap().live.counts.len(), 13);
         assert_eq!(loaded.index.len(), 100);
         // A full rewrite with 20 more blobs supersedes all 13 parts.
         let mut file = loaded.index.export();
         file.packs.extend(synthetic(25, 5).packs);
         let file = superseding_everything(&loaded.listed, file);
         repo.write_index_split(file, 48).await.unwrap();
-        let again = repo.load_live_index().await.unwrap();
+        let again = repo.load_memory_index().await.unwrap();
         assert_eq!(again.index.len(), 120);
-        assert_eq!(again.live.len(), 3, "parts of 48, 48 and 24 blobs");
+        let live = repo.load_live_index().await.unwrap().live;
+        assert_eq!(live.counts.len(), 3, "parts of 48, 48 and 24 blobs");
         assert_eq!(again.listed.len(), 16);
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::backend::Kind;
 use crate::error::{Error, Result};
 use crate::id::BlobId;
-use crate::index::{Index, IndexFile};
+use crate::index::{BlobMap, IndexFile};
 use crate::pack::BlobKind;
 use crate::snapshot::{Snapshot, StreamEntry};
 use crate::tree::TreeEntry;
@@ -44,7 +44,7 @@ pub struct Stats {
 
 impl Stats {
     /// Counts `streams` (each a list of chunks) against `index`.
-    pub fn of(streams: &[(u64, Vec<TreeEntry>)], index: &Index) -> Self {
+    pub fn of(streams: &[(u64, Vec<TreeEntry>)], index: &BlobMap) -> Self {
         let mut s = Stats {
             streams: streams.len() as u64,
             ..Stats::default()
@@ -72,10 +72,10 @@ impl Stats {
         let mut bases_seen: HashSet<BlobId> = HashSet::new();
         while let Some(loc) = deltas.pop() {
             for b in index.bases(&loc).unwrap_or_default() {
-                if seen.contains(b) || !bases_seen.insert(*b) {
+                if seen.contains(&b) || !bases_seen.insert(b) {
                     continue;
                 }
-                if let Some(base) = index.get(BlobKind::Data, b) {
+                if let Some(base) = index.get(BlobKind::Data, &b) {
                     s.base_chunks += 1;
                     s.base_stored_size += base.entry.length as u64;
                     if index.bases(&base).is_some() {
@@ -283,9 +283,10 @@ mod tests {
                 ],
             )
         };
-        let mut index = Index::default();
+        let mut index = crate::index::Index::default();
         index.add_pack(&pack).unwrap();
         index.finish();
+        let index = BlobMap::from(index);
         let streams = vec![
             (3000, vec![chunk(1, 1000), chunk(2, 1000), chunk(1, 1000)]),
             (2000, vec![chunk(1, 1000), chunk(3, 1000)]),

@@ -39,7 +39,7 @@ pub use passwords::KeyInfo;
 pub use prune::{MaxUnused, PruneOptions, PruneReport, DEFAULT_DELETE_DELAY, DEFAULT_MAX_UNUSED};
 pub use restore::{RestoreSummary, Restorer};
 
-pub(crate) use index_files::LiveIndex;
+pub(crate) use index_files::{LiveIndex, MemoryIndex};
 
 use std::sync::Arc;
 
@@ -49,7 +49,7 @@ use futures::{StreamExt, TryStreamExt};
 use crate::backend::{object_path, Backend, Kind, Put, CONFIG_PATH};
 use crate::cache::{BlobCopies, Cache};
 use crate::chunker::ChunkerParams;
-use crate::index::Index;
+use crate::index::BlobMap;
 use blobs::BlobReader;
 
 use crate::config::{RepoConfig, REPO_VERSION};
@@ -421,7 +421,7 @@ impl Repository {
 
     /// The blob reader over `index`, reading bases through the local blob
     /// copies when there are any.
-    fn blob_reader(&self, index: Arc<Index>) -> BlobReader {
+    fn blob_reader(&self, index: Arc<BlobMap>) -> BlobReader {
         BlobReader::new(
             self.backend.clone(),
             self.key.clone(),

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::blobs::PackRead;
-use crate::index::{BlobLocation, Index};
+use crate::index::{BlobLocation, BlobMap};
 use crate::pack::{BlobEntry, BlobKind};
 
 /// Most blobs fetched with one base.
@@ -83,7 +83,7 @@ impl ReadAhead {
     /// blob at an offset of its pack is.
     pub fn plan(
         &mut self,
-        index: &Index,
+        index: &BlobMap,
         loc: &BlobLocation,
         copied: impl Fn(u64) -> bool,
     ) -> Plan {

@@ -15,7 +15,7 @@ use crate::delta::sketch::PrevVersion;
 use crate::delta::{self, MAX_DEPTH};
 use crate::error::{Error, Result};
 use crate::id::{BlobId, SnapshotId};
-use crate::index::{BlobLocation, Index};
+use crate::index::{BlobLocation, BlobMap};
 use crate::pack::BlobKind;
 use crate::repository::Repository;
 use crate::snapshot::StreamEntry;
@@ -144,8 +144,8 @@ impl Packed {
 /// Chain depth of a stored blob: 0 for a whole blob, one more than its
 /// deepest base for a delta. A chain deeper than the reader follows (a
 /// cycle) counts as too deep.
-pub(crate) fn depth(index: &Index, loc: &BlobLocation) -> u8 {
-    fn go(index: &Index, loc: &BlobLocation, budget: u8) -> u8 {
+pub(crate) fn depth(index: &BlobMap, loc: &BlobLocation) -> u8 {
+    fn go(index: &BlobMap, loc: &BlobLocation, budget: u8) -> u8 {
         let Some(bases) = index.bases(loc) else {
             return 0;
         };
@@ -171,7 +171,7 @@ pub(crate) fn depth(index: &Index, loc: &BlobLocation) -> u8 {
 /// delta pays; otherwise compressed on its own.
 pub(crate) fn encode_new(
     ctx: Option<&DeltaContext>,
-    index: &Index,
+    index: &BlobMap,
     chunk: &[u8],
     lines: &Lines,
     level: i32,

@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
-use super::index_files::LiveFiles;
 use super::{LiveIndex, Repository};
 use crate::backend::{object_path, Kind};
 use crate::chunker::Chunker;
@@ -26,7 +25,7 @@ use crate::delta::sketch::PrevVersion;
 use crate::delta::DeltaMode;
 use crate::error::{Error, Result};
 use crate::id::{PackId, SnapshotId};
-use crate::index::{Index, IndexedPack};
+use crate::index::{BlobMap, IndexedPack};
 use crate::pack::FinishedPack;
 use crate::progress::BackupProgress;
 use crate::snapshot::{Snapshot, StreamEntry};
@@ -82,7 +81,7 @@ pub const DEFAULT_UPLOAD_CONCURRENCY: usize = 2;
 pub const RECHECK_AFTER: Duration = Duration::from_secs(30 * 60);
 
 /// Fails when a pack the backup reuses is no longer indexed or is marked.
-fn check_still_usable(index: &Index, reused: &[PackId]) -> Result<()> {
+fn check_still_usable(index: &BlobMap, reused: &[PackId]) -> Result<()> {
     for id in reused {
         let usable = index
             .pack_number(id)
@@ -198,12 +197,7 @@ impl Repository {
             .compression_level
             .unwrap_or(self.config.compression_level);
         crate::config::check_level(level).map_err(Error::InvalidArgument)?;
-        let LiveIndex {
-            index,
-            live,
-            listed,
-        } = self.load_live_index().await?;
-        let live = LiveFiles::new(live, listed);
+        let LiveIndex { index, live } = self.load_live_index().await?;
         let index = Arc::new(index);
         let delta = opts.delta.unwrap_or(self.config.delta);
         let deltas = (delta == DeltaMode::Auto && self.config.has_deltas())
@@ -305,14 +299,11 @@ impl Repository {
             check_stored(&stored, &reused, "reuses")?;
             let own: Vec<PackId> = uploaded.iter().map(|(id, _)| *id).collect();
             check_stored(&stored, &own, "uploaded")?;
-            (
-                Arc::new(fresh.index),
-                LiveFiles::new(fresh.live, fresh.listed),
-            )
+            (Arc::new(fresh.index), fresh.live)
         } else {
             (index, live)
         };
-        if let Some(file) = live.next_file(&index, packs) {
+        if let Some(file) = live.next_file(&index, packs)? {
             let (_, len) = self.write_index(file).await?;
             bytes_uploaded += len;
         }

@@ -17,7 +17,7 @@ use crate::delta::anchors::{self, Lines};
 use crate::delta::sketch::{ChunkSketch, SketchBuilder};
 use crate::error::{Error, Result};
 use crate::id::BlobId;
-use crate::index::Index;
+use crate::index::BlobMap;
 use crate::pack::{BlobKind, EncodedBlob, FinishedPack, PackWriter};
 use crate::progress::BackupProgress;
 use crate::repository::pack_sink::PackSink;
@@ -48,7 +48,7 @@ pub(super) struct StreamOutcome {
 /// Packer state: open data and tree packs, blobs stored in this session.
 pub(super) struct Packer {
     key: Arc<MasterKey>,
-    index: Arc<Index>,
+    index: Arc<BlobMap>,
     level: i32,
     sink: PackSink,
     /// Blobs added in this backup, with their sealed length.
@@ -74,7 +74,7 @@ impl Packer {
     /// `upload_slots` yields a token.
     pub fn new(
         key: Arc<MasterKey>,
-        index: Arc<Index>,
+        index: Arc<BlobMap>,
         (pack_size, level): (usize, i32),
         out: tokio::sync::mpsc::UnboundedSender<FinishedPack>,
         upload_slots: crossbeam_channel::Receiver<()>,

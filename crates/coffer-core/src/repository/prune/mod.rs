@@ -27,12 +27,12 @@ use super::blobs::BlobReader;
 use super::index_files::superseding_everything;
 use super::lock::{PruneLock, StorageClock};
 use super::pack_sink::PackSink;
-use super::{blocking, LiveIndex, Repository};
+use super::{blocking, MemoryIndex, Repository};
 use crate::backend::{object_path, Kind};
 use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::id::BlobId;
-use crate::index::{BlobLocation, Index, IndexFile, IndexedPack, MarkedPack};
+use crate::index::{BlobLocation, BlobMap, Index, IndexFile, IndexedPack, MarkedPack};
 use crate::pack::{BlobEntry, BlobKind, EncodedBlob, PackWriter};
 use crate::snapshot::Snapshot;
 use plan::{plan, Fate, PackUse, Plan, PlanInput, UsedBlobs};
@@ -172,8 +172,8 @@ impl Repository {
         // Snapshots first: every index file a listed snapshot depends on was
         // written before it, so the index loaded next covers them all.
         let snapshots = self.list_snapshots().await?;
-        let LiveIndex { index, listed, .. } = self.load_live_index().await?;
-        let index = Arc::new(index);
+        let MemoryIndex { index, listed } = self.load_memory_index().await?;
+        let index = Arc::new(BlobMap::from(index));
         let used = self.used_blobs(&index, &snapshots).await?;
         failpoint::reach("prune-loaded");
 
@@ -193,10 +193,13 @@ impl Repository {
         } else {
             rebase::Rebased::default()
         };
-        let used = with_bases(&index, used, &rebased)?;
+        let memory = index
+            .memory()
+            .ok_or_else(|| Error::Internal("prune needs the index in memory".into()))?;
+        let used = with_bases(memory, used, &rebased)?;
         // In range (checked above), so it fits; saturating all the same.
         let delay = i64::try_from(opts.delete_delay.as_nanos()).unwrap_or(i64::MAX);
-        let exported = index.export();
+        let exported = memory.export();
         let packs: Vec<PackUse> =
             exported
                 .packs
@@ -309,7 +312,7 @@ impl Repository {
     /// damaged repository could lose more.
     async fn used_blobs(
         &self,
-        index: &Arc<Index>,
+        index: &Arc<BlobMap>,
         snapshots: &[(crate::id::SnapshotId, Snapshot)],
     ) -> Result<UsedBlobs> {
         let reader = self.blob_reader(index.clone());
@@ -400,7 +403,7 @@ impl Repository {
                             pack: number,
                             entry: e,
                         };
-                        let bases = reader.index().bases(&loc).unwrap_or(&[]).to_vec();
+                        let bases = reader.index().bases(&loc).unwrap_or_default();
                         (e, enc, payload, bases)
                     })
                     .collect();

@@ -20,7 +20,7 @@ use crate::delta;
 use crate::delta::rebase::{self, Rebase, Stored};
 use crate::error::Result;
 use crate::id::{BlobId, PackId, SnapshotId};
-use crate::index::{Index, IndexedPack};
+use crate::index::{BlobMap, IndexedPack};
 use crate::pack::{BlobKind, EncodedBlob};
 use crate::snapshot::{Snapshot, StreamEntry};
 
@@ -40,7 +40,7 @@ pub(super) struct Rebased {
 }
 
 /// How the index stores a data blob now.
-fn stored(index: &Index, id: &BlobId) -> Option<Stored> {
+fn stored(index: &BlobMap, id: &BlobId) -> Option<Stored> {
     let loc = index.get(BlobKind::Data, id)?;
     Some(match index.bases(&loc) {
         Some(bases) => Stored::Delta(bases.to_vec()),

@@ -1,0 +1,511 @@
+//! The blob map backups and restores look blobs up in: the whole in-memory
+//! [`Index`], or the on-disk [`Table`]s of the live index files, searched
+//! together with the same rules (a copy in an unmarked pack first, then a
+//! whole copy over a delta, then the lowest pack id), so the answer never
+//! depends on which one a command holds. With tables, memory is the packs
+//! plus about 1.1 bytes a blob, whatever the repository's size.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use super::table::{Opened, Table};
+use super::{location, BlobLocation, Index, IndexFile, PackInfo, Slot};
+use crate::compress::Encoding;
+use crate::id::{BlobId, PackId};
+use crate::pack::{BlobEntry, BlobKind};
+
+/// Where blobs are looked up.
+pub enum BlobMap {
+    /// Every blob in memory (48 bytes each).
+    Memory(Index),
+    /// The live index files' tables on local disk.
+    Tables(TableSet),
+}
+
+impl From<Index> for BlobMap {
+    fn from(index: Index) -> Self {
+        BlobMap::Memory(index)
+    }
+}
+
+/// The tables of the live index files, with their packs numbered in one
+/// sequence (table after table).
+#[derive(Default)]
+pub struct TableSet {
+    tables: Vec<(PathBuf, Table)>,
+    /// The number of each table's first pack.
+    first_pack: Vec<u32>,
+    packs: Vec<PackInfo>,
+    /// (pack id, number), sorted; a pack listed by two tables has two
+    /// numbers and the same mark under both.
+    by_id: Vec<(PackId, u32)>,
+    /// The first table that failed to read, and why: its lookups answered
+    /// "not found" (so a backup stores the blob again, which loses nothing)
+    /// and the table was removed so the next command builds it again.
+    failure: Mutex<Option<String>>,
+}
+
+/// True when location `a` is preferred over `b` for the same blob.
+fn better(a: &BlobLocation, b: &BlobLocation, packs: &[PackInfo]) -> bool {
+    let rank = |l: &BlobLocation| {
+        let p = &packs[l.pack as usize];
+        (
+            p.marked.is_some(),
+            l.entry.encoding == Encoding::Delta as u8,
+            p.id,
+        )
+    };
+    rank(a) < rank(b)
+}
+
+impl TableSet {
+    /// Adds one live file's table (read from `path`).
+    pub fn push(&mut self, path: PathBuf, opened: Opened) -> Result<(), String> {
+        let first = self.packs.len() as u32;
+        if self.packs.len() + opened.packs.len() >= super::MAX_PACKS {
+            return Err(format!("more than {} packs", super::MAX_PACKS));
+        }
+        self.first_pack.push(first);
+        for (i, p) in opened.packs.iter().enumerate() {
+            self.by_id.push((p.id, first + i as u32));
+        }
+        self.packs.extend(opened.packs);
+        self.tables.push((path, opened.table));
+        Ok(())
+    }
+
+    /// Call once every table is pushed: a pack marked in any table is
+    /// marked in all (its latest mark).
+    pub fn finish(&mut self) {
+        self.by_id.sort_unstable();
+        let mut i = 0;
+        while i < self.by_id.len() {
+            let id = self.by_id[i].0;
+            let end = i + self.by_id[i..].partition_point(|(p, _)| *p == id);
+            if end - i > 1 {
+                let mark = self.by_id[i..end]
+                    .iter()
+                    .filter_map(|(_, n)| self.packs[*n as usize].marked)
+                    .max();
+                for (_, n) in &self.by_id[i..end] {
+                    self.packs[*n as usize].marked = mark;
+                }
+            }
+            i = end;
+        }
+        self.by_id.shrink_to_fit();
+        self.packs.shrink_to_fit();
+    }
+
+    /// The table holding pack number `pack`, and the pack's number in it.
+    fn owner(&self, pack: u32) -> (usize, u32) {
+        let t = self.first_pack.partition_point(|f| *f <= pack) - 1;
+        (t, pack - self.first_pack[t])
+    }
+
+    fn failed(&self, t: usize, e: String) {
+        let path = &self.tables[t].0;
+        let _ = std::fs::remove_file(path);
+        let mut failure = self.failure.lock().expect("failure lock");
+        failure.get_or_insert_with(|| format!("index table {}: {e}", path.display()));
+    }
+
+    fn get(&self, kind: BlobKind, id: &BlobId) -> Option<BlobLocation> {
+        let mut best: Option<BlobLocation> = None;
+        for (t, (_, table)) in self.tables.iter().enumerate() {
+            match table.find(kind as u8, &id.0) {
+                Ok(Some(s)) => {
+                    let local = s.pack_kind_enc & 0x00ff_ffff;
+                    if local >= table.pack_count() {
+                        self.failed(t, format!("a slot names pack {local}"));
+                        continue;
+                    }
+                    let loc = location(&Slot {
+                        pack_kind_enc: (s.pack_kind_enc & 0xff00_0000)
+                            | (self.first_pack[t] + local),
+                        ..s
+                    });
+                    if best.is_none_or(|b| better(&loc, &b, &self.packs)) {
+                        best = Some(loc);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => self.failed(t, e),
+            }
+        }
+        best
+    }
+
+    fn bases(&self, loc: &BlobLocation) -> Option<Vec<BlobId>> {
+        let (t, local) = self.owner(loc.pack);
+        match self.tables[t].1.bases(&loc.entry.id.0, local) {
+            Ok(found) => found,
+            Err(e) => {
+                self.failed(t, e);
+                None
+            }
+        }
+    }
+
+    fn blobs_in(&self, pack: u32) -> Vec<BlobEntry> {
+        let (t, local) = self.owner(pack);
+        let slots = match self.tables[t].1.slots() {
+            Ok(s) => s,
+            Err(e) => {
+                self.failed(t, e);
+                return Vec::new();
+            }
+        };
+        let mut found: Vec<BlobEntry> = slots
+            .iter()
+            .map(location)
+            .filter(|l| l.pack == local)
+            .map(|l| l.entry)
+            .collect();
+        found.sort_by_key(|e| e.offset);
+        found
+    }
+
+    /// Every table read back into one in-memory index (for a full index
+    /// rewrite: as much memory as the in-memory index).
+    fn to_index(&self) -> Result<Index, String> {
+        let mut index = Index::default();
+        for (t, (_, table)) in self.tables.iter().enumerate() {
+            let first = self.first_pack[t] as usize;
+            let packs = &self.packs[first..first + table.pack_count() as usize];
+            index.add_file(&table.to_file(packs)?)?;
+        }
+        index.finish();
+        Ok(index)
+    }
+
+    /// Number of tables.
+    pub fn len(&self) -> usize {
+        self.tables.len()
+    }
+
+    /// True when no table is open.
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+    }
+}
+
+impl BlobMap {
+    /// The in-memory index, if this map is one.
+    pub fn memory(&self) -> Option<&Index> {
+        match self {
+            BlobMap::Memory(index) => Some(index),
+            BlobMap::Tables(_) => None,
+        }
+    }
+
+    /// Looks a blob of `kind` up.
+    pub fn get(&self, kind: BlobKind, id: &BlobId) -> Option<BlobLocation> {
+        match self {
+            BlobMap::Memory(index) => index.get(kind, id),
+            BlobMap::Tables(set) => set.get(kind, id),
+        }
+    }
+
+    /// True when the blob is stored (possibly only in a marked pack).
+    pub fn contains(&self, kind: BlobKind, id: &BlobId) -> bool {
+        self.get(kind, id).is_some()
+    }
+
+    /// The blob's location if it is in a pack not marked for deletion: the
+    /// only locations a backup may deduplicate against.
+    pub fn get_usable(&self, kind: BlobKind, id: &BlobId) -> Option<BlobLocation> {
+        self.get(kind, id)
+            .filter(|l| self.pack(l.pack).marked.is_none())
+    }
+
+    /// The bases of a delta blob at `loc`, in order; `None` for a blob that
+    /// is not a delta.
+    pub fn bases(&self, loc: &BlobLocation) -> Option<Vec<BlobId>> {
+        match self {
+            BlobMap::Memory(index) => index.bases(loc).map(<[BlobId]>::to_vec),
+            BlobMap::Tables(set) => set.bases(loc),
+        }
+    }
+
+    /// The pack with a given number.
+    pub fn pack(&self, n: u32) -> &PackInfo {
+        match self {
+            BlobMap::Memory(index) => index.pack(n),
+            BlobMap::Tables(set) => &set.packs[n as usize],
+        }
+    }
+
+    /// The number of a pack, if known.
+    pub fn pack_number(&self, id: &PackId) -> Option<u32> {
+        match self {
+            BlobMap::Memory(index) => index.pack_number(id),
+            BlobMap::Tables(set) => set
+                .by_id
+                .binary_search_by(|(p, _)| p.cmp(id))
+                .ok()
+                .map(|i| set.by_id[i].1),
+        }
+    }
+
+    /// Number of packs known.
+    pub fn pack_count(&self) -> usize {
+        match self {
+            BlobMap::Memory(index) => index.pack_count(),
+            BlobMap::Tables(set) => set.packs.len(),
+        }
+    }
+
+    /// The blobs pack number `pack` holds, in pack order.
+    pub fn blobs_in(&self, pack: u32) -> Vec<BlobEntry> {
+        match self {
+            BlobMap::Memory(index) => index.blobs_in(pack),
+            BlobMap::Tables(set) => set.blobs_in(pack),
+        }
+    }
+
+    /// Every pack and blob as one index file (for a full rewrite).
+    pub fn export(&self) -> Result<IndexFile, String> {
+        match self {
+            BlobMap::Memory(index) => Ok(index.export()),
+            BlobMap::Tables(set) => Ok(set.to_index()?.export()),
+        }
+    }
+
+    /// Why a table failed to read, if one did (its lookups answered "not
+    /// found"; the table is gone and the next command builds it again).
+    pub fn failure(&self) -> Option<String> {
+        match self {
+            BlobMap::Memory(_) => None,
+            BlobMap::Tables(set) => set.failure.lock().expect("failure lock").clone(),
+        }
+    }
+
+    /// Heap bytes held by the map.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            BlobMap::Memory(index) => index.heap_bytes(),
+            BlobMap::Tables(set) => {
+                set.tables
+                    .iter()
+                    .map(|(_, t)| t.heap_bytes())
+                    .sum::<usize>()
+                    + set.packs.capacity() * std::mem::size_of::<PackInfo>()
+                    + set.by_id.capacity() * 36
+            }
+        }
+    }
+
+    /// The map of the live index files' tables, each with the path it was
+    /// opened from.
+    pub fn from_tables(tables: Vec<(PathBuf, Opened)>) -> Result<Self, String> {
+        let mut set = TableSet::default();
+        for (path, opened) in tables {
+            set.push(path, opened)?;
+        }
+        set.finish();
+        Ok(BlobMap::Tables(set))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::MasterKey;
+    use crate::id::IndexId;
+    use crate::index::{write_table, DeltaBases, IndexedPack, MarkedPack, Table};
+
+    fn blob(n: u32, kind: u8, encoding: u8, offset: u32) -> BlobEntry {
+        BlobEntry {
+            kind,
+            encoding,
+            id: BlobId(*blake3::hash(&n.to_le_bytes()).as_bytes()),
+            offset,
+            length: 100 + n,
+            raw_length: 200 + n,
+        }
+    }
+
+    /// `n` packs of `per` data blobs numbered from `first`; every third
+    /// blob a delta against the blob before it.
+    fn packs(tag: u8, first: u32, n: u32, per: u32) -> Vec<IndexedPack> {
+        (0..n)
+            .map(|p| {
+                let blobs: Vec<BlobEntry> = (0..per)
+                    .map(|b| {
+                        let k = first + p * per + b;
+                        blob(k, 0, if k % 3 == 2 { 2 } else { 1 }, 37 + 400 * b)
+                    })
+                    .collect();
+                let bases = blobs
+                    .iter()
+                    .filter(|b| b.encoding == 2)
+                    .map(|b| DeltaBases {
+                        id: b.id,
+                        bases: vec![blob(0, 0, 1, 0).id],
+                    })
+                    .collect();
+                IndexedPack {
+                    id: PackId([tag.wrapping_add(p as u8); 32]),
+                    salt: [tag; 32],
+                    size: 1 << 20,
+                    blobs,
+                    bases,
+                }
+            })
+            .collect()
+    }
+
+    struct Dir(std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn dir(name: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!("coffer-tables-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Dir(d)
+    }
+
+    fn tables(key: &MasterKey, dir: &Dir, files: &[(IndexId, IndexFile)]) -> BlobMap {
+        let opened = files
+            .iter()
+            .map(|(id, f)| {
+                let path = dir.0.join(id.to_hex());
+                write_table(&path, key, *id, f).unwrap();
+                let o = Table::open(&path, key, *id).unwrap();
+                assert_eq!(o.supersedes, f.supersedes);
+                assert_eq!(o.blob_count, f.blob_count());
+                (path, o)
+            })
+            .collect();
+        BlobMap::from_tables(opened).unwrap()
+    }
+
+    fn memory(files: &[(IndexId, IndexFile)]) -> BlobMap {
+        let mut index = Index::default();
+        for (_, f) in files {
+            index.add_file(f).unwrap();
+        }
+        index.finish();
+        BlobMap::Memory(index)
+    }
+
+    /// Two files: a full one of 60 packs (so tables span many blocks) with
+    /// one marked pack, and a small one that lists some of the same blobs
+    /// again (a whole copy of a delta, a copy in an unmarked pack) and one
+    /// pack of the first again, marked.
+    fn two_files() -> Vec<(IndexId, IndexFile)> {
+        let mut full = IndexFile {
+            packs: packs(1, 0, 60, 40),
+            ..IndexFile::default()
+        };
+        let marked = full.packs.remove(7);
+        full.marked.push(MarkedPack {
+            marked_unix_ns: 5,
+            pack: marked.clone(),
+        });
+        let mut small = IndexFile {
+            supersedes: vec![IndexId([9; 32])],
+            packs: packs(200, 0, 1, 40),
+            ..IndexFile::default()
+        };
+        // Whole copies of every blob of pack 0 (some are deltas there).
+        for b in &mut small.packs[0].blobs {
+            b.encoding = 1;
+        }
+        small.packs[0].bases.clear();
+        // The marked pack's blobs again, unmarked elsewhere.
+        small.packs.push(IndexedPack {
+            id: PackId([250; 32]),
+            ..marked.clone()
+        });
+        // A pack of the full file marked by the small one.
+        small.marked.push(MarkedPack {
+            marked_unix_ns: 9,
+            pack: full.packs[3].clone(),
+        });
+        vec![(IndexId([1; 32]), full), (IndexId([2; 32]), small)]
+    }
+
+    #[test]
+    fn tables_answer_every_lookup_as_the_memory_index_does() {
+        let key = MasterKey::generate();
+        let d = dir("same");
+        let files = two_files();
+        let (mem, tab) = (memory(&files), tables(&key, &d, &files));
+        for n in 0..2500 {
+            for kind in [BlobKind::Data, BlobKind::Tree] {
+                let id = blob(n, 1, 1, 0).id;
+                let (m, t) = (mem.get(kind, &id), tab.get(kind, &id));
+                // Pack numbers differ; the pack and entry must not.
+                assert_eq!(
+                    m.map(|l| (mem.pack(l.pack).clone(), l.entry)),
+                    t.map(|l| (tab.pack(l.pack).clone(), l.entry)),
+                    "blob {n}"
+                );
+                let usable = |map: &BlobMap| map.get_usable(kind, &id).map(|l| map.pack(l.pack).id);
+                assert_eq!(usable(&mem), usable(&tab), "blob {n}");
+                if let (Some(m), Some(t)) = (m, t) {
+                    assert_eq!(mem.bases(&m), tab.bases(&t), "blob {n}");
+                    if n % 97 != 0 {
+                        continue;
+                    }
+                    let ids = |map: &BlobMap, p: u32| {
+                        map.blobs_in(p).iter().map(|e| e.id).collect::<Vec<_>>()
+                    };
+                    assert!(ids(&tab, t.pack).contains(&id));
+                    assert!(ids(&mem, m.pack).len() <= ids(&tab, t.pack).len());
+                }
+            }
+        }
+        for f in &files {
+            for p in f.1.packs.iter().chain(f.1.marked.iter().map(|m| &m.pack)) {
+                let marked = |map: &BlobMap| map.pack_number(&p.id).map(|n| map.pack(n).marked);
+                assert_eq!(marked(&mem), marked(&tab));
+            }
+        }
+        let sorted = |mut f: IndexFile| {
+            f.packs.sort_by_key(|p| p.id);
+            f.marked.sort_by_key(|m| m.pack.id);
+            f
+        };
+        assert_eq!(sorted(mem.export().unwrap()), sorted(tab.export().unwrap()));
+        assert!(tab.failure().is_none());
+        assert!(tab.heap_bytes() < mem.heap_bytes());
+    }
+
+    #[test]
+    fn a_damaged_or_foreign_table_is_refused() {
+        let key = MasterKey::generate();
+        let d = dir("damaged");
+        let files = two_files();
+        let (id, file) = &files[0];
+        let path = d.0.join("t");
+        write_table(&path, &key, *id, file).unwrap();
+        // Another file's name, or another repository's key.
+        assert!(Table::open(&path, &key, IndexId([3; 32])).is_err());
+        assert!(Table::open(&path, &MasterKey::generate(), *id).is_err());
+        // Truncated by one block.
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 4112]).unwrap();
+        assert!(Table::open(&path, &key, *id).is_err());
+        // One byte flipped in a block: the header opens, the lookup in that
+        // block fails, answers "not found", names the table and removes it.
+        let mut bad = bytes.clone();
+        let header_len = u32::from_le_bytes(bytes[37..41].try_into().unwrap()) as usize;
+        bad[41 + header_len + 5 * 4112 + 7] ^= 1;
+        std::fs::write(&path, &bad).unwrap();
+        let opened = Table::open(&path, &key, *id).unwrap();
+        let map = BlobMap::from_tables(vec![(path.clone(), opened)]).unwrap();
+        let found = (0..2400)
+            .filter(|&n| map.get(BlobKind::Data, &blob(n, 1, 1, 0).id).is_some())
+            .count();
+        assert!(found < 2400 - 40, "{found}");
+        assert!(map.failure().unwrap().contains("does not verify"));
+        assert!(!path.exists());
+    }
+}
