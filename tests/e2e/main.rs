@@ -49,6 +49,7 @@ mod full_disk;
 mod garbage_server;
 mod golden;
 mod hostile_storage;
+mod index_tables;
 mod inspect;
 mod json;
 mod keys;

@@ -375,7 +375,7 @@ mod tests {
             .iter()
             .map(|(id, f)| {
                 let path = dir.0.join(id.to_hex());
-                write_table(&path, key, *id, f).unwrap();
+                write_table(&path, key, *id, f.clone()).unwrap();
                 let o = Table::open(&path, key, *id).unwrap();
                 assert_eq!(o.supersedes, f.supersedes);
                 assert_eq!(o.blob_count, f.blob_count());
@@ -485,7 +485,7 @@ mod tests {
         let files = two_files();
         let (id, file) = &files[0];
         let path = d.0.join("t");
-        write_table(&path, &key, *id, file).unwrap();
+        write_table(&path, &key, *id, file.clone()).unwrap();
         // Another file's name, or another repository's key.
         assert!(Table::open(&path, &key, IndexId([3; 32])).is_err());
         assert!(Table::open(&path, &MasterKey::generate(), *id).is_err());
@@ -493,13 +493,21 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 4112]).unwrap();
         assert!(Table::open(&path, &key, *id).is_err());
-        // One byte flipped in a block: the header opens, the lookup in that
-        // block fails, answers "not found", names the table and removes it.
+        // One byte flipped in a block: refused at open.
         let mut bad = bytes.clone();
         let header_len = u32::from_le_bytes(bytes[37..41].try_into().unwrap()) as usize;
         bad[41 + header_len + 5 * 4112 + 7] ^= 1;
         std::fs::write(&path, &bad).unwrap();
+        assert!(Table::open(&path, &key, *id)
+            .err()
+            .unwrap()
+            .contains("block 5 does not verify"));
+        // Flipped after opening (the same file rewritten in place): the
+        // lookups in that block fail, answer "not found", and the failure
+        // names the table, which is removed.
+        std::fs::write(&path, &bytes).unwrap();
         let opened = Table::open(&path, &key, *id).unwrap();
+        std::fs::write(&path, &bad).unwrap();
         let map = BlobMap::from_tables(vec![(path.clone(), opened)]).unwrap();
         let found = (0..2400)
             .filter(|&n| map.get(BlobKind::Data, &blob(n, 1, 1, 0).id).is_some())

@@ -251,8 +251,16 @@ pub(super) fn locate(
         BlobKind::Tree => "tree blob",
         BlobKind::Sketch => "sketch blob",
     };
-    let loc = index.get(kind, id).ok_or_else(|| Error::Missing {
-        object: format!("{what} {id}"),
+    let loc = index.get(kind, id).ok_or_else(|| match index.failure() {
+        // The local table was damaged, not the repository: say so (the
+        // table is gone, so running the command again builds it anew).
+        Some(failure) => Error::corrupt(
+            format!("{what} {id}"),
+            format!("not found because {failure}; it has been removed, run the command again"),
+        ),
+        None => Error::Missing {
+            object: format!("{what} {id}"),
+        },
     })?;
     if size.is_some_and(|s| s != loc.entry.raw_length as u64) {
         return Err(Error::corrupt(

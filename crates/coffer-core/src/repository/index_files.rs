@@ -203,7 +203,7 @@ impl Repository {
         let file = self.read_index_file(name.clone(), true).await?;
         let built = {
             let path = path.clone();
-            blocking(move || crate::index::write_table(&path, &key, id, &file)).await
+            blocking(move || crate::index::write_table(&path, &key, id, file)).await
         };
         match built {
             Ok(()) => Ok(blocking(open).await.ok()),

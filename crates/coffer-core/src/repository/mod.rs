@@ -27,6 +27,7 @@ mod pipe;
 mod prune;
 mod read_ahead;
 mod restore;
+mod simulate;
 mod sketches;
 
 pub use backup::{
@@ -38,6 +39,7 @@ pub use lock::{UnlockReport, LOCK_REFRESH, LOCK_STALE};
 pub use passwords::KeyInfo;
 pub use prune::{MaxUnused, PruneOptions, PruneReport, DEFAULT_DELETE_DELAY, DEFAULT_MAX_UNUSED};
 pub use restore::{RestoreSummary, Restorer};
+pub use simulate::{Simulated, BLOBS_PER_PACK};
 
 pub(crate) use index_files::{LiveIndex, MemoryIndex};
 

@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt;
+
 use super::super::blobs::BlobReader;
 use crate::backend::Kind;
 use crate::compress::{self, Encoding};
@@ -28,11 +30,6 @@ const STORED_SLACK_MS: i64 = 2_000;
 /// for the (rare) burst of backups stored in the same seconds.
 const SLACK_READS: usize = 4;
 
-/// Snapshots read, newest stored first, when looking for the previous
-/// version of a stream: past this many, the stream has no recent version
-/// from this host and its chunks are stored whole.
-pub(crate) const PREVIOUS_SEARCH: usize = 256;
-
 impl Repository {
     /// For each of `names`, the newest earlier version (by snapshot time)
     /// backed up from `host`, if it has a sketch: where its next version
@@ -51,7 +48,17 @@ impl Repository {
         // stored within STORED_SLACK_MS of the one found may still be newer.
         let mut found: Vec<Option<(i64, i64, StreamEntry)>> = vec![None; names.len()];
         let mut extra = 0;
-        for (name, stored_ms, _) in listed.into_iter().take(PREVIOUS_SEARCH) {
+        // Every snapshot may have to be read: a bucket shared by hundreds
+        // of databases stores hundreds of other hosts' snapshots between
+        // two of this one's. Read newest stored first, several at once
+        // (from the cache when it has them), until every stream is found.
+        let mut reads = futures::stream::iter(listed)
+            .map(|(name, stored_ms, _)| async move {
+                Ok::<_, Error>((stored_ms, self.read_snapshot(name, true).await?.1))
+            })
+            .buffered(crate::repository::METADATA_CONCURRENCY);
+        while let Some(read) = reads.next().await {
+            let (stored_ms, snap) = read?;
             if found.iter().all(Option::is_some) {
                 let settled = found
                     .iter()
@@ -62,7 +69,6 @@ impl Repository {
                 }
                 extra += 1;
             }
-            let (_, snap) = self.read_snapshot(name, true).await?;
             if snap.host != host {
                 continue;
             }
@@ -216,4 +222,58 @@ pub(crate) fn encode_new(
             Vec::new()
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::id::BlobId;
+    use crate::repository::memory_repo;
+    use crate::snapshot::{Snapshot, StreamEntry};
+    use crate::tree::TreeEntry;
+
+    fn snapshot(host: &str, time: i64, name: &str) -> Snapshot {
+        Snapshot {
+            time_unix_ns: time,
+            utc_offset_s: 0,
+            host: host.into(),
+            user: "u".into(),
+            tags: vec![],
+            program_version: "test".into(),
+            streams: vec![StreamEntry {
+                name: name.into(),
+                root: BlobId([1; 32]),
+                size: 10,
+                chunks: 1,
+                stored_size: 10,
+                added_size: 10,
+                sketch: Some(TreeEntry {
+                    id: BlobId([time as u8; 32]),
+                    size: 10,
+                }),
+            }],
+        }
+    }
+
+    /// A bucket shared by many databases: hundreds of other hosts' backups
+    /// were stored since this host's last one. Its previous version is
+    /// still found (it once was not, past 256 snapshots, and the night was
+    /// stored whole).
+    #[tokio::test]
+    async fn the_previous_version_is_found_behind_many_other_hosts_snapshots() {
+        let repo = memory_repo().await;
+        repo.write_snapshot(&snapshot("db-host", 1_000, "app.sql"))
+            .await
+            .unwrap();
+        for i in 0..300 {
+            let other = snapshot(&format!("other-{i}"), 2_000 + i, "app.sql");
+            repo.write_snapshot(&other).await.unwrap();
+        }
+        let names = vec!["app.sql".to_string(), "gone.sql".to_string()];
+        let found = repo.previous_versions("db-host", &names).await.unwrap();
+        assert_eq!(
+            found[0].as_ref().unwrap().sketch.unwrap().id,
+            BlobId([1_000i64 as u8; 32])
+        );
+        assert!(found[1].is_none());
+    }
 }
