@@ -36,9 +36,9 @@ pub struct TableSet {
     /// The number of each table's first pack.
     first_pack: Vec<u32>,
     packs: Vec<PackInfo>,
-    /// (pack id, number), sorted; a pack listed by two tables has two
+    /// Pack numbers sorted by pack id; a pack listed by two tables has two
     /// numbers and the same mark under both.
-    by_id: Vec<(PackId, u32)>,
+    by_id: Vec<u32>,
     /// The first table that failed to read, and why: its lookups answered
     /// "not found" (so a backup stores the blob again, which loses nothing)
     /// and the table was removed so the next command builds it again.
@@ -66,9 +66,7 @@ impl TableSet {
             return Err(format!("more than {} packs", super::MAX_PACKS));
         }
         self.first_pack.push(first);
-        for (i, p) in opened.packs.iter().enumerate() {
-            self.by_id.push((p.id, first + i as u32));
-        }
+        self.by_id.extend(first..first + opened.packs.len() as u32);
         self.packs.extend(opened.packs);
         self.tables.push((path, opened.table));
         Ok(())
@@ -77,21 +75,22 @@ impl TableSet {
     /// Call once every table is pushed: a pack marked in any table is
     /// marked in all (its latest mark).
     pub fn finish(&mut self) {
-        self.by_id.sort_unstable();
-        let mut i = 0;
-        while i < self.by_id.len() {
-            let id = self.by_id[i].0;
-            let end = i + self.by_id[i..].partition_point(|(p, _)| *p == id);
-            if end - i > 1 {
-                let mark = self.by_id[i..end]
-                    .iter()
-                    .filter_map(|(_, n)| self.packs[*n as usize].marked)
-                    .max();
-                for (_, n) in &self.by_id[i..end] {
-                    self.packs[*n as usize].marked = mark;
-                }
+        let packs = &mut self.packs;
+        self.by_id
+            .sort_unstable_by_key(|&n| (packs[n as usize].id, n));
+        let marks: Vec<(Vec<u32>, Option<i64>)> = self
+            .by_id
+            .chunk_by(|&a, &b| packs[a as usize].id == packs[b as usize].id)
+            .filter(|same| same.len() > 1)
+            .map(|same| {
+                let mark = same.iter().filter_map(|&n| packs[n as usize].marked).max();
+                (same.to_vec(), mark)
+            })
+            .collect();
+        for (same, mark) in marks {
+            for n in same {
+                packs[n as usize].marked = mark;
             }
-            i = end;
         }
         self.by_id.shrink_to_fit();
         self.packs.shrink_to_fit();
@@ -240,11 +239,14 @@ impl BlobMap {
     pub fn pack_number(&self, id: &PackId) -> Option<u32> {
         match self {
             BlobMap::Memory(index) => index.pack_number(id),
-            BlobMap::Tables(set) => set
-                .by_id
-                .binary_search_by(|(p, _)| p.cmp(id))
-                .ok()
-                .map(|i| set.by_id[i].1),
+            BlobMap::Tables(set) => {
+                let packs = &set.packs;
+                let i = set.by_id.partition_point(|&n| packs[n as usize].id < *id);
+                set.by_id
+                    .get(i)
+                    .copied()
+                    .filter(|&n| packs[n as usize].id == *id)
+            }
         }
     }
 
@@ -291,7 +293,7 @@ impl BlobMap {
                     .map(|(_, t)| t.heap_bytes())
                     .sum::<usize>()
                     + set.packs.capacity() * std::mem::size_of::<PackInfo>()
-                    + set.by_id.capacity() * 36
+                    + set.by_id.capacity() * 4
             }
         }
     }
@@ -476,6 +478,34 @@ mod tests {
         assert_eq!(sorted(mem.export().unwrap()), sorted(tab.export().unwrap()));
         assert!(tab.failure().is_none());
         assert!(tab.heap_bytes() < mem.heap_bytes());
+    }
+
+    /// Blocks are keyed in memory by 8 bytes of the id: ids that share
+    /// them across several blocks are all still found.
+    #[test]
+    fn ids_sharing_their_first_bytes_over_many_blocks_are_found() {
+        let key = MasterKey::generate();
+        let d = dir("prefix");
+        let mut pack = packs(3, 0, 1, 400).remove(0);
+        pack.bases.clear();
+        for (i, b) in pack.blobs.iter_mut().enumerate() {
+            b.encoding = 1;
+            // Every third id shares the prefix of its neighbours' block.
+            if i % 3 != 0 {
+                b.id.0[..8].copy_from_slice(&[0x77; 8]);
+            }
+        }
+        let file = IndexFile {
+            packs: vec![pack.clone()],
+            ..IndexFile::default()
+        };
+        let tab = tables(&key, &d, &[(IndexId([4; 32]), file)]);
+        for b in &pack.blobs {
+            assert_eq!(tab.get(BlobKind::Data, &b.id).map(|l| l.entry), Some(*b));
+            let mut absent = b.id;
+            absent.0[31] ^= 1;
+            assert!(tab.get(BlobKind::Data, &absent).is_none());
+        }
     }
 
     #[test]

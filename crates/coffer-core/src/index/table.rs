@@ -61,8 +61,8 @@ struct Header {
     blob_count: u64,
     packs: Vec<TablePack>,
     slots: u64,
-    /// The first slot key (id, kind) of each slot block.
-    slot_keys: Vec<([u8; 32], u8)>,
+    /// The first 8 bytes (big-endian) of the first id of each slot block.
+    slot_keys: Vec<u64>,
     deltas: u64,
     /// The first (id, pack) of each delta block.
     delta_keys: Vec<([u8; 32], u32)>,
@@ -89,11 +89,16 @@ pub struct Table {
     aad: Vec<u8>,
     data_start: u64,
     slots: u64,
-    slot_keys: Vec<([u8; 32], u8)>,
+    slot_keys: Vec<u64>,
     deltas: u64,
     delta_keys: Vec<([u8; 32], u32)>,
     bloom: Bloom,
     pack_count: u32,
+}
+
+/// What slot blocks are keyed by in memory: an id's first 8 bytes.
+fn id_prefix(id: &[u8; 32]) -> u64 {
+    u64::from_be_bytes(id[..8].try_into().expect("8 bytes"))
 }
 
 fn nonce(block: u64) -> [u8; NONCE_LEN] {
@@ -225,7 +230,7 @@ pub fn write(
             .slots
             .iter()
             .step_by(SLOTS_PER_BLOCK)
-            .map(|s| (s.id, (s.pack_kind_enc >> 28) as u8))
+            .map(|s| id_prefix(&s.id))
             .collect(),
         deltas: index.deltas.len() as u64,
         delta_keys: index
@@ -394,7 +399,7 @@ impl Table {
 
     /// Heap bytes held by the in-memory part.
     pub fn heap_bytes(&self) -> usize {
-        self.bloom.heap_bytes() + self.slot_keys.capacity() * 33 + self.delta_keys.capacity() * 36
+        self.bloom.heap_bytes() + self.slot_keys.capacity() * 8 + self.delta_keys.capacity() * 36
     }
 
     /// Reads and opens block `n` (slot blocks first, then delta blocks).
@@ -421,16 +426,25 @@ impl Table {
             return Ok(None);
         }
         let key = (*id, kind);
-        let b = self.slot_keys.partition_point(|k| *k <= key);
-        if b == 0 {
-            return Ok(None);
-        }
-        let slots = self.slot_block(b - 1)?;
         let key_of = |s: &Slot| (s.id, (s.pack_kind_enc >> 28) as u8);
-        Ok(slots
-            .binary_search_by(|s| key_of(s).cmp(&key))
-            .ok()
-            .map(|i| slots[i]))
+        // The blob can only be in the last block whose first key is not
+        // above it. Block keys keep 8 bytes of the id, so the blocks whose
+        // key equals the id's are tried from the last down (almost always
+        // none or one), then the one before them.
+        let p = id_prefix(id);
+        let first = self.slot_keys.partition_point(|k| *k < p);
+        let end = self.slot_keys.partition_point(|k| *k <= p);
+        for b in (first.saturating_sub(1)..end).rev() {
+            let slots = self.slot_block(b)?;
+            if slots.first().is_some_and(|s| key_of(s) > key) {
+                continue;
+            }
+            return Ok(slots
+                .binary_search_by(|s| key_of(s).cmp(&key))
+                .ok()
+                .map(|i| slots[i]));
+        }
+        Ok(None)
     }
 
     /// Every slot, in key order (a read of the whole table).
