@@ -30,6 +30,9 @@ const STORED_SLACK_MS: i64 = 2_000;
 /// for the (rare) burst of backups stored in the same seconds.
 const SLACK_READS: usize = 4;
 
+/// Snapshots read one at a time before reading several at once.
+const SEQUENTIAL_READS: usize = 8;
+
 impl Repository {
     /// For each of `names`, the newest earlier version (by snapshot time)
     /// backed up from `host`, if it has a sketch: where its next version
@@ -50,15 +53,23 @@ impl Repository {
         let mut extra = 0;
         // Every snapshot may have to be read: a bucket shared by hundreds
         // of databases stores hundreds of other hosts' snapshots between
-        // two of this one's. Read newest stored first, several at once
-        // (from the cache when it has them), until every stream is found.
-        let mut reads = futures::stream::iter(listed)
-            .map(|(name, stored_ms, _)| async move {
-                Ok::<_, Error>((stored_ms, self.read_snapshot(name, true).await?.1))
-            })
-            .buffered(crate::repository::METADATA_CONCURRENCY);
-        while let Some(read) = reads.next().await {
-            let (stored_ms, snap) = read?;
+        // two of this one's. Read newest stored first (from the cache when
+        // it has them) until every stream is found: the first few one at a
+        // time, where the previous version almost always is, so no read is
+        // wasted; past them several at once.
+        let read = |(name, _, _): (String, i64, u64)| async move {
+            Ok::<_, Error>(self.read_snapshot(name, true).await?.1)
+        };
+        let stored_times: Vec<i64> = listed.iter().map(|(_, t, _)| *t).collect();
+        let rest = listed.split_off(listed.len().min(SEQUENTIAL_READS));
+        let mut reads = std::pin::pin!(futures::stream::iter(listed).then(read).chain(
+            futures::stream::iter(rest)
+                .map(read)
+                .buffered(crate::repository::METADATA_CONCURRENCY),
+        ));
+        // When each was stored, known from the listing before it is read.
+        for stored_ms in stored_times {
+            // Whether to read it at all is decided before reading it.
             if found.iter().all(Option::is_some) {
                 let settled = found
                     .iter()
@@ -69,6 +80,10 @@ impl Repository {
                 }
                 extra += 1;
             }
+            let Some(read) = reads.next().await else {
+                break;
+            };
+            let snap = read?;
             if snap.host != host {
                 continue;
             }
