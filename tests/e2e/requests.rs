@@ -132,9 +132,47 @@ fn the_metadata_cache_saves_downloads_and_survives_damage(store: Store) {
     assert_eq!(gets(&["-v", "snapshots"]), 2);
 }
 
+/// Days of changes leave the newest dump's chunks spread over many packs,
+/// the stream returning to each again and again. A restore plans its reads
+/// over a window of the stream (4 MiB of stored bytes, more than this
+/// whole dump) and reads each pack range the window needs once, not once
+/// per return (it made 145 GETs for 11 packs on such a repository).
+fn a_restore_of_chunks_spread_over_many_packs_reads_each_pack_once(store: Store) {
+    let repo = TestRepo::new_on(store);
+    let mut stream = dump_like(8_000_000, Change::None);
+    repo.backup(&stream, &["--delta", "off"]);
+    for day in 2..=6u64 {
+        for k in 0..10 {
+            let at = (k * 10 + day as usize) * 70_000;
+            stream.splice(at..at + 50_000, noise(50_000, day * 100 + k as u64));
+        }
+        repo.backup(&stream, &["--delta", "off"]);
+    }
+    let out = repo.run(&["-vv", "restore", "latest"], b"");
+    assert!(out.stdout == stream);
+    let err = coffer_e2e::stderr(&out);
+    // Six data packs, each read once (the stream visits them 40 times).
+    let data_packs = 6;
+    let reads: u64 = err
+        .split(" ranged reads")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no read count: {err}"));
+    assert!(reads <= data_packs, "{reads} reads: {err}");
+    // Besides them: config, key file, index file, snapshot, tree packs.
+    let packs = repo.objects("data").len() as u64;
+    let gets = count_in_verbose(&err, "GET");
+    assert!(
+        gets <= packs + 4,
+        "{gets} GETs for {packs} packs on {store:?}: {err}"
+    );
+}
+
 on_every_store!(
     a_next_day_backup_after_100_snapshots_makes_few_requests,
     a_restore_makes_one_get_per_pack_it_touches,
+    a_restore_of_chunks_spread_over_many_packs_reads_each_pack_once,
     the_metadata_cache_saves_downloads_and_survives_damage
 );
 

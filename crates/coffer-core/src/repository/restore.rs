@@ -13,16 +13,26 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::StreamExt;
 
-use super::blobs::{BlobReader, PackRead};
+use super::blobs::{push_read, BlobReader, PackRead};
 use super::Repository;
 use crate::error::{Error, Result};
 use crate::id::BlobId;
+use crate::index::BlobLocation;
 use crate::pack::{BlobEntry, BlobKind};
 use crate::snapshot::StreamEntry;
 use crate::tree::{Step, TreeNode, TreeWalker};
 
-/// Reads whose GET is started ahead of the one being consumed.
-const FETCH_AHEAD: usize = 3;
+/// GETs in flight at once.
+const FETCH_AHEAD: usize = 4;
+/// Sealed bytes of the stream planned together: each pack range a window
+/// needs is read once, however often the stream returns to that pack.
+const WINDOW_BYTES: u64 = 4 * 1024 * 1024;
+/// Chunks in a window at most.
+const WINDOW_BLOBS: usize = 4096;
+/// Windows fetched or being decoded at once (so at most about four times
+/// [`WINDOW_BYTES`] of sealed bytes are held: a window may run on to the
+/// end of a pack, up to twice its size).
+const WINDOWS_AHEAD: usize = 2;
 /// Sealed bytes opened together on rayon.
 const DECODE_BATCH: u64 = 1024 * 1024;
 /// Plaintext bytes a batch may decode to: a delta's plaintext can be fifty
@@ -91,17 +101,19 @@ impl Restorer {
             })
             .expect("spawn writer thread");
 
-        let (read_tx, read_rx) = tokio::sync::mpsc::channel::<PackRead>(FETCH_AHEAD);
-        let plan = plan_reads(reader, stream, read_tx);
-        let fetch = fetch_and_decode(reader, read_rx, write_tx);
-        let result = tokio::try_join!(plan, fetch);
+        let (window_tx, window_rx) = tokio::sync::mpsc::channel::<Window>(1);
+        let (fetching_tx, fetching_rx) = tokio::sync::mpsc::channel::<Fetching>(1);
+        let plan = plan_reads(reader, stream, window_tx);
+        let fetch = fetch_windows(reader, window_rx, fetching_tx);
+        let decode = decode_windows(reader, fetching_rx, write_tx);
+        let result = tokio::try_join!(plan, fetch, decode);
         // The writer's error (closed pipe, full disk) is the root cause of a
         // failed hand-over, so it takes precedence.
         let written = written_rx
             .await
             .map_err(|_| Error::Output(std::io::Error::other("writer thread panicked")))?;
         let bytes = written.map_err(Error::Output)?;
-        let ((blobs, data_reads), ()) = result?;
+        let ((blobs, data_reads), (), ()) = result?;
         if bytes != stream.size {
             return Err(Error::corrupt(
                 format!("stream {:?}", stream.name),
@@ -133,18 +145,68 @@ fn write_all<W: Write>(
     Ok(n)
 }
 
-/// Walks the tree and sends coalesced reads in stream order; returns the
-/// number of data blobs.
+/// The reads of one window of the stream: each pack range its chunks need,
+/// once, and the chunks in stream order as (read, blob) positions.
+#[derive(Debug, PartialEq, Eq)]
+struct Window {
+    reads: Vec<PackRead>,
+    order: Vec<(usize, usize)>,
+}
+
+/// Plans a window (pure): the distinct blobs of each pack, in pack order,
+/// coalesced into reads as [`push_read`] joins them; packs in the order the
+/// stream first needs them. A pack a window visits many times is read once.
+fn plan_window(chunks: &[BlobLocation]) -> Window {
+    let mut packs: Vec<(u32, Vec<BlobEntry>)> = Vec::new();
+    let mut slot: HashMap<u32, usize> = HashMap::new();
+    for loc in chunks {
+        let i = *slot.entry(loc.pack).or_insert_with(|| {
+            packs.push((loc.pack, Vec::new()));
+            packs.len() - 1
+        });
+        packs[i].1.push(loc.entry);
+    }
+    let mut reads: Vec<PackRead> = Vec::new();
+    let mut at: HashMap<(u32, u32), (usize, usize)> = HashMap::new();
+    for (pack, mut entries) in packs {
+        entries.sort_by_key(|e| e.offset);
+        entries.dedup_by_key(|e| e.offset);
+        let first = reads.len();
+        for entry in entries {
+            push_read(&mut reads, &BlobLocation { pack, entry });
+            let r = reads.len() - 1;
+            at.insert((pack, entry.offset), (r, reads[r].blobs.len() - 1));
+        }
+        debug_assert!(reads[first..].iter().all(|r| r.pack == pack));
+    }
+    let order = chunks
+        .iter()
+        .map(|loc| at[&(loc.pack, loc.entry.offset)])
+        .collect();
+    Window { reads, order }
+}
+
+/// Walks the tree and sends the stream's chunks in windows of about
+/// [`WINDOW_BYTES`] sealed bytes; returns the number of data blobs and of
+/// reads planned.
 async fn plan_reads(
     reader: &BlobReader,
     stream: &StreamEntry,
-    tx: tokio::sync::mpsc::Sender<PackRead>,
+    tx: tokio::sync::mpsc::Sender<Window>,
 ) -> Result<(u64, u64)> {
     let mut walker = TreeWalker::new(stream.root_entry());
     let mut cache: HashMap<BlobId, TreeNode> = HashMap::new();
     let mut whole_packs = HashSet::new();
-    let mut current: Option<PackRead> = None;
+    let mut window: Vec<BlobLocation> = Vec::new();
+    let mut window_bytes = 0u64;
     let (mut blobs, mut reads) = (0u64, 0u64);
+    let send = |window: &mut Vec<BlobLocation>, reads: &mut u64| {
+        let planned = plan_window(window);
+        window.clear();
+        *reads += planned.reads.len() as u64;
+        let tx = tx.clone();
+        async move { tx.send(planned).await.map_err(|_| closed_output()) }
+    };
     loop {
         match walker.next_step() {
             Step::Need(id) => {
@@ -176,120 +238,200 @@ async fn plan_reads(
             Step::Chunk(chunk) => {
                 let loc = reader.locate(&chunk.id, BlobKind::Data, Some(chunk.size))?;
                 blobs += 1;
-                if !current.as_mut().is_some_and(|r| r.try_extend(&loc)) {
-                    if let Some(done) = current.replace(PackRead::of(&loc)) {
-                        reads += 1;
-                        tx.send(done).await.map_err(|_| closed_output())?;
-                    }
+                // A full window closes where the stream leaves a pack, so a
+                // pack read straight through is one GET, not one a window
+                // (within twice the window's size).
+                let same_pack = window.last().is_some_and(|l| l.pack == loc.pack);
+                let full = window_bytes >= WINDOW_BYTES || window.len() >= WINDOW_BLOBS;
+                if full && (!same_pack || window_bytes >= 2 * WINDOW_BYTES) {
+                    send(&mut window, &mut reads).await?;
+                    window_bytes = 0;
                 }
+                window_bytes += loc.entry.length as u64;
+                window.push(loc);
             }
             Step::Done => break,
         }
     }
-    if let Some(done) = current {
-        reads += 1;
-        tx.send(done).await.map_err(|_| closed_output())?;
+    if !window.is_empty() {
+        send(&mut window, &mut reads).await?;
     }
     Ok((blobs, reads))
 }
 
-/// Starts the GETs of upcoming reads ahead (each on its own task), then
-/// consumes one read's body at a time as it arrives, opening complete blobs
-/// in batches on rayon while more bytes come in, and hands the plaintext to
-/// the writer in order.
-async fn fetch_and_decode(
-    reader: &BlobReader,
-    rx: tokio::sync::mpsc::Receiver<PackRead>,
-    write_tx: tokio::sync::mpsc::Sender<Vec<u8>>,
-) -> Result<()> {
-    let reads =
-        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
-    let started = reads
-        .map(|read| {
-            let reader = reader.clone();
-            tokio::spawn(async move {
-                let body = reader
-                    .backend()
-                    .get_range_stream(&reader.pack_path(read.pack), read.start..read.end)
-                    .await;
-                (read, body)
-            })
-        })
-        .buffered(FETCH_AHEAD);
-    let mut started = std::pin::pin!(started);
-    let mut decoding = std::collections::VecDeque::new();
-    while let Some(joined) = started.next().await {
-        crate::failpoint::reach("restore-fetching");
-        crate::interrupt::check()?;
-        let (read, body) = joined.expect("fetch task panicked");
-        let mut body = body?;
-        let mut buf = bytes::BytesMut::new();
-        let mut buf_start = read.start;
-        let mut blobs = read.blobs.iter().peekable();
-        let mut batch: Vec<(BlobEntry, Bytes)> = Vec::new();
-        let (mut batch_bytes, mut batch_plain) = (0u64, 0u64);
-        loop {
-            let piece = body.next().await.transpose()?;
-            let at_end = piece.is_none();
-            if let Some(p) = piece {
-                buf.extend_from_slice(&p);
-            }
-            // Cut every blob that has fully arrived, shipping a batch to
-            // decoding whenever it is full, and never keeping more than
-            // DECODE_AHEAD batches in decoding.
-            loop {
-                let cut = match blobs.peek() {
-                    Some(e) if e.range().end <= buf_start + buf.len() as u64 => {
-                        let r = e.range();
-                        let mut part = buf.split_to((r.end - buf_start) as usize);
-                        let sealed = part.split_off((r.start - buf_start) as usize).freeze();
-                        buf_start = r.end;
-                        batch_bytes += e.length as u64;
-                        batch_plain += e.raw_length as u64;
-                        batch.push((**e, sealed));
-                        blobs.next();
-                        true
-                    }
-                    _ => false,
-                };
-                let full = batch_bytes >= DECODE_BATCH || batch_plain >= DECODE_BATCH_PLAIN;
-                let last = blobs.peek().is_none() || (at_end && !cut);
-                if !batch.is_empty() && (full || last) {
-                    let (r, b, pack) = (reader.clone(), std::mem::take(&mut batch), read.pack);
-                    decoding.push_back(tokio::spawn(async move {
-                        let r2 = r.clone();
-                        let opened = tokio::task::spawn_blocking(move || r2.open_cut(pack, &b))
-                            .await
-                            .expect("decode task panicked")?;
-                        // Deltas among them read and decode their bases.
-                        r.finish(pack, opened).await
-                    }));
-                    (batch_bytes, batch_plain) = (0, 0);
-                }
-                while decoding.len() > DECODE_AHEAD || (at_end && !cut && !decoding.is_empty()) {
-                    let plains = decoding
-                        .pop_front()
-                        .expect("non-empty")
-                        .await
-                        .expect("decode task panicked")?;
-                    for plain in plains {
-                        write_tx.send(plain).await.map_err(|_| closed_output())?;
-                    }
-                }
-                if !cut {
-                    break;
-                }
-            }
-            if at_end {
+/// One read's blobs, cut from its body as it streams in (the bytes between
+/// them are dropped as they arrive).
+async fn fetch_read(reader: BlobReader, read: Arc<PackRead>) -> Result<Vec<Bytes>> {
+    let path = reader.pack_path(read.pack);
+    let mut body = reader
+        .backend()
+        .get_range_stream(&path, read.start..read.end)
+        .await?;
+    let mut out = Vec::with_capacity(read.blobs.len());
+    let mut buf = bytes::BytesMut::new();
+    let mut buf_start = read.start;
+    while let Some(piece) = body.next().await.transpose()? {
+        buf.extend_from_slice(&piece);
+        while let Some(e) = read.blobs.get(out.len()) {
+            let r = e.range();
+            let skip = (r.start.saturating_sub(buf_start)).min(buf.len() as u64);
+            let _ = buf.split_to(skip as usize);
+            buf_start += skip;
+            if buf_start < r.start || r.end > buf_start + buf.len() as u64 {
                 break;
             }
+            out.push(buf.split_to(e.length as usize).freeze());
+            buf_start = r.end;
         }
-        if blobs.peek().is_some() {
-            return Err(Error::corrupt(
-                reader.pack_path(read.pack),
-                "truncated: the read ended before its last blob",
-            ));
+    }
+    if out.len() < read.blobs.len() {
+        return Err(Error::corrupt(
+            path,
+            "truncated: the read ended before its last blob",
+        ));
+    }
+    Ok(out)
+}
+
+/// A window whose reads have been started.
+struct Fetching {
+    window: Window,
+    reads: Vec<tokio::task::JoinHandle<Result<Vec<Bytes>>>>,
+    /// Held until the window is decoded: bounds the windows in memory.
+    _room: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// Starts every read of each window (at most [`FETCH_AHEAD`] GETs at once,
+/// in the order the stream needs them), at most [`WINDOWS_AHEAD`] windows
+/// ahead of the one being decoded.
+async fn fetch_windows(
+    reader: &BlobReader,
+    mut rx: tokio::sync::mpsc::Receiver<Window>,
+    tx: tokio::sync::mpsc::Sender<Fetching>,
+) -> Result<()> {
+    let windows = Arc::new(tokio::sync::Semaphore::new(WINDOWS_AHEAD));
+    let gets = Arc::new(tokio::sync::Semaphore::new(FETCH_AHEAD));
+    while let Some(window) = rx.recv().await {
+        let room = windows.clone().acquire_owned().await.expect("never closed");
+        let mut reads = Vec::with_capacity(window.reads.len());
+        for read in &window.reads {
+            let (reader, gets) = (reader.clone(), gets.clone());
+            let read = Arc::new(read.clone());
+            // Queued in order, so the first needed is fetched first.
+            let permit = gets.acquire_owned().await.expect("never closed");
+            reads.push(tokio::spawn(async move {
+                let got = fetch_read(reader, read).await;
+                drop(permit);
+                got
+            }));
         }
+        let fetching = Fetching {
+            window,
+            reads,
+            _room: room,
+        };
+        if tx.send(fetching).await.is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Opens each window's blobs in stream order, in batches of one pack on
+/// rayon (a delta's bases are read and decoded there too), and hands the
+/// plaintext to the writer in order.
+async fn decode_windows(
+    reader: &BlobReader,
+    mut rx: tokio::sync::mpsc::Receiver<Fetching>,
+    write_tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+) -> Result<()> {
+    let mut decoding = std::collections::VecDeque::new();
+    while let Some(Fetching {
+        window,
+        reads,
+        _room,
+    }) = rx.recv().await
+    {
+        let mut fetched: Vec<Option<Vec<Bytes>>> = vec![None; reads.len()];
+        // Uses left of each blob in this window: its bytes are let go at
+        // the last one, so a window's memory drains as it is decoded.
+        let mut uses: Vec<Vec<u32>> = window
+            .reads
+            .iter()
+            .map(|r| vec![0; r.blobs.len()])
+            .collect();
+        for &(r, b) in &window.order {
+            uses[r][b] += 1;
+        }
+        let mut reads: Vec<Option<_>> = reads.into_iter().map(Some).collect();
+        let mut batch: Vec<(BlobEntry, Bytes)> = Vec::new();
+        let (mut batch_bytes, mut batch_plain) = (0u64, 0u64);
+        let mut batch_pack = 0u32;
+        let count = window.order.len();
+        for (i, &(r, b)) in window.order.iter().enumerate() {
+            if let Some(handle) = reads[r].take() {
+                crate::failpoint::reach("restore-fetching");
+                crate::interrupt::check()?;
+                fetched[r] = Some(handle.await.expect("fetch task panicked")?);
+            }
+            let read = &window.reads[r];
+            let entry = read.blobs[b];
+            let blobs = fetched[r].as_mut().expect("fetched");
+            uses[r][b] -= 1;
+            let sealed = if uses[r][b] == 0 {
+                std::mem::take(&mut blobs[b])
+            } else {
+                blobs[b].clone()
+            };
+            if !batch.is_empty() && batch_pack != read.pack {
+                decoding.push_back(decode_batch(reader, batch_pack, std::mem::take(&mut batch)));
+                (batch_bytes, batch_plain) = (0, 0);
+            }
+            batch_pack = read.pack;
+            batch_bytes += entry.length as u64;
+            batch_plain += entry.raw_length as u64;
+            batch.push((entry, sealed));
+            let full = batch_bytes >= DECODE_BATCH || batch_plain >= DECODE_BATCH_PLAIN;
+            if full || i + 1 == count {
+                decoding.push_back(decode_batch(reader, batch_pack, std::mem::take(&mut batch)));
+                (batch_bytes, batch_plain) = (0, 0);
+            }
+            while decoding.len() > DECODE_AHEAD {
+                write_decoded(&mut decoding, &write_tx).await?;
+            }
+        }
+    }
+    while !decoding.is_empty() {
+        write_decoded(&mut decoding, &write_tx).await?;
+    }
+    Ok(())
+}
+
+type Decoding = tokio::task::JoinHandle<Result<Vec<Vec<u8>>>>;
+
+fn decode_batch(reader: &BlobReader, pack: u32, batch: Vec<(BlobEntry, Bytes)>) -> Decoding {
+    let r = reader.clone();
+    tokio::spawn(async move {
+        let r2 = r.clone();
+        let opened = tokio::task::spawn_blocking(move || r2.open_cut(pack, &batch))
+            .await
+            .expect("decode task panicked")?;
+        // Deltas among them read and decode their bases.
+        r.finish(pack, opened).await
+    })
+}
+
+async fn write_decoded(
+    decoding: &mut std::collections::VecDeque<Decoding>,
+    write_tx: &tokio::sync::mpsc::Sender<Vec<u8>>,
+) -> Result<()> {
+    let plains = decoding
+        .pop_front()
+        .expect("non-empty")
+        .await
+        .expect("decode task panicked")?;
+    for plain in plains {
+        write_tx.send(plain).await.map_err(|_| closed_output())?;
     }
     Ok(())
 }
@@ -299,4 +441,66 @@ async fn fetch_and_decode(
 /// EPIPE may end a restore quietly.
 fn closed_output() -> Error {
     Error::Internal("the output writer stopped".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(pack: u32, n: u8, offset: u32) -> BlobLocation {
+        BlobLocation {
+            pack,
+            entry: BlobEntry {
+                kind: 0,
+                encoding: 1,
+                id: BlobId([n; 32]),
+                offset,
+                length: 1000,
+                raw_length: 4000,
+            },
+        }
+    }
+
+    #[test]
+    fn a_window_reads_each_pack_range_once_however_often_the_stream_returns() {
+        // The stream goes A B A C A B, and repeats one chunk of A.
+        let chunks = [
+            at(0, 1, 37),
+            at(1, 2, 37),
+            at(0, 3, 1037),
+            at(2, 4, 37),
+            at(0, 5, 2037),
+            at(1, 6, 1037),
+            at(0, 1, 37),
+        ];
+        let w = plan_window(&chunks);
+        let reads: Vec<(u32, u64, u64, usize)> = w
+            .reads
+            .iter()
+            .map(|r| (r.pack, r.start, r.end, r.blobs.len()))
+            .collect();
+        // Packs in the order first needed; each one read, its repeated
+        // chunk once.
+        assert_eq!(
+            reads,
+            [(0, 37, 3037, 3), (1, 37, 2037, 2), (2, 37, 1037, 1)]
+        );
+        assert_eq!(
+            w.order,
+            [(0, 0), (1, 0), (0, 1), (2, 0), (0, 2), (1, 1), (0, 0)]
+        );
+        for (loc, &(r, b)) in chunks.iter().zip(&w.order) {
+            assert_eq!(w.reads[r].blobs[b], loc.entry);
+        }
+    }
+
+    #[test]
+    fn far_apart_blobs_of_one_pack_are_separate_reads() {
+        // 3 MiB between them: more than a read may span to join them.
+        let chunks = [at(0, 1, 37), at(0, 2, 3 << 20), at(0, 3, 1037)];
+        let w = plan_window(&chunks);
+        assert_eq!(w.reads.len(), 2);
+        assert_eq!(w.reads[0].blobs.len(), 2);
+        assert_eq!(w.order, [(0, 0), (1, 0), (0, 1)]);
+    }
 }
