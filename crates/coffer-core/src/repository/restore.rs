@@ -1,6 +1,7 @@
-//! The restore pipeline: walk the stream's tree in order, coalesce
-//! neighbouring blobs of a pack into ranged reads, fetch several reads ahead
-//! concurrently, open and verify blobs on rayon (through [`super::blobs`]:
+//! The restore pipeline: walk the stream's tree in order, plan the reads
+//! of each window of the stream (each pack range it needs once, however
+//! often the stream returns to that pack: [`plan_window`], pure), fetch
+//! them several at once, open and verify blobs in stream order on rayon (through [`super::blobs`]:
 //! AEAD tag, length, keyed MAC; a delta's bases are read and decoded there
 //! too) and write them in order from a writer thread. Nothing unverified is
 //! ever written; every queue is bounded.
