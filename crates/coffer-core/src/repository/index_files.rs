@@ -6,7 +6,7 @@
 //! write ([`LiveFiles::next_file`]) and prune's full rewrite
 //! ([`superseding_everything`]) are planned here too.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use super::{blocking, Repository};
@@ -25,6 +25,14 @@ use crate::object::{self, ObjectType};
 pub(crate) struct LiveIndex {
     pub index: BlobMap,
     pub live: LiveFiles,
+}
+
+/// What [`Repository::index_one_file_at_a_time`] built.
+struct Built {
+    index: Index,
+    listed: Vec<IndexId>,
+    /// Files added that a file read later supersedes, with their lists.
+    stale: Vec<(IndexId, Vec<IndexId>)>,
 }
 
 /// The whole index in memory, as prune and check need it.
@@ -108,15 +116,61 @@ impl Repository {
 
     /// The whole index in memory; the first unreadable file stops it.
     pub(crate) async fn load_memory_index(&self) -> Result<MemoryIndex> {
-        let walk = Walk {
-            read_superseded: false,
-            cached: true,
-        };
-        let files = retry_missing(|| self.walk_index_files(walk, Err)).await?;
-        let index = files.index(Err)?;
-        Ok(MemoryIndex {
+        let mut excluded: HashMap<IndexId, Vec<IndexId>> = HashMap::new();
+        loop {
+            let built = retry_missing(|| self.index_one_file_at_a_time(&excluded)).await?;
+            if built.stale.is_empty() {
+                return Ok(MemoryIndex {
+                    index: built.index,
+                    listed: built.listed,
+                });
+            }
+            // A file added early turned out superseded by one read later
+            // (clock skew between writers): build again without it, its
+            // own supersede list still applied.
+            excluded.extend(built.stale);
+        }
+    }
+
+    /// Reads the live index files newest first straight into one in-memory
+    /// index, never holding more than one decoded file (the walk's rules:
+    /// a file a file already read supersedes is skipped). `excluded` are
+    /// files to skip, with their supersede lists.
+    async fn index_one_file_at_a_time(
+        &self,
+        excluded: &HashMap<IndexId, Vec<IndexId>>,
+    ) -> Result<Built> {
+        let mut index = Index::default();
+        let mut listed = Vec::new();
+        let mut superseded: HashSet<IndexId> = HashSet::new();
+        let mut added: Vec<(IndexId, Vec<IndexId>)> = Vec::new();
+        for name in self.index_names(true).await? {
+            let path = object_path(Kind::Index, &name);
+            let Some(id) = IndexId::from_hex(&name) else {
+                return Err(Error::corrupt(path, "name is not an index id"));
+            };
+            listed.push(id);
+            if superseded.contains(&id) {
+                continue;
+            }
+            if let Some(list) = excluded.get(&id) {
+                superseded.extend(list.iter().copied());
+                continue;
+            }
+            let file = self.read_index_file(name, true).await?;
+            superseded.extend(file.supersedes.iter().copied());
+            index.add_file(&file).map_err(|e| Error::corrupt(path, e))?;
+            added.push((id, file.supersedes));
+        }
+        index.finish();
+        let stale = added
+            .into_iter()
+            .filter(|(id, _)| superseded.contains(id))
+            .collect();
+        Ok(Built {
             index,
-            listed: files.listed,
+            listed,
+            stale,
         })
     }
 
@@ -451,6 +505,53 @@ mod tests {
             packs,
             ..IndexFile::default()
         }
+    }
+
+    /// Writers' clocks disagree: a file that supersedes another was stored
+    /// with an older time, so the index is read in the wrong order. The
+    /// superseded file, added first, is left out of the index in the end
+    /// (here, a pack a prune dropped from the newer file stays dropped).
+    #[tokio::test]
+    async fn a_file_superseded_by_one_read_after_it_is_left_out() {
+        use crate::backend::Backend;
+        use crate::crypto::KdfParams;
+        use crate::repository::{Actor, InitOptions};
+        let dir = tempfile::tempdir().unwrap();
+        let backend = Backend::open(dir.path().to_str().unwrap(), true, &[]).unwrap();
+        let opts = InitOptions {
+            kdf: KdfParams::INSECURE_FAST,
+            ..InitOptions::default()
+        };
+        let actor = Actor {
+            host: "h".into(),
+            user: "u".into(),
+        };
+        let repo = Repository::init(backend, b"pw", opts, &actor)
+            .await
+            .unwrap();
+        let (old, _) = repo
+            .write_index_split(synthetic(0, 10), 1000)
+            .await
+            .unwrap();
+        // The consolidation keeps 9 of the 10 packs and supersedes the file.
+        let mut newer = synthetic(1, 9);
+        newer.supersedes = vec![old];
+        let (new, _) = repo.write_index_split(newer, 1000).await.unwrap();
+        let path = |id: IndexId| dir.path().join("index").join(id.to_hex());
+        let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(path(new))
+            .unwrap()
+            .set_modified(an_hour_ago)
+            .unwrap();
+        let loaded = repo.load_memory_index().await.unwrap();
+        assert_eq!(loaded.index.len(), 36, "9 packs of 4 blobs");
+        assert!(loaded
+            .index
+            .pack_number(&synthetic(0, 1).packs[0].id)
+            .is_none());
+        assert_eq!(loaded.listed.len(), 2);
     }
 
     #[tokio::test]
