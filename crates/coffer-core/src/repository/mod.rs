@@ -586,6 +586,12 @@ impl Repository {
 #[cfg(test)]
 pub(crate) async fn memory_repo() -> Repository {
     let store = Arc::new(object_store::memory::InMemory::new());
+    test_repo_on(Backend::new(store, "memory://")).await
+}
+
+/// A fresh repository on `backend` (fast key, password "pw"), for unit tests.
+#[cfg(test)]
+pub(crate) async fn test_repo_on(backend: Backend) -> Repository {
     let opts = InitOptions {
         kdf: KdfParams::INSECURE_FAST,
         ..InitOptions::default()
@@ -594,7 +600,7 @@ pub(crate) async fn memory_repo() -> Repository {
         host: "h".into(),
         user: "u".into(),
     };
-    Repository::init(Backend::new(store, "memory://"), b"pw", opts, &actor)
+    Repository::init(backend, b"pw", opts, &actor)
         .await
-        .expect("a repository in memory")
+        .expect("a repository for a test")
 }
