@@ -513,22 +513,10 @@ mod tests {
     /// (here, a pack a prune dropped from the newer file stays dropped).
     #[tokio::test]
     async fn a_file_superseded_by_one_read_after_it_is_left_out() {
-        use crate::backend::Backend;
-        use crate::crypto::KdfParams;
-        use crate::repository::{Actor, InitOptions};
         let dir = tempfile::tempdir().unwrap();
-        let backend = Backend::open(dir.path().to_str().unwrap(), true, &[]).unwrap();
-        let opts = InitOptions {
-            kdf: KdfParams::INSECURE_FAST,
-            ..InitOptions::default()
-        };
-        let actor = Actor {
-            host: "h".into(),
-            user: "u".into(),
-        };
-        let repo = Repository::init(backend, b"pw", opts, &actor)
-            .await
-            .unwrap();
+        let backend =
+            crate::backend::Backend::open(dir.path().to_str().unwrap(), true, &[]).unwrap();
+        let repo = crate::repository::test_repo_on(backend).await;
         let (old, _) = repo
             .write_index_split(synthetic(0, 10), 1000)
             .await
