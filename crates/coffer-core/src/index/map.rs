@@ -9,8 +9,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use super::table::{Opened, Table};
-use super::{location, BlobLocation, Index, IndexFile, PackInfo, Slot};
-use crate::compress::Encoding;
+use super::{copy_rank, entries_in, location, BlobLocation, Index, IndexFile, PackInfo, Slot};
 use crate::id::{BlobId, PackId};
 use crate::pack::{BlobEntry, BlobKind};
 
@@ -43,19 +42,6 @@ pub struct TableSet {
     /// "not found" (so a backup stores the blob again, which loses nothing)
     /// and the table was removed so the next command builds it again.
     failure: Mutex<Option<String>>,
-}
-
-/// True when location `a` is preferred over `b` for the same blob.
-fn better(a: &BlobLocation, b: &BlobLocation, packs: &[PackInfo]) -> bool {
-    let rank = |l: &BlobLocation| {
-        let p = &packs[l.pack as usize];
-        (
-            p.marked.is_some(),
-            l.entry.encoding == Encoding::Delta as u8,
-            p.id,
-        )
-    };
-    rank(a) < rank(b)
 }
 
 impl TableSet {
@@ -124,7 +110,8 @@ impl TableSet {
                             | (self.first_pack[t] + local),
                         ..s
                     });
-                    if best.is_none_or(|b| better(&loc, &b, &self.packs)) {
+                    let rank = |l: &BlobLocation| copy_rank(l, &self.packs);
+                    if best.is_none_or(|b| rank(&loc) < rank(&b)) {
                         best = Some(loc);
                     }
                 }
@@ -155,14 +142,7 @@ impl TableSet {
                 return Vec::new();
             }
         };
-        let mut found: Vec<BlobEntry> = slots
-            .iter()
-            .map(location)
-            .filter(|l| l.pack == local)
-            .map(|l| l.entry)
-            .collect();
-        found.sort_by_key(|e| e.offset);
-        found
+        entries_in(&slots, local)
     }
 
     /// Every table read back into one in-memory index (for a full index

@@ -282,18 +282,10 @@ impl Index {
     /// bytes have the same MAC, and are two blobs.
     pub fn finish(&mut self) {
         let packs = &self.packs;
-        let pack = |s: &Slot| &packs[(s.pack_kind_enc & 0x00ff_ffff) as usize];
-        let delta = |s: &Slot| (s.pack_kind_enc >> 24) & 0xf == Encoding::Delta as u32;
-        // Of several copies: one in an unmarked pack, then a whole one (no
-        // chain to decode, and a backup may base deltas on it), then the
-        // lowest pack id, so the choice never depends on the order index
-        // files were read in.
         self.slots.sort_unstable_by(|a, b| {
             slot_key(a)
                 .cmp(&slot_key(b))
-                .then(pack(a).marked.is_some().cmp(&pack(b).marked.is_some()))
-                .then(delta(a).cmp(&delta(b)))
-                .then(pack(a).id.cmp(&pack(b).id))
+                .then_with(|| copy_rank(&location(a), packs).cmp(&copy_rank(&location(b), packs)))
         });
         self.slots.dedup_by(|a, b| slot_key(a) == slot_key(b));
         self.slots.shrink_to_fit();
@@ -387,15 +379,7 @@ impl Index {
     /// The blobs this map places in pack number `pack`, in pack order (a
     /// scan of the whole map).
     pub fn blobs_in(&self, pack: u32) -> Vec<BlobEntry> {
-        let mut found: Vec<BlobEntry> = self
-            .slots
-            .iter()
-            .map(location)
-            .filter(|l| l.pack == pack)
-            .map(|l| l.entry)
-            .collect();
-        found.sort_by_key(|e| e.offset);
-        found
+        entries_in(&self.slots, pack)
     }
 
     /// Every pack and blob as one index file (for a full rewrite), marks
@@ -424,6 +408,32 @@ impl Index {
             + self.deltas.capacity() * std::mem::size_of::<DeltaRow>()
             + self.base_ids.capacity() * std::mem::size_of::<BlobId>()
     }
+}
+
+/// Which of several copies of one blob a lookup answers with: the lowest
+/// rank. A copy in an unmarked pack, then a whole one (no chain to decode,
+/// and a backup may base deltas on it), then the lowest pack id, so the
+/// choice never depends on the order index files were read in. `packs` is
+/// what `loc.pack` numbers.
+fn copy_rank(loc: &BlobLocation, packs: &[PackInfo]) -> (bool, bool, PackId) {
+    let p = &packs[loc.pack as usize];
+    (
+        p.marked.is_some(),
+        loc.entry.encoding == Encoding::Delta as u8,
+        p.id,
+    )
+}
+
+/// The entries of `slots` in pack number `pack`, in pack order (a scan).
+fn entries_in(slots: &[Slot], pack: u32) -> Vec<BlobEntry> {
+    let mut found: Vec<BlobEntry> = slots
+        .iter()
+        .map(location)
+        .filter(|l| l.pack == pack)
+        .map(|l| l.entry)
+        .collect();
+    found.sort_by_key(|e| e.offset);
+    found
 }
 
 /// An index file of `packs` (marked ones as marked) with, for each, its
