@@ -272,7 +272,7 @@ pub(super) fn locate(
 }
 
 /// Consecutive blobs of one pack fetched with one ranged GET.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub(super) struct PackRead {
     /// Pack number in the index.
     pub pack: u32,

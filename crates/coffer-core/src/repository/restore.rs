@@ -150,7 +150,7 @@ fn write_all<W: Write>(
 /// once, and the chunks in stream order as (read, blob) positions.
 #[derive(Debug, PartialEq, Eq)]
 struct Window {
-    reads: Vec<PackRead>,
+    reads: Vec<Arc<PackRead>>,
     order: Vec<(usize, usize)>,
 }
 
@@ -184,7 +184,10 @@ fn plan_window(chunks: &[BlobLocation]) -> Window {
         .iter()
         .map(|loc| at[&(loc.pack, loc.entry.offset)])
         .collect();
-    Window { reads, order }
+    Window {
+        reads: reads.into_iter().map(Arc::new).collect(),
+        order,
+    }
 }
 
 /// Walks the tree and sends the stream's chunks in windows of about
@@ -262,7 +265,7 @@ async fn plan_reads(
 
 /// One read's blobs, cut from its body as it streams in (the bytes between
 /// them are dropped as they arrive).
-async fn fetch_read(reader: BlobReader, read: Arc<PackRead>) -> Result<Vec<Bytes>> {
+async fn fetch_sealed(reader: BlobReader, read: Arc<PackRead>) -> Result<Vec<Bytes>> {
     let path = reader.pack_path(read.pack);
     let mut body = reader
         .backend()
@@ -317,11 +320,11 @@ async fn fetch_windows(
         let mut reads = Vec::with_capacity(window.reads.len());
         for read in &window.reads {
             let (reader, gets) = (reader.clone(), gets.clone());
-            let read = Arc::new(read.clone());
+            let read = read.clone();
             // Queued in order, so the first needed is fetched first.
             let permit = gets.acquire_owned().await.expect("never closed");
             reads.push(tokio::spawn(async move {
-                let got = fetch_read(reader, read).await;
+                let got = fetch_sealed(reader, read).await;
                 drop(permit);
                 got
             }));
