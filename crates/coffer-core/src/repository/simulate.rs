@@ -31,6 +31,13 @@ impl Repository {
     /// parts of at most [`MAX_INDEX_FILE_BLOBS`] blobs each. For benchmarks
     /// only; see the module documentation.
     pub async fn simulate_blobs(&self, blobs: u64, seed: u64) -> Result<Simulated> {
+        let id = |tag: &[u8], k: u64| {
+            let mut h = blake3::Hasher::new();
+            h.update(tag)
+                .update(&seed.to_le_bytes())
+                .update(&k.to_le_bytes());
+            *h.finalize().as_bytes()
+        };
         let mut out = Simulated::default();
         let mut next = 0u64;
         while next < blobs {
@@ -40,13 +47,6 @@ impl Repository {
             while n < part {
                 let in_pack = (part - n).min(BLOBS_PER_PACK as u64) as u32;
                 let pack_no = (next + n) / BLOBS_PER_PACK as u64;
-                let id = |tag: &[u8], k: u64| {
-                    let mut h = blake3::Hasher::new();
-                    h.update(tag)
-                        .update(&seed.to_le_bytes())
-                        .update(&k.to_le_bytes());
-                    *h.finalize().as_bytes()
-                };
                 let entries = (0..in_pack)
                     .map(|i| BlobEntry {
                         kind: BlobKind::Data as u8,
