@@ -27,6 +27,40 @@ pub(crate) struct LiveIndex {
     pub live: LiveFiles,
 }
 
+/// The supersede rule of a walk over the index listing, newest first, in
+/// one place for the three walks (files, tables, prune's map): a file that
+/// a file already read supersedes is not read, and at the end a file read
+/// early that one read later supersedes (clock skew between writers) is
+/// not live either.
+#[derive(Default)]
+struct NewestFirst {
+    /// Every file listed, live or superseded.
+    listed: Vec<IndexId>,
+    superseded: HashSet<IndexId>,
+}
+
+impl NewestFirst {
+    /// The id of listed file `name`, recorded as listed; a name that is not
+    /// an index id is damage.
+    fn list(&mut self, name: &str) -> Result<IndexId> {
+        let id = IndexId::from_hex(name).ok_or_else(|| {
+            Error::corrupt(object_path(Kind::Index, name), "name is not an index id")
+        })?;
+        self.listed.push(id);
+        Ok(id)
+    }
+
+    /// True when a file read so far supersedes `id`.
+    fn superseded(&self, id: &IndexId) -> bool {
+        self.superseded.contains(id)
+    }
+
+    /// Records the supersede list of a file read.
+    fn read(&mut self, supersedes: &[IndexId]) {
+        self.superseded.extend(supersedes.iter().copied());
+    }
+}
+
 /// What [`Repository::index_one_file_at_a_time`] built.
 struct Built {
     index: Index,
@@ -141,35 +175,31 @@ impl Repository {
         excluded: &HashMap<IndexId, Vec<IndexId>>,
     ) -> Result<Built> {
         let mut index = Index::default();
-        let mut listed = Vec::new();
-        let mut superseded: HashSet<IndexId> = HashSet::new();
+        let mut order = NewestFirst::default();
         let mut added: Vec<(IndexId, Vec<IndexId>)> = Vec::new();
         for name in self.index_names(true).await? {
-            let path = object_path(Kind::Index, &name);
-            let Some(id) = IndexId::from_hex(&name) else {
-                return Err(Error::corrupt(path, "name is not an index id"));
-            };
-            listed.push(id);
-            if superseded.contains(&id) {
+            let id = order.list(&name)?;
+            if order.superseded(&id) {
                 continue;
             }
             if let Some(list) = excluded.get(&id) {
-                superseded.extend(list.iter().copied());
+                order.read(list);
                 continue;
             }
+            let path = object_path(Kind::Index, &name);
             let file = self.read_index_file(name, true).await?;
-            superseded.extend(file.supersedes.iter().copied());
+            order.read(&file.supersedes);
             index.add_file(&file).map_err(|e| Error::corrupt(path, e))?;
             added.push((id, file.supersedes));
         }
         index.finish();
         let stale = added
             .into_iter()
-            .filter(|(id, _)| superseded.contains(id))
+            .filter(|(id, _)| order.superseded(id))
             .collect();
         Ok(Built {
             index,
-            listed,
+            listed: order.listed,
             stale,
         })
     }
@@ -196,30 +226,21 @@ impl Repository {
     /// `None` when a table cannot be written (the cache is full or read
     /// only): the caller loads the index into memory instead.
     async fn load_tables(&self, dir: &std::path::Path) -> Result<Option<LiveIndex>> {
-        let mut listed = Vec::new();
-        let mut superseded: HashSet<IndexId> = HashSet::new();
+        let mut order = NewestFirst::default();
         let mut opened: Vec<(IndexId, PathBuf, Opened)> = Vec::new();
         for name in self.index_names(true).await? {
-            let Some(id) = IndexId::from_hex(&name) else {
-                return Err(Error::corrupt(
-                    object_path(Kind::Index, &name),
-                    "name is not an index id",
-                ));
-            };
-            listed.push(id);
-            if superseded.contains(&id) {
+            let id = order.list(&name)?;
+            if order.superseded(&id) {
                 continue;
             }
             let path = dir.join(&name);
             let Some(table) = self.open_or_build_table(id, name, path.clone()).await? else {
                 return Ok(None);
             };
-            superseded.extend(table.supersedes.iter().copied());
+            order.read(&table.supersedes);
             opened.push((id, path, table));
         }
-        // A file read early may be superseded by one read later (clock skew
-        // between writers); it is not live either.
-        opened.retain(|(id, _, _)| !superseded.contains(id));
+        opened.retain(|(id, _, _)| !order.superseded(id));
         let counts: Vec<(IndexId, u64)> = opened
             .iter()
             .map(|(id, _, t)| (*id, t.blob_count))
@@ -232,7 +253,7 @@ impl Repository {
             live: LiveFiles {
                 counts,
                 small,
-                listed,
+                listed: order.listed,
             },
         }))
     }
@@ -288,39 +309,33 @@ impl Repository {
         walk: Walk,
         mut on_error: impl FnMut(Error) -> Result<()>,
     ) -> Result<IndexFiles> {
-        let names = self.index_names(walk.cached).await?;
-        let mut listed = Vec::new();
-        let mut superseded: HashSet<IndexId> = HashSet::new();
+        let mut order = NewestFirst::default();
         let mut files: Vec<(IndexId, IndexFile)> = Vec::new();
-        for name in names {
-            let Some(id) = IndexId::from_hex(&name) else {
-                on_error(Error::corrupt(
-                    object_path(Kind::Index, &name),
-                    "name is not an index id",
-                ))?;
-                continue;
+        for name in self.index_names(walk.cached).await? {
+            let id = match order.list(&name) {
+                Ok(id) => id,
+                Err(e) => {
+                    on_error(e)?;
+                    continue;
+                }
             };
-            listed.push(id);
-            if superseded.contains(&id) && !walk.read_superseded {
+            if order.superseded(&id) && !walk.read_superseded {
                 continue;
             }
             match self.read_index_file(name, walk.cached).await {
                 Ok(file) => {
-                    superseded.extend(file.supersedes.iter().copied());
+                    order.read(&file.supersedes);
                     files.push((id, file));
                 }
                 Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => on_error(e)?,
                 Err(e) => return Err(e),
             }
         }
-        // A file read early may be superseded by one read later (clock skew
-        // between writers); it is not live either.
-        let (live, old): (Vec<_>, Vec<_>) = files
-            .into_iter()
-            .partition(|(id, _)| !superseded.contains(id));
+        let (live, old): (Vec<_>, Vec<_>) =
+            files.into_iter().partition(|(id, _)| !order.superseded(id));
         Ok(IndexFiles {
             live,
-            listed,
+            listed: order.listed,
             superseded: old.into_iter().map(|(id, _)| id).collect(),
         })
     }
