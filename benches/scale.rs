@@ -3,23 +3,29 @@
 //! and start-up figures can be measured at 1 M and 10 M blobs on one
 //! machine in minutes (`benches/scale.sh` drives it).
 //!
-//! `coffer-scale REPO PASSWORD_FILE BLOBS [SNAPSHOTS]`: indexes BLOBS data
-//! blobs in packs that do not exist (see
+//! `coffer-scale REPO PASSWORD_FILE BLOBS [SNAPSHOTS] [--used]`: indexes
+//! BLOBS data blobs in packs that do not exist (see
 //! `coffer_core::repository::Repository::simulate_blobs`), and writes
-//! SNAPSHOTS copies of the newest snapshot, one second apart. The real
-//! snapshots keep restoring; the repository is for measuring only.
+//! SNAPSHOTS copies of the newest snapshot, one second apart. With
+//! `--used`, a further snapshot (host `simulated`) uses every simulated
+//! blob, and each simulated pack is created as an empty sparse file of its
+//! size, so that `prune` finds everything in use and present (REPO must be
+//! a local directory). The real snapshots keep restoring; the repository is
+//! for measuring only.
 
 use coffer_core::backend::Backend;
 use coffer_core::Repository;
 
 fn usage() -> ! {
-    eprintln!("usage: coffer-scale REPO PASSWORD_FILE BLOBS [SNAPSHOTS]");
+    eprintln!("usage: coffer-scale REPO PASSWORD_FILE BLOBS [SNAPSHOTS] [--used]");
     std::process::exit(2)
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let used = args.iter().any(|a| a == "--used");
+    args.retain(|a| a != "--used");
     if args.len() < 3 || args.len() > 4 {
         usage();
     }
@@ -50,6 +56,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .ok_or("the repository has no snapshot to copy")?;
         repo.simulate_snapshots(&newest.1, snapshots, 8).await?;
         println!("wrote {snapshots} snapshot copies");
+    }
+    if used {
+        for (pack, size) in &written.packs {
+            let hex = pack.to_hex();
+            let dir = std::path::Path::new(&args[0]).join("data").join(&hex[..2]);
+            std::fs::create_dir_all(&dir)?;
+            std::fs::File::create(dir.join(&hex))?.set_len(*size)?;
+        }
+        repo.simulate_stream(blobs, seed, "simulated").await?;
+        println!(
+            "created {} sparse packs; wrote a snapshot using every simulated blob",
+            written.packs.len()
+        );
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Memory and start-up at repository scale, with the scale simulator.
 #
-#   bash benches/scale.sh [BLOBS] [SNAPSHOTS] [DUMP_SIZE]
+#   [USED=1] bash benches/scale.sh [BLOBS] [SNAPSHOTS] [DUMP_SIZE]
 #
 # Makes a repository (default key costs), backs up a generated pg_dump-like
 # stream of DUMP_SIZE (default 200M) for real, then grows the index with
@@ -16,7 +16,10 @@
 #     snapshot;
 #   - snapshots, status, forget --dry-run;
 # each with the index tables (default) and with --no-cache (the whole index
-# in memory), the baseline of the same run. Not run in CI.
+# in memory), the baseline of the same run. With USED=1 a further snapshot
+# uses every simulated blob and the simulated packs exist as sparse files,
+# so prune finds everything in use: `prune --dry-run` and `prune` are
+# measured too. Not run in CI.
 set -euo pipefail
 blobs=${1:-1000000}
 snaps=${2:-1000}
@@ -35,7 +38,7 @@ repo=$work/repo
 "$gen" "$size" scattered > "$work/day1.sql"
 "$coffer" init -r "$repo" > /dev/null
 "$coffer" backup -r "$repo" --stdin --stdin-filename db.sql < "$work/day0.sql" > /dev/null
-"$scale" "$repo" "$work/pw" "$blobs" "$snaps"
+"$scale" "$repo" "$work/pw" "$blobs" "$snaps" ${USED:+--used}
 echo "index files: $(ls "$repo/index" | wc -l), $(du -sb "$repo/index" | cut -f1) bytes;" \
      "snapshots: $(ls "$repo/snapshots" | wc -l), $(du -sb "$repo/snapshots" | cut -f1) bytes"
 
@@ -76,4 +79,8 @@ for mode in tables memory; do
     measure "status" "$warm" "$coffer" "${r[@]}" "${extra[@]}" status
     measure "forget --keep-last 10 --dry-run" "$warm" \
         "$coffer" "${r[@]}" "${extra[@]}" forget --keep-last 10 --dry-run
+    measure "prune --dry-run" "$warm" "$coffer" "${r[@]}" "${extra[@]}" prune --dry-run
+    if [ -n "${USED:-}" ]; then
+        measure "prune" "$warm" "$coffer" "${r[@]}" "${extra[@]}" prune
+    fi
 done

@@ -109,6 +109,59 @@ fn prune_repacks_partly_used_packs() {
     assert!(repo.restore(&id(&b)) == half);
 }
 
+/// Prune works from the cache's index tables, a pass at a time; without a
+/// cache it holds the index in memory. Both decide the same, down to the
+/// byte, on a repository with deltas, shared chunks and a forgotten day.
+#[test]
+fn prune_decides_the_same_with_and_without_the_index_cache() {
+    let repo = TestRepo::new();
+    let day0 = dump_like(4_000_000, Change::None);
+    let day1 = dump_like(4_000_000, Change::Day(1));
+    let day2 = dump_like(4_000_000, Change::Day(2));
+    let a = repo.backup(&day0, &[]);
+    repo.backup(&day1, &[]);
+    let c = repo.backup(&day2, &[]);
+    // A pack half of which is forgotten: a repack candidate.
+    let whole = noise(3_000_000, 10);
+    let w = repo.backup(&whole, &[]);
+    repo.backup(&whole[..1_500_000], &[]);
+    repo.run_ok(&["forget", &id(&a), &id(&w)], b"");
+    for limits in [&["--max-unused", "0"][..], &["--max-unused", "unlimited"]] {
+        let mut dry = vec!["--dry-run"];
+        dry.extend_from_slice(limits);
+        let tables = prune(&repo, &dry);
+        let mut args = vec!["--no-cache", "prune", "--json"];
+        args.extend_from_slice(&dry);
+        let memory = repo.run_ok(&args, b"").json();
+        // All but the clock and the requests made.
+        let decided = |mut r: Value| {
+            let r = r.as_object_mut().unwrap();
+            r.remove("requests");
+            r.remove("freed_after_unix_ns");
+            r.clone()
+        };
+        assert_eq!(decided(tables.clone()), decided(memory));
+        assert!(tables["used_blobs"].as_u64().unwrap() > 0, "{tables}");
+    }
+    let r = repo
+        .run_ok(
+            &[
+                "--no-cache",
+                "prune",
+                "--json",
+                "--max-unused",
+                "0",
+                "--delete-delay",
+                "0h",
+            ],
+            b"",
+        )
+        .json();
+    assert!(r["packs_repacked"].as_u64().unwrap() >= 1, "{r}");
+    repo.assert_check_passes(true);
+    assert!(repo.restore(&id(&c)) == day2);
+}
+
 #[test]
 fn prune_reclaims_what_interrupted_backups_left_after_the_delay() {
     let repo = TestRepo::new();

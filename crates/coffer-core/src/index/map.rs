@@ -31,13 +31,13 @@ impl From<Index> for BlobMap {
 /// sequence (table after table).
 #[derive(Default)]
 pub struct TableSet {
-    tables: Vec<(PathBuf, Table)>,
+    pub(super) tables: Vec<(PathBuf, Table)>,
     /// The number of each table's first pack.
-    first_pack: Vec<u32>,
-    packs: Vec<PackInfo>,
+    pub(super) first_pack: Vec<u32>,
+    pub(super) packs: Vec<PackInfo>,
     /// Pack numbers sorted by pack id; a pack listed by two tables has two
     /// numbers and the same mark under both.
-    by_id: Vec<u32>,
+    pub(super) by_id: Vec<u32>,
     /// The first table that failed to read, and why: its lookups answered
     /// "not found" (so a backup stores the blob again, which loses nothing)
     /// and the table was removed so the next command builds it again.
@@ -145,19 +145,6 @@ impl TableSet {
         entries_in(&slots, local)
     }
 
-    /// Every table read back into one in-memory index (for a full index
-    /// rewrite: as much memory as the in-memory index).
-    fn to_index(&self) -> Result<Index, String> {
-        let mut index = Index::default();
-        for (t, (_, table)) in self.tables.iter().enumerate() {
-            let first = self.first_pack[t] as usize;
-            let packs = &self.packs[first..first + table.pack_count() as usize];
-            index.add_file(&table.to_file(packs)?)?;
-        }
-        index.finish();
-        Ok(index)
-    }
-
     /// Number of tables.
     pub fn len(&self) -> usize {
         self.tables.len()
@@ -246,11 +233,23 @@ impl BlobMap {
         }
     }
 
-    /// Every pack and blob as one index file (for a full rewrite).
+    /// Every pack and blob as one index file (for a full rewrite): over
+    /// tables, built pack by pack without an in-memory map.
     pub fn export(&self) -> Result<IndexFile, String> {
         match self {
             BlobMap::Memory(index) => Ok(index.export()),
-            BlobMap::Tables(set) => Ok(set.to_index()?.export()),
+            BlobMap::Tables(_) => {
+                let kept = self.scan_kept(|_| {})?;
+                let mut file = IndexFile::default();
+                self.scan_packs(&kept, |group| {
+                    for (n, pack) in group {
+                        super::add_listing(&mut file, self.pack(n), pack);
+                    }
+                    Ok::<_, super::ScanError>(())
+                })
+                .map_err(|e| e.0)?;
+                Ok(file)
+            }
         }
     }
 
@@ -458,6 +457,61 @@ mod tests {
         assert_eq!(sorted(mem.export().unwrap()), sorted(tab.export().unwrap()));
         assert!(tab.failure().is_none());
         assert!(tab.heap_bytes() < mem.heap_bytes());
+    }
+
+    /// The whole-map passes prune makes see over tables what they see over
+    /// the in-memory map: the same kept copies, the same packs with the
+    /// same listings (a pack two tables list merged under one number), the
+    /// same delta rows.
+    #[test]
+    fn tables_scan_as_the_memory_index_does() {
+        let key = MasterKey::generate();
+        let d = dir("scan");
+        let files = two_files();
+        let (mem, tab) = (memory(&files), tables(&key, &d, &files));
+        let kept = |map: &BlobMap| {
+            let mut seen = Vec::new();
+            let kept = map
+                .scan_kept(|l| seen.push((map.pack(l.pack).id, l.entry)))
+                .unwrap();
+            (seen, kept)
+        };
+        let ((mem_seen, mem_kept), (tab_seen, tab_kept)) = (kept(&mem), kept(&tab));
+        assert_eq!(mem_seen, tab_seen);
+        assert!(mem_seen
+            .windows(2)
+            .all(|w| (w[0].1.id, w[0].1.kind) < (w[1].1.id, w[1].1.kind)));
+        let packs = |map: &BlobMap, kept: &crate::index::Kept| {
+            let canonical = map.canonical_numbers();
+            let mut all = Vec::new();
+            map.scan_packs(kept, |group| {
+                for (n, p) in group {
+                    assert_eq!(canonical[n as usize], n);
+                    all.push((map.pack(n).marked, p));
+                }
+                Ok::<_, crate::index::ScanError>(())
+            })
+            .unwrap();
+            all.sort_by_key(|(_, p)| p.id);
+            all
+        };
+        let (mem_packs, tab_packs) = (packs(&mem, &mem_kept), packs(&tab, &tab_kept));
+        assert_eq!(mem_packs.len(), mem.pack_count());
+        assert_eq!(mem_packs, tab_packs);
+        // The pack both files list comes once, marked.
+        let both = files[1].1.marked[0].pack.id;
+        let listed: Vec<_> = tab_packs.iter().filter(|(_, p)| p.id == both).collect();
+        assert_eq!((listed.len(), listed[0].0), (1, Some(9)));
+        let deltas = |map: &BlobMap| {
+            let mut rows = std::collections::BTreeSet::new();
+            map.scan_deltas(|id, n, bases| {
+                rows.insert((*id, map.pack(n).id, bases.to_vec()));
+            })
+            .unwrap();
+            rows
+        };
+        assert!(!deltas(&mem).is_empty());
+        assert_eq!(deltas(&mem), deltas(&tab));
     }
 
     /// Blocks are keyed in memory by 8 bytes of the id: ids that share

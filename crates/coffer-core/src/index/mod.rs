@@ -8,6 +8,7 @@
 mod bloom;
 mod file;
 mod map;
+mod scan;
 mod table;
 
 use std::collections::HashMap;
@@ -21,6 +22,7 @@ pub use file::{
     split_index_file, DeltaBases, IndexFile, IndexFileV1, IndexFileV2, IndexedPack, MarkedPack,
 };
 pub use map::{BlobMap, TableSet};
+pub use scan::{Kept, NumberedPack, ScanError};
 pub use table::{write as write_table, Opened, Table, WriteError};
 
 /// What a writer does with the index after a backup, so that readers keep
@@ -386,18 +388,11 @@ impl Index {
     /// included. Where a blob is stored twice only the location the map kept
     /// is listed.
     pub fn export(&self) -> IndexFile {
-        let mut blobs: Vec<Vec<BlobEntry>> = vec![Vec::new(); self.packs.len()];
-        let mut bases: Vec<Vec<DeltaBases>> = vec![Vec::new(); self.packs.len()];
-        for loc in self.slots.iter().map(location) {
-            blobs[loc.pack as usize].push(loc.entry);
-            if let Some(b) = self.bases(&loc) {
-                bases[loc.pack as usize].push(DeltaBases {
-                    id: loc.entry.id,
-                    bases: b.to_vec(),
-                });
-            }
+        let mut file = IndexFile::default();
+        for (n, pack) in self.numbered_packs() {
+            add_listing(&mut file, &self.packs[n as usize], pack);
         }
-        file_of(&self.packs, blobs, bases)
+        file
     }
 
     /// Memory held by the blob map, for the ≤ 48 bytes/blob budget.
@@ -436,29 +431,24 @@ fn entries_in(slots: &[Slot], pack: u32) -> Vec<BlobEntry> {
     found
 }
 
-/// An index file of `packs` (marked ones as marked) with, for each, its
-/// blobs (put in pack order here) and delta bases.
-fn file_of(
-    packs: &[PackInfo],
-    blobs: Vec<Vec<BlobEntry>>,
-    bases: Vec<Vec<DeltaBases>>,
-) -> IndexFile {
-    let mut file = IndexFile::default();
-    for ((p, mut b), d) in packs.iter().zip(blobs).zip(bases) {
-        b.sort_by_key(|e| e.offset);
-        let pack = IndexedPack {
-            bases: d,
-            ..IndexedPack::plain(p.id, p.salt, p.size, b)
-        };
-        match p.marked {
-            None => file.packs.push(pack),
-            Some(marked_unix_ns) => file.marked.push(MarkedPack {
-                marked_unix_ns,
-                pack,
-            }),
-        }
+/// Pack `p`'s listing of `blobs` (put in pack order here) and their bases.
+fn listing(p: &PackInfo, mut blobs: Vec<BlobEntry>, bases: Vec<DeltaBases>) -> IndexedPack {
+    blobs.sort_by_key(|e| e.offset);
+    IndexedPack {
+        bases,
+        ..IndexedPack::plain(p.id, p.salt, p.size, blobs)
     }
-    file
+}
+
+/// Adds `pack`'s listing to `file`, as marked when `p` is.
+fn add_listing(file: &mut IndexFile, p: &PackInfo, pack: IndexedPack) {
+    match p.marked {
+        None => file.packs.push(pack),
+        Some(marked_unix_ns) => file.marked.push(MarkedPack {
+            marked_unix_ns,
+            pack,
+        }),
+    }
 }
 
 impl BlobLocation {

@@ -23,11 +23,10 @@ use std::path::Path;
 use bincode::{Decode, Encode};
 
 use super::bloom::Bloom;
-use super::{DeltaBases, Index, IndexFile, PackInfo, Slot};
+use super::{Index, IndexFile, PackInfo, Slot};
 use crate::codec;
 use crate::crypto::{random_bytes, MasterKey, SubKey, NONCE_LEN, SALT_LEN, TAG_LEN};
 use crate::id::{BlobId, IndexId, PackId};
-use crate::pack::BlobEntry;
 
 /// First bytes of a table file.
 pub const TABLE_MAGIC: &[u8; 4] = b"CFIT";
@@ -414,7 +413,7 @@ impl Table {
     }
 
     /// The records of slot block `b`.
-    fn slot_block(&self, b: usize) -> Result<Vec<Slot>, String> {
+    pub(super) fn slot_block(&self, b: usize) -> Result<Vec<Slot>, String> {
         let bytes = self.block(b as u64)?;
         let n = (self.slots - (b * SLOTS_PER_BLOCK) as u64).min(SLOTS_PER_BLOCK as u64) as usize;
         Ok(bytes.chunks(SLOT_LEN).take(n).map(decode_slot).collect())
@@ -483,33 +482,5 @@ impl Table {
             all.extend(self.delta_block(b)?);
         }
         Ok(all)
-    }
-}
-
-impl Table {
-    /// The index file this table was built from, as far as lookups go:
-    /// every pack (marked ones as marked) with the blobs the table kept for
-    /// it and their bases. `packs` are the table's packs in number order.
-    pub(super) fn to_file(&self, packs: &[PackInfo]) -> Result<IndexFile, String> {
-        let mut blobs: Vec<Vec<BlobEntry>> = vec![Vec::new(); packs.len()];
-        let mut bases: Vec<Vec<DeltaBases>> = vec![Vec::new(); packs.len()];
-        let out_of_range = |n: u32| format!("a row names pack {n} of {}", packs.len());
-        for s in self.slots()? {
-            let loc = super::location(&s);
-            let list = blobs
-                .get_mut(loc.pack as usize)
-                .ok_or_else(|| out_of_range(loc.pack))?;
-            list.push(loc.entry);
-        }
-        for (id, pack, b) in self.delta_rows()? {
-            let list = bases
-                .get_mut(pack as usize)
-                .ok_or_else(|| out_of_range(pack))?;
-            list.push(DeltaBases {
-                id: BlobId(id),
-                bases: b,
-            });
-        }
-        Ok(super::file_of(packs, blobs, bases))
     }
 }

@@ -16,7 +16,8 @@ use crate::error::{Error, Result};
 use crate::id::IndexId;
 use crate::index::{
     is_full_part, plan_index_write, split_index_file, BlobMap, Index, IndexFile, IndexFileV1,
-    IndexFileV2, IndexPlan, IndexedPack, Opened, Table, WriteError, MAX_INDEX_FILE_BLOBS,
+    IndexFileV2, IndexPlan, IndexedPack, MarkedPack, Opened, Table, WriteError,
+    MAX_INDEX_FILE_BLOBS,
 };
 use crate::object::{self, ObjectType};
 
@@ -121,6 +122,56 @@ pub(super) fn superseding_everything(listed: &[IndexId], file: IndexFile) -> Ind
     }
 }
 
+/// An index written as it is made, for a rewrite too large to hold: parts
+/// of at most [`MAX_INDEX_FILE_BLOBS`] blobs go out as they fill (a larger
+/// pack alone is split as [`split_index_file`] splits it), and the
+/// last, written by [`IndexParts::finish`], carries `supersedes` (the
+/// order [`split_index_file`] gives a file split at once).
+pub(super) struct IndexParts<'r> {
+    repo: &'r Repository,
+    file: IndexFile,
+    blobs: u64,
+    max_blobs: u64,
+}
+
+impl<'r> IndexParts<'r> {
+    pub fn new(repo: &'r Repository) -> Self {
+        IndexParts {
+            repo,
+            file: IndexFile::default(),
+            blobs: 0,
+            max_blobs: MAX_INDEX_FILE_BLOBS,
+        }
+    }
+
+    /// Adds a pack's listing, marked since `marked` (Unix ns) if given;
+    /// writes a part when one is full.
+    pub async fn push(&mut self, pack: IndexedPack, marked: Option<i64>) -> Result<()> {
+        let blobs = pack.blobs.len() as u64;
+        if self.blobs > 0 && self.blobs + blobs > self.max_blobs {
+            self.blobs = 0;
+            let part = std::mem::take(&mut self.file);
+            self.repo.write_index_split(part, self.max_blobs).await?;
+        }
+        self.blobs += blobs;
+        match marked {
+            None => self.file.packs.push(pack),
+            Some(marked_unix_ns) => self.file.marked.push(MarkedPack {
+                marked_unix_ns,
+                pack,
+            }),
+        }
+        Ok(())
+    }
+
+    /// Writes the last part, superseding `listed` (every index file listed,
+    /// live or already superseded: the parts hold everything indexed).
+    pub async fn finish(self, listed: Vec<IndexId>) -> Result<(IndexId, u64)> {
+        let last = superseding_everything(&listed, self.file);
+        self.repo.write_index_split(last, self.max_blobs).await
+    }
+}
+
 impl Repository {
     /// Loads the blob map of the live index files (those no newer file
     /// supersedes): their tables in the cache when there is one, else the
@@ -146,6 +197,19 @@ impl Repository {
             index: index.into(),
             live: LiveFiles::from_live(files.live, files.listed),
         })
+    }
+
+    /// The index as prune needs it, and every index file listed: the live
+    /// files' tables when there is a cache (a few bytes a blob in memory,
+    /// whatever the repository's size), else the whole index in memory.
+    pub(crate) async fn load_prune_index(&self) -> Result<(BlobMap, Vec<IndexId>)> {
+        if let Some(dir) = self.cache.as_ref().and_then(|c| c.index_tables()) {
+            if let Some(live) = retry_missing(|| self.load_tables(&dir)).await? {
+                return Ok((live.index, live.live.listed));
+            }
+        }
+        let MemoryIndex { index, listed } = self.load_memory_index().await?;
+        Ok((index.into(), listed))
     }
 
     /// The whole index in memory; the first unreadable file stops it.
@@ -555,6 +619,43 @@ mod tests {
             .pack_number(&synthetic(0, 1).packs[0].id)
             .is_none());
         assert_eq!(loaded.listed.len(), 2);
+    }
+
+    /// Prune's rewrite goes out part by part: no part over the limit (a
+    /// larger pack alone is split), only the last superseding, and the
+    /// parts together hold every pack.
+    #[tokio::test]
+    async fn an_index_written_part_by_part_holds_everything_in_bounded_parts() {
+        let repo = memory_repo().await;
+        let (old, _) = repo.write_index(synthetic(100, 3)).await.unwrap();
+        let mut parts = IndexParts {
+            max_blobs: 10,
+            ..IndexParts::new(&repo)
+        };
+        let mut big = synthetic(0, 1).packs.remove(0);
+        big.blobs = synthetic(50, 6)
+            .packs
+            .iter()
+            .flat_map(|p| p.blobs.clone())
+            .collect();
+        for (i, pack) in synthetic(0, 25).packs.into_iter().enumerate() {
+            parts.push(pack, (i == 3).then_some(7)).await.unwrap();
+            if i == 10 {
+                parts.push(big.clone(), None).await.unwrap();
+            }
+        }
+        // Before the last part the old file is still live.
+        let live = repo.load_live_index().await.unwrap().live;
+        assert!(live.counts.iter().any(|(id, _)| *id == old));
+        assert!(live.counts.iter().all(|(id, n)| *n <= 10 || *id == old));
+        parts.finish(vec![old]).await.unwrap();
+        let loaded = repo.load_memory_index().await.unwrap();
+        assert_eq!(loaded.index.len(), 100 + 24, "25 packs of 4 and one of 24");
+        let live = repo.load_live_index().await.unwrap().live;
+        assert!(live.counts.iter().all(|(id, n)| *n <= 10 && *id != old));
+        let marked = synthetic(3, 1).packs[0].id;
+        let n = loaded.index.pack_number(&marked).unwrap();
+        assert_eq!(loaded.index.pack(n).marked, Some(7));
     }
 
     #[tokio::test]

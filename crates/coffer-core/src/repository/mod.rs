@@ -41,7 +41,7 @@ pub use prune::{MaxUnused, PruneOptions, PruneReport, DEFAULT_DELETE_DELAY, DEFA
 pub use restore::{RestoreSummary, Restorer};
 pub use simulate::{Simulated, BLOBS_PER_PACK};
 
-pub(crate) use index_files::{LiveIndex, MemoryIndex};
+pub(crate) use index_files::LiveIndex;
 
 use std::sync::Arc;
 

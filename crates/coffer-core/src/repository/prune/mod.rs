@@ -16,6 +16,7 @@
 
 mod plan;
 mod rebase;
+mod used;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -24,18 +25,19 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use super::blobs::BlobReader;
-use super::index_files::superseding_everything;
+use super::index_files::IndexParts;
 use super::lock::{PruneLock, StorageClock};
 use super::pack_sink::PackSink;
-use super::{blocking, MemoryIndex, Repository};
+use super::{blocking, Repository};
 use crate::backend::{object_path, Kind};
 use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::id::BlobId;
-use crate::index::{BlobLocation, BlobMap, Index, IndexFile, IndexedPack, MarkedPack};
+use crate::index::{BlobMap, IndexedPack, Kept, ScanError};
 use crate::pack::{BlobEntry, BlobKind, EncodedBlob, PackWriter};
 use crate::snapshot::Snapshot;
-use plan::{plan, Fate, PackUse, Plan, PlanInput, UsedBlobs};
+use plan::{plan, Fate, PackUse, Plan, PlanInput, Tally};
+use used::UsedKeys;
 
 pub use plan::PruneReport;
 
@@ -172,9 +174,14 @@ impl Repository {
         // Snapshots first: every index file a listed snapshot depends on was
         // written before it, so the index loaded next covers them all.
         let snapshots = self.list_snapshots().await?;
-        let MemoryIndex { index, listed } = self.load_memory_index().await?;
-        let index = Arc::new(BlobMap::from(index));
-        let used = self.used_blobs(&index, &snapshots).await?;
+        let (index, listed) = self.load_prune_index().await?;
+        let index = Arc::new(index);
+        let mut used = UsedKeys::default();
+        self.walk_used(&index, &snapshots, |kind, id| {
+            used.insert(kind, id);
+            Ok(())
+        })
+        .await?;
         failpoint::reach("prune-loaded");
 
         let stored: HashMap<String, (i64, u64)> = self
@@ -188,27 +195,21 @@ impl Repository {
         // they replace count as unused in the plan. After the listing
         // above, so that the plan never sees the new packs as leftovers.
         let reader = self.blob_reader(index.clone());
-        let rebased = if opts.rebase {
+        let rebased = Arc::new(if opts.rebase {
             self.rebase(&reader, &snapshots, opts.dry_run).await?
         } else {
             rebase::Rebased::default()
+        });
+        let (used, packs, kept) = {
+            let (index, rebased) = (index.clone(), rebased.clone());
+            blocking(move || tally(&index, used, &rebased)).await?
         };
-        let memory = index
-            .memory()
-            .ok_or_else(|| Error::Internal("prune needs the index in memory".into()))?;
-        let used = with_bases(memory, used, &rebased)?;
+        let missing = used.missing();
+        if !missing.is_empty() {
+            return Err(self.name_missing(&index, &snapshots, &missing).await);
+        }
         // In range (checked above), so it fits; saturating all the same.
         let delay = i64::try_from(opts.delete_delay.as_nanos()).unwrap_or(i64::MAX);
-        let exported = memory.export();
-        let packs: Vec<PackUse> =
-            exported
-                .packs
-                .into_iter()
-                .map(|p| PackUse::new(p, None, &used, &rebased.superseded))
-                .chain(exported.marked.into_iter().map(|m| {
-                    PackUse::new(m.pack, Some(m.marked_unix_ns), &used, &rebased.superseded)
-                }))
-                .collect();
         let staging = self.backend.list_staging()?;
         let input = PlanInput {
             staging: &staging,
@@ -233,40 +234,55 @@ impl Repository {
         if opts.dry_run || (nothing_to_do && rebased.packs.is_empty()) {
             return Ok(report);
         }
+        let passes = Passes {
+            index: index.clone(),
+            kept: Arc::new(kept),
+            used: Arc::new(used),
+            rebased: rebased.clone(),
+        };
 
         // Phase: copy still-used blobs out of repacked packs.
         crate::interrupt::check()?;
-        let new_packs = self.repack(&reader, &packs).await?;
+        let new_packs = self
+            .repack(&reader, passes.repack_jobs(&packs).await?)
+            .await?;
         report.packs_written = (new_packs.len() + rebased.packs.len()) as u64;
 
-        // Phase: one index file superseding everything listed. New marks
-        // are stamped now, when they are about to become visible (repacking
-        // may have taken hours): a backup that loaded the index before this
-        // write may still reuse these packs, and the delay counts from here.
+        // Phase: one index superseding everything listed, written as it is
+        // made (parts of at most MAX_INDEX_FILE_BLOBS, the last one
+        // superseding). New marks are stamped now, when they are about to
+        // become visible (repacking may have taken hours): a backup that
+        // loaded the index before this write may still reuse these packs,
+        // and the delay counts from here.
         failpoint::reach("prune-before-index");
         crate::interrupt::check()?;
         let stamp = clock.now();
-        let mut file = IndexFile::default();
+        let mut fates: HashMap<u32, Option<i64>> = HashMap::with_capacity(packs.len());
         for p in packs.iter().filter(|p| !p.deleted_now(delay)) {
-            match p.fate {
-                Fate::Keep => file.packs.push(p.pack.clone()),
+            let listed_as = match p.fate {
+                Fate::Keep => None,
                 // A marked pack keeps its mark's time, also when its used
                 // blobs were copied out: it never becomes usable again.
-                Fate::Mark | Fate::Repack => file.marked.push(MarkedPack {
-                    marked_unix_ns: p.marked.unwrap_or(stamp),
-                    pack: p.pack.clone(),
-                }),
-                Fate::StayMarked(t) => file.marked.push(MarkedPack {
-                    marked_unix_ns: t,
-                    pack: p.pack.clone(),
-                }),
-                Fate::Delete | Fate::DropStaleMark | Fate::DropMissing => {}
-            }
+                Fate::Mark | Fate::Repack => Some(p.marked.unwrap_or(stamp)),
+                Fate::StayMarked(t) => Some(t),
+                Fate::Delete | Fate::DropStaleMark | Fate::DropMissing => continue,
+            };
+            fates.insert(p.number, listed_as);
         }
-        file.packs.extend(new_packs);
-        file.packs.extend(rebased.packs);
-        self.write_index(superseding_everything(&listed, file))
-            .await?;
+        let mut parts = IndexParts::new(self);
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let scan = {
+            let passes = passes.clone();
+            tokio::task::spawn_blocking(move || passes.listings(&fates, &tx))
+        };
+        while let Some((pack, marked)) = rx.recv().await {
+            parts.push(pack, marked).await?;
+        }
+        scan.await.expect("index scan panicked")?;
+        for pack in new_packs.into_iter().chain(rebased.packs.iter().cloned()) {
+            parts.push(pack, None).await?;
+        }
+        parts.finish(listed.clone()).await?;
         failpoint::reach("prune-after-index");
 
         // Phase: deletions, packs first, and only while the lock is held. A
@@ -279,7 +295,7 @@ impl Repository {
         let doomed = packs
             .iter()
             .filter(|p| p.deleted_now(delay))
-            .map(|p| p.pack.id.to_hex())
+            .map(|p| p.id.to_hex())
             .chain(unindexed_old.into_iter().map(|(n, _)| n));
         for (i, name) in doomed.enumerate() {
             // Stopping between deletions is as safe as a crash there.
@@ -305,19 +321,18 @@ impl Repository {
         Ok(report)
     }
 
-    /// Every blob the snapshots' trees reference: tree nodes, chunks and
-    /// sketch parts ([`with_bases`] adds the bases of deltas). Each node is
-    /// read once however many snapshots share it. A node or chunk that is
-    /// not indexed stops the prune: deleting anything on the basis of a
-    /// damaged repository could lose more.
-    async fn used_blobs(
+    /// Walks every snapshot's trees and hands every blob they reference
+    /// (tree nodes, chunks and sketch parts) to `leaf`, by kind byte and
+    /// id; each node is read once however many snapshots share it. Whether
+    /// the chunks are indexed is checked later, all at once ([`tally`]).
+    async fn walk_used(
         &self,
         index: &Arc<BlobMap>,
         snapshots: &[(crate::id::SnapshotId, Snapshot)],
-    ) -> Result<UsedBlobs> {
+        mut leaf: impl FnMut(u8, &BlobId) -> Result<()>,
+    ) -> Result<()> {
         let reader = self.blob_reader(index.clone());
         let tree = BlobKind::Tree as u8;
-        let mut used = UsedBlobs::new();
         let mut whole = HashSet::new();
         // Nodes to read, with the kind of blob their tree's leaves are; a
         // node is visited once per leaf kind (a stream's chunks are data, a
@@ -331,7 +346,7 @@ impl Repository {
                 let roots = std::iter::once((s.root, BlobKind::Data))
                     .chain(s.sketch.map(|e| (e.id, BlobKind::Sketch)));
                 for root in roots {
-                    used.insert((tree, root.0));
+                    leaf(tree, &root.0)?;
                     if visited.insert(root) {
                         pending.push(root);
                     }
@@ -343,77 +358,96 @@ impl Repository {
             let ids: Vec<BlobId> = batch.iter().map(|(id, _)| *id).collect();
             // Damage stops the prune before it changes anything.
             let nodes = reader.load_nodes(&ids, &mut whole).await?;
-            for (id, leaf) in batch {
+            for (id, leaf_kind) in batch {
                 let node = nodes.get(&id).ok_or_else(|| Error::Missing {
                     object: format!("tree blob {id}"),
                 })?;
                 let kind = if node.level == 0 {
-                    leaf
+                    leaf_kind
                 } else {
                     BlobKind::Tree
                 };
                 for e in &node.entries {
-                    if node.level == 0 && !index.contains(kind, &e.id) {
-                        return Err(Error::Missing {
-                            object: format!(
-                                "{} blob {} (a snapshot needs it; prune stopped, run `coffer check`)",
-                                if kind == BlobKind::Data { "data" } else { "sketch" },
-                                e.id
-                            ),
-                        });
-                    }
-                    used.insert((kind as u8, e.id));
-                    if node.level > 0 && visited.insert((e.id, leaf)) {
-                        pending.push((e.id, leaf));
+                    leaf(kind as u8, &e.id)?;
+                    if node.level > 0 && visited.insert((e.id, leaf_kind)) {
+                        pending.push((e.id, leaf_kind));
                     }
                 }
             }
         }
-        Ok(used)
+        Ok(())
     }
 
-    /// Copies the used blobs of packs fated [`Fate::Repack`] into new packs
-    /// (data and tree apart, as backups write them); returns their entries.
-    /// Payloads are copied as stored (a delta stays a delta of the same
-    /// bases, which the new pack's index entry lists); all but deltas are
-    /// decoded and verified on the way.
-    async fn repack(&self, reader: &BlobReader, packs: &[PackUse]) -> Result<Vec<IndexedPack>> {
+    /// The error for blobs in use that no index entry has (keys of
+    /// [`UsedKeys`]): walks the snapshots and the deltas again to name one.
+    /// Deleting anything on the basis of a damaged repository could lose
+    /// more, so the prune stops.
+    async fn name_missing(
+        &self,
+        index: &Arc<BlobMap>,
+        snapshots: &[(crate::id::SnapshotId, Snapshot)],
+        missing: &HashSet<u64>,
+    ) -> Error {
+        let named = self
+            .walk_used(index, snapshots, |kind, id| {
+                if !missing.contains(&used::key(kind, id)) {
+                    return Ok(());
+                }
+                let what = match BlobKind::from_byte(kind) {
+                    Some(BlobKind::Sketch) => "sketch",
+                    Some(BlobKind::Tree) => "tree",
+                    _ => "data",
+                };
+                Err(Error::Missing {
+                    object: format!(
+                        "{what} blob {id} (a snapshot needs it; prune stopped, run `coffer check`)"
+                    ),
+                })
+            })
+            .await;
+        if let Err(e) = named {
+            return e;
+        }
+        let data = BlobKind::Data as u8;
+        let mut base_of = None;
+        let scanned = index.scan_deltas(|id, _, bases| {
+            if let Some(b) = bases.iter().find(|b| missing.contains(&used::key(data, b))) {
+                base_of.get_or_insert((*b, *id));
+            }
+        });
+        match (scanned, base_of) {
+            (Err(e), _) => table_error(e),
+            (Ok(()), Some((base, id))) => Error::Missing {
+                object: format!(
+                    "data blob {base} (a base of delta blob {id}; prune stopped, run `coffer check`)"
+                ),
+            },
+            (Ok(()), None) => Error::Missing {
+                object: format!(
+                    "{} blobs in use (prune stopped, run `coffer check`)",
+                    missing.len()
+                ),
+            },
+        }
+    }
+
+    /// Copies the given used blobs of packs fated [`Fate::Repack`] into new
+    /// packs (data and tree apart, as backups write them); returns their
+    /// entries. Payloads are copied as stored (a delta stays a delta of the
+    /// same bases, which the new pack's index entry lists); all but deltas
+    /// are decoded and verified on the way.
+    async fn repack(&self, reader: &BlobReader, jobs: Vec<RepackJob>) -> Result<Vec<IndexedPack>> {
         let mut sink = PackSink::new(self.key.clone(), self.config.pack_size as usize);
         let mut done = Vec::new();
-        let jobs = packs.iter().filter(|p| p.fate == Fate::Repack).map(|p| {
-            let wanted: Vec<BlobEntry> = p
-                .pack
-                .blobs
-                .iter()
-                .zip(&p.used)
-                .filter(|(_, u)| **u)
-                .map(|(b, _)| *b)
-                .collect();
-            let number = reader.index().pack_number(&p.pack.id);
-            async move {
-                let number = number.ok_or_else(|| {
-                    Error::Internal(format!("pack {} is not in the index", p.pack.id.short()))
-                })?;
-                let payloads = reader.read_payloads(number, wanted.clone()).await?;
-                let blobs: Vec<_> = wanted
-                    .into_iter()
-                    .zip(payloads)
-                    .map(|(e, (enc, payload))| {
-                        let loc = BlobLocation {
-                            pack: number,
-                            entry: e,
-                        };
-                        let bases = reader.index().bases(&loc).unwrap_or_default();
-                        (e, enc, payload, bases)
-                    })
-                    .collect();
-                Ok::<_, Error>(blobs)
-            }
+        let jobs = jobs.into_iter().map(|(number, wanted)| async move {
+            let entries = wanted.iter().map(|(e, _)| *e).collect();
+            let payloads = reader.read_payloads(number, entries).await?;
+            Ok::<_, Error>(wanted.into_iter().zip(payloads))
         });
         let mut fetched = futures::stream::iter(jobs).buffered(2);
         while let Some(blobs) = fetched.next().await {
             crate::interrupt::check()?;
-            for (e, enc, payload, bases) in blobs? {
+            for ((e, bases), (enc, payload)) in blobs? {
                 let kind = BlobKind::from_byte(e.kind).ok_or_else(|| {
                     Error::corrupt(format!("blob {}", e.id), format!("unknown kind {}", e.kind))
                 })?;
@@ -442,42 +476,175 @@ impl Repository {
     }
 }
 
+/// One repacked pack: its number and the used blobs to copy, with the
+/// bases of those that are deltas.
+type RepackJob = (u32, Vec<(BlobEntry, Vec<BlobId>)>);
+
 /// Adds to `used` the bases of the deltas in use, down every chain, also
 /// when the snapshots that first stored them are gone. Every stored copy
 /// counts (a blob stored whole and as a delta may keep either), except the
 /// copies re-basing replaced, and the new copies count instead.
-fn with_bases(index: &Index, mut used: UsedBlobs, rebased: &rebase::Rebased) -> Result<UsedBlobs> {
+fn add_bases(index: &BlobMap, used: &mut UsedKeys, rebased: &rebase::Rebased) -> Result<()> {
     let data = BlobKind::Data as u8;
-    let new_bases: HashMap<BlobId, &[BlobId]> = rebased
-        .packs
-        .iter()
-        .flat_map(|p| p.bases.iter().map(|d| (d.id, d.bases.as_slice())))
-        .collect();
-    let mut deltas: Vec<BlobId> = used
-        .iter()
-        .filter(|(k, _)| *k == data)
-        .map(|(_, id)| *id)
-        .collect();
-    while let Some(id) = deltas.pop() {
-        let old = index
-            .delta_copies(&id)
-            .filter(|(pack, _)| !rebased.superseded.contains(&(index.pack(*pack).id, id)))
-            .flat_map(|(_, bases)| bases.iter());
-        let new = new_bases.get(&id).into_iter().flat_map(|b| b.iter());
-        for base in old.chain(new).copied().collect::<Vec<_>>() {
-            if !index.contains(BlobKind::Data, &base) {
-                return Err(Error::Missing {
-                    object: format!(
-                        "data blob {base} (a base of delta blob {id}; prune stopped, run `coffer check`)"
-                    ),
-                });
+    // Bases of deltas not known to be in use when their row was read:
+    // (delta key, base key). Usually only the unused deltas.
+    let mut waiting: Vec<(u64, u64)> = Vec::new();
+    let mut visit = |id: &BlobId, bases: &[BlobId]| {
+        let k = used::key(data, id);
+        if used.contains(k) {
+            for b in bases {
+                used.add(used::key(data, b));
             }
-            if used.insert((data, base)) {
-                deltas.push(base);
+        } else {
+            waiting.extend(bases.iter().map(|b| (k, used::key(data, b))));
+        }
+    };
+    index
+        .scan_deltas(|id, pack, bases| {
+            if !rebased.superseded.contains(&(index.pack(pack).id, *id)) {
+                visit(id, bases);
             }
+        })
+        .map_err(table_error)?;
+    for d in rebased.packs.iter().flat_map(|p| &p.bases) {
+        visit(&d.id, &d.bases);
+    }
+    // A delta found in use after its row was read (the base of a later
+    // one): its bases too, until nothing changes.
+    loop {
+        let before = used.len();
+        waiting.retain(|&(delta, base)| {
+            let now_used = used.contains(delta);
+            if now_used {
+                used.add(base);
+            }
+            !now_used
+        });
+        if used.len() == before {
+            return Ok(());
         }
     }
-    Ok(used)
+}
+
+/// Prune's pass over every blob the index keeps: adds the bases of deltas
+/// in use to `used`, then counts each pack's used and unused bytes, and
+/// notes which used keys the index has ([`UsedKeys::missing`] are the
+/// others). Returns every pack (by canonical number) with its count.
+fn tally(
+    index: &BlobMap,
+    mut used: UsedKeys,
+    rebased: &rebase::Rebased,
+) -> Result<(UsedKeys, Vec<PackUse>, Kept)> {
+    add_bases(index, &mut used, rebased)?;
+    used.seal();
+    let mut tallies = vec![Tally::default(); index.pack_count()];
+    let kept = index
+        .scan_kept(|loc| {
+            let e = &loc.entry;
+            let is_used = used.found(used::key(e.kind, &e.id));
+            let replaced = rebased.replaced(&index.pack(loc.pack).id, &e.id);
+            tallies[loc.pack as usize].add(e.length, is_used, replaced);
+        })
+        .map_err(table_error)?;
+    let packs = index
+        .canonical_numbers()
+        .into_iter()
+        .enumerate()
+        .filter(|(n, c)| *n as u32 == *c)
+        .map(|(_, n)| PackUse::new(n, index.pack(n), &tallies[n as usize]))
+        .collect();
+    Ok((used, packs, kept))
+}
+
+/// What the passes after the plan read: the map, which of its slots are
+/// kept, the blobs in use and what re-basing replaced.
+#[derive(Clone)]
+struct Passes {
+    index: Arc<BlobMap>,
+    kept: Arc<Kept>,
+    used: Arc<UsedKeys>,
+    rebased: Arc<rebase::Rebased>,
+}
+
+impl Passes {
+    /// The used blobs of every pack fated [`Fate::Repack`].
+    async fn repack_jobs(&self, packs: &[PackUse]) -> Result<Vec<RepackJob>> {
+        let numbers: HashSet<u32> = packs
+            .iter()
+            .filter(|p| p.fate == Fate::Repack)
+            .map(|p| p.number)
+            .collect();
+        if numbers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let this = self.clone();
+        blocking(move || {
+            let mut jobs = Vec::new();
+            this.scan(|n, pack| {
+                if numbers.contains(&n) {
+                    let mut bases: HashMap<BlobId, Vec<BlobId>> =
+                        pack.bases.into_iter().map(|d| (d.id, d.bases)).collect();
+                    let wanted = pack
+                        .blobs
+                        .into_iter()
+                        .filter(|b| this.used.is_used(used::key(b.kind, &b.id)))
+                        .map(|b| (b, bases.remove(&b.id).unwrap_or_default()))
+                        .collect();
+                    jobs.push((n, wanted));
+                }
+                Ok(())
+            })?;
+            Ok(jobs)
+        })
+        .await
+    }
+
+    /// Sends the listing of every pack in `fates` (pack number: `None` to
+    /// list it unmarked, else marked since then) to `out`, with its mark.
+    fn listings(
+        &self,
+        fates: &HashMap<u32, Option<i64>>,
+        out: &tokio::sync::mpsc::Sender<(IndexedPack, Option<i64>)>,
+    ) -> Result<()> {
+        self.scan(|n, pack| match fates.get(&n) {
+            Some(&marked) => out
+                .blocking_send((pack, marked))
+                .map_err(|_| Error::Internal("the index writer stopped".into())),
+            None => Ok(()),
+        })
+    }
+
+    /// Every pack with the blobs the map keeps in it, less the copies
+    /// re-basing replaced.
+    fn scan(&self, mut visit: impl FnMut(u32, IndexedPack) -> Result<()>) -> Result<()> {
+        self.index.scan_packs(&self.kept, |group| {
+            for (n, mut pack) in group {
+                let id = pack.id;
+                if !self.rebased.superseded.is_empty() {
+                    pack.blobs.retain(|b| !self.rebased.replaced(&id, &b.id));
+                    pack.bases.retain(|d| !self.rebased.replaced(&id, &d.id));
+                }
+                visit(n, pack)?;
+            }
+            Ok::<_, Error>(())
+        })
+    }
+}
+
+impl From<ScanError> for Error {
+    fn from(e: ScanError) -> Self {
+        table_error(e.0)
+    }
+}
+
+/// A table of the local cache failed to read during a pass: the cache was
+/// damaged, not the repository (the table is gone, so running the command
+/// again builds it anew).
+fn table_error(e: String) -> Error {
+    Error::corrupt(
+        "the local index cache",
+        format!("{e}; it has been removed, run the command again"),
+    )
 }
 
 #[cfg(test)]

@@ -30,8 +30,8 @@ use serde::Serialize;
 
 use super::MaxUnused;
 use crate::backend::StagingFile;
-use crate::id::{BlobId, PackId};
-use crate::index::IndexedPack;
+use crate::id::PackId;
+use crate::index::PackInfo;
 
 /// What a prune found and did (or, dry, would do).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -111,17 +111,61 @@ pub(super) enum Fate {
     DropMissing,
 }
 
-/// The blobs snapshots use, by kind byte and id.
-pub(super) type UsedBlobs = HashSet<(u8, BlobId)>;
+/// What prune's pass over the blobs the index keeps adds up for one pack.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Tally {
+    /// Blobs the index keeps in the pack.
+    listed: u64,
+    /// Their sealed bytes.
+    listed_bytes: u64,
+    /// Bytes of those whose copy here re-basing replaced.
+    replaced_bytes: u64,
+    /// Bytes of the others that no snapshot uses.
+    unused_bytes: u64,
+    /// Some blob of the pack is used (and not replaced).
+    any_used: bool,
+}
 
-/// One indexed pack, the blobs of it the snapshots use, and its fate.
+impl Tally {
+    /// Counts one blob the index keeps in the pack: its sealed length,
+    /// whether a snapshot uses it, and whether re-basing replaced this copy
+    /// (then it is dropped from the pack's listing and counts as unused).
+    pub fn add(&mut self, length: u32, used: bool, replaced: bool) {
+        let length = length as u64;
+        self.listed += 1;
+        self.listed_bytes += length;
+        if replaced {
+            self.replaced_bytes += length;
+        } else if used {
+            self.any_used = true;
+        } else {
+            self.unused_bytes += length;
+        }
+    }
+
+    /// Unused bytes of a pack of `size` bytes: its unused and replaced
+    /// blobs, and the bytes no listed blob accounts for (copies an earlier
+    /// re-basing replaced, or duplicates the index keeps elsewhere), so
+    /// that repacking reclaims those too.
+    fn unused_in(&self, size: u64) -> u64 {
+        let overhead = crate::pack::pack_overhead(self.listed as usize);
+        let hidden = size.saturating_sub(self.listed_bytes + overhead);
+        hidden + self.replaced_bytes + self.unused_bytes
+    }
+}
+
+/// One indexed pack, whether the snapshots use it, and its fate.
+#[derive(Debug, Clone)]
 pub(super) struct PackUse {
-    pub pack: IndexedPack,
+    /// Its (canonical) number in the blob map.
+    pub number: u32,
+    pub id: PackId,
+    pub size: u64,
     /// Marked for deletion since (Unix ns).
     pub marked: Option<i64>,
-    /// Per blob of `pack`: used by a snapshot.
-    pub used: Vec<bool>,
-    /// Sealed bytes of the unused blobs.
+    /// Some blob of it is used by a snapshot.
+    pub any_used: bool,
+    /// Sealed bytes of the unused blobs, and of bytes no blob accounts for.
     pub unused_bytes: u64,
     pub fate: Fate,
 }
@@ -133,63 +177,16 @@ impl PackUse {
         self.fate == Fate::Delete || (self.fate == Fate::Repack && delay == 0)
     }
 
-    /// The pack as indexed, with the blobs `used` marks as used; copies of
-    /// blobs that re-basing `replaced` by new ones are dropped from its
-    /// listing and counted unused.
-    pub fn new(
-        mut pack: IndexedPack,
-        marked: Option<i64>,
-        used: &UsedBlobs,
-        replaced: &HashSet<(PackId, BlobId)>,
-    ) -> Self {
-        // Bytes of the pack no listed blob accounts for: copies an earlier
-        // re-basing replaced, or a duplicate the index keeps elsewhere. They
-        // count as unused, so that repacking reclaims them too.
-        let listed: u64 = pack.blobs.iter().map(|b| b.length as u64).sum();
-        let overhead = crate::pack::pack_overhead(pack.blobs.len());
-        let hidden = pack.size.saturating_sub(listed + overhead);
-        let gone = |b: &BlobId| replaced.contains(&(pack.id, *b));
-        let dropped: u64 = pack
-            .blobs
-            .iter()
-            .filter(|b| gone(&b.id))
-            .map(|b| b.length as u64)
-            .sum();
-        if dropped > 0 {
-            let keep: Vec<_> = pack
-                .blobs
-                .iter()
-                .filter(|b| !gone(&b.id))
-                .copied()
-                .collect();
-            let bases = pack
-                .bases
-                .iter()
-                .filter(|d| !gone(&d.id))
-                .cloned()
-                .collect();
-            pack.blobs = keep;
-            pack.bases = bases;
-        }
-        let used: Vec<bool> = pack
-            .blobs
-            .iter()
-            .map(|b| used.contains(&(b.kind, b.id)))
-            .collect();
-        let unused_bytes = hidden
-            + dropped
-            + pack
-                .blobs
-                .iter()
-                .zip(&used)
-                .filter(|(_, u)| !**u)
-                .map(|(b, _)| b.length as u64)
-                .sum::<u64>();
+    /// Pack number `number` (`info` as the map has it) with what the pass
+    /// over its blobs counted.
+    pub fn new(number: u32, info: &PackInfo, tally: &Tally) -> Self {
         PackUse {
-            pack,
-            marked,
-            used,
-            unused_bytes,
+            number,
+            id: info.id,
+            size: info.size,
+            marked: info.marked,
+            any_used: tally.any_used,
+            unused_bytes: tally.unused_in(info.size),
             fate: Fate::Keep,
         }
     }
@@ -236,9 +233,8 @@ pub(super) fn plan(mut packs: Vec<PackUse>, input: &PlanInput<'_>) -> Plan {
     let mut kept_bytes = 0u64;
     let mut unused_in_kept = 0u64;
     for p in &mut packs {
-        let present = input.stored.contains_key(&p.pack.id.to_hex());
-        let any_used = p.used.iter().any(|u| *u);
-        p.fate = match (p.marked, any_used, present) {
+        let present = input.stored.contains_key(&p.id.to_hex());
+        p.fate = match (p.marked, p.any_used, present) {
             (None, _, false) | (Some(_), true, false) => {
                 report.packs_missing += 1;
                 Fate::DropMissing
@@ -260,7 +256,7 @@ pub(super) fn plan(mut packs: Vec<PackUse>, input: &PlanInput<'_>) -> Plan {
             (Some(t), false, true) => Fate::StayMarked(t),
         };
         if p.fate == Fate::Keep {
-            kept_bytes += p.pack.size;
+            kept_bytes += p.size;
             unused_in_kept += p.unused_bytes;
         }
     }
@@ -274,16 +270,16 @@ pub(super) fn plan(mut packs: Vec<PackUse>, input: &PlanInput<'_>) -> Plan {
     };
     let mut candidates: Vec<usize> = (0..packs.len())
         .filter(|&i| packs[i].fate == Fate::Keep && packs[i].unused_bytes > 0)
-        .filter(|&i| input.stored.contains_key(&packs[i].pack.id.to_hex()))
+        .filter(|&i| input.stored.contains_key(&packs[i].id.to_hex()))
         .collect();
-    let share = |p: &PackUse| p.unused_bytes as f64 / p.pack.size.max(1) as f64;
+    let share = |p: &PackUse| p.unused_bytes as f64 / p.size.max(1) as f64;
     candidates.sort_by(|&a, &b| share(&packs[b]).total_cmp(&share(&packs[a])));
     for i in candidates {
         if unused_in_kept <= limit {
             break;
         }
         unused_in_kept -= packs[i].unused_bytes;
-        kept_bytes -= packs[i].pack.size;
+        kept_bytes -= packs[i].size;
         packs[i].fate = Fate::Repack;
     }
     report.unused_bytes_left = unused_in_kept;
@@ -291,7 +287,7 @@ pub(super) fn plan(mut packs: Vec<PackUse>, input: &PlanInput<'_>) -> Plan {
 
     // Unindexed packs: leftovers of interrupted (or still running)
     // backups; only old ones go.
-    let indexed: HashSet<String> = packs.iter().map(|p| p.pack.id.to_hex()).collect();
+    let indexed: HashSet<String> = packs.iter().map(|p| p.id.to_hex()).collect();
     let mut unindexed_old = Vec::new();
     for (name, (mtime_ms, size)) in input.stored {
         if indexed.contains(name) {
@@ -329,7 +325,7 @@ pub(super) fn plan(mut packs: Vec<PackUse>, input: &PlanInput<'_>) -> Plan {
             _ => None,
         };
         if let Some(t) = marked_at {
-            report.bytes_waiting += p.pack.size;
+            report.bytes_waiting += p.size;
             let free = t.saturating_add(delay);
             report.freed_after_unix_ns =
                 Some(report.freed_after_unix_ns.map_or(free, |f| f.max(free)));
@@ -339,11 +335,11 @@ pub(super) fn plan(mut packs: Vec<PackUse>, input: &PlanInput<'_>) -> Plan {
             Fate::Repack if delay > 0 && p.marked.is_some() => report.packs_waiting += 1,
             Fate::Mark | Fate::Repack if delay > 0 => {
                 report.packs_marked += 1;
-                report.bytes_marked += p.pack.size;
+                report.bytes_marked += p.size;
             }
             Fate::Mark | Fate::Repack | Fate::Delete => {
                 report.packs_deleted += 1;
-                report.bytes_deleted += p.pack.size;
+                report.bytes_deleted += p.size;
             }
             Fate::StayMarked(_) => report.packs_waiting += 1,
             Fate::Keep | Fate::DropStaleMark | Fate::DropMissing => {}
@@ -372,8 +368,6 @@ pub(super) fn plan(mut packs: Vec<PackUse>, input: &PlanInput<'_>) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::id::PackId;
-    use crate::pack::BlobEntry;
 
     const DAY: i64 = 86_400 * 1_000_000_000;
     const NOW: i64 = 100 * DAY;
@@ -385,57 +379,52 @@ mod tests {
         All,
     }
 
-    /// Pack `n` of 100 + 4 x 20 bytes, whose first `used` blobs are used.
+    /// Pack `n` of 180 bytes holding 4 blobs of 20 (its overhead leaves no
+    /// unaccounted bytes), whose first `used` blobs are used.
     fn pack(n: u8, marked: Option<i64>, used: Used) -> PackUse {
-        let blobs: Vec<BlobEntry> = (0..4u8)
-            .map(|i| BlobEntry {
-                kind: 0,
-                encoding: 0,
-                id: BlobId([n.wrapping_mul(8).wrapping_add(i); 32]),
-                offset: 37 + 20 * i as u32,
-                length: 20,
-                raw_length: 4,
-            })
-            .collect();
         let in_use = match used {
             Used::None => 0,
             Used::Part => 1,
             Used::All => 4,
         };
-        let used: UsedBlobs = blobs.iter().take(in_use).map(|b| (b.kind, b.id)).collect();
-        let p = IndexedPack {
-            bases: vec![],
+        let mut tally = Tally::default();
+        for i in 0..4 {
+            tally.add(20, i < in_use, false);
+        }
+        let info = PackInfo {
             id: PackId([n; 32]),
             salt: [0; 32],
             size: 180,
-            blobs,
+            marked,
         };
-        PackUse::new(p, marked, &used, &HashSet::new())
+        assert!(80 + crate::pack::pack_overhead(4) >= 180);
+        PackUse::new(n as u32, &info, &tally)
     }
 
     #[test]
     fn bytes_no_listed_blob_accounts_for_count_unused() {
         // One listed blob of 20 bytes in a pack with 500 more bytes of
         // blobs the index no longer lists (replaced copies, duplicates).
-        let blob = BlobEntry {
-            kind: 0,
-            encoding: 0,
-            id: BlobId([1; 32]),
-            offset: 37,
-            length: 20,
-            raw_length: 4,
-        };
         let size = 20 + 500 + crate::pack::pack_overhead(1);
-        let p = IndexedPack::plain(PackId([1; 32]), [0; 32], size, vec![blob]);
-        let used: UsedBlobs = [(0, blob.id)].into();
-        assert_eq!(
-            PackUse::new(p.clone(), None, &used, &HashSet::new()).unused_bytes,
-            500
-        );
+        let info = PackInfo {
+            id: PackId([1; 32]),
+            salt: [0; 32],
+            size,
+            marked: None,
+        };
+        let mut used = Tally::default();
+        used.add(20, true, false);
+        let p = PackUse::new(1, &info, &used);
+        assert_eq!((p.unused_bytes, p.any_used), (500, true));
         // Replacing the listed blob too: all of it is unused.
-        let replaced = [(p.id, blob.id)].into();
-        let all = PackUse::new(p, None, &used, &replaced);
-        assert_eq!((all.unused_bytes, all.pack.blobs.len()), (520, 0));
+        let mut replaced = Tally::default();
+        replaced.add(20, true, true);
+        let p = PackUse::new(1, &info, &replaced);
+        assert_eq!((p.unused_bytes, p.any_used), (520, false));
+        // An unused blob counts with the hidden bytes.
+        let mut unused = Tally::default();
+        unused.add(20, false, false);
+        assert_eq!(PackUse::new(1, &info, &unused).unused_bytes, 520);
     }
 
     fn stored_as(packs: &[(u8, i64)]) -> HashMap<String, (i64, u64)> {
@@ -515,7 +504,7 @@ mod tests {
             let left_marked = waiting || want == Mark || (want == Repack && delay > 0);
             let free = left_marked.then(|| marked.unwrap_or(NOW) + delay);
             assert_eq!(r.freed_after_unix_ns, free, "{case}");
-            let size = p.packs[0].pack.size;
+            let size = p.packs[0].size;
             assert_eq!(
                 r.bytes_waiting,
                 if left_marked { size } else { 0 },
@@ -530,7 +519,6 @@ mod tests {
         // three of four (20 unused), pack 3 all; 80 of 540 kept bytes.
         let three = || {
             let mut most = pack(2, None, Used::All);
-            most.used[3] = false;
             most.unused_bytes = 20;
             vec![pack(1, None, Used::Part), most, pack(3, None, Used::All)]
         };

@@ -39,6 +39,13 @@ pub(super) struct Rebased {
     pub bytes_written: u64,
 }
 
+impl Rebased {
+    /// True when re-basing replaced the copy of `blob` in `pack`.
+    pub fn replaced(&self, pack: &PackId, blob: &BlobId) -> bool {
+        !self.superseded.is_empty() && self.superseded.contains(&(*pack, *blob))
+    }
+}
+
 /// How the index stores a data blob now.
 fn stored(index: &BlobMap, id: &BlobId) -> Option<Stored> {
     let loc = index.get(BlobKind::Data, id)?;
