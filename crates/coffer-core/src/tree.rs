@@ -165,6 +165,19 @@ impl TreeWalker {
         Step::Done
     }
 
+    /// The entry of the node the last [`Step::Need`] asked for, and the
+    /// level it must have (`None` for the root).
+    pub fn needed(&self) -> Option<(TreeEntry, Option<u8>)> {
+        self.pending
+    }
+
+    /// Passes over the node the last [`Step::Need`] asked for, as if it had
+    /// been provided and walked: for a caller that has already checked that
+    /// node, with the size its entry records.
+    pub fn skip(&mut self) {
+        self.pending.take().expect("skip follows Step::Need");
+    }
+
     /// Supplies the node asked for by the last [`Step::Need`].
     pub fn provide(&mut self, node: TreeNode) -> Result<(), String> {
         let (entry, level) = self.pending.take().expect("provide follows Step::Need");

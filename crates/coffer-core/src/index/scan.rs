@@ -137,22 +137,37 @@ impl BlobMap {
 impl Index {
     /// Every pack with the blobs this map keeps in it and their bases.
     pub(super) fn numbered_packs(&self) -> Vec<NumberedPack> {
-        let mut blobs: Vec<Vec<BlobEntry>> = vec![Vec::new(); self.packs.len()];
-        let mut bases: Vec<Vec<DeltaBases>> = vec![Vec::new(); self.packs.len()];
+        let all: Vec<u32> = (0..self.packs.len() as u32).collect();
+        self.listings_of(&all)
+    }
+
+    /// Packs `numbers` (in that order) with the blobs this map keeps in
+    /// them and their bases: one pass over the map.
+    pub fn listings_of(&self, numbers: &[u32]) -> Vec<NumberedPack> {
+        // Where each pack number goes in the result, if it is asked for.
+        let mut at = vec![usize::MAX; self.packs.len()];
+        for (i, &n) in numbers.iter().enumerate() {
+            at[n as usize] = i;
+        }
+        let mut blobs: Vec<Vec<BlobEntry>> = vec![Vec::new(); numbers.len()];
+        let mut bases: Vec<Vec<DeltaBases>> = vec![Vec::new(); numbers.len()];
         for loc in self.slots.iter().map(location) {
-            blobs[loc.pack as usize].push(loc.entry);
+            let i = at[loc.pack as usize];
+            if i == usize::MAX {
+                continue;
+            }
+            blobs[i].push(loc.entry);
             if let Some(b) = self.bases(&loc) {
-                bases[loc.pack as usize].push(DeltaBases {
+                bases[i].push(DeltaBases {
                     id: loc.entry.id,
                     bases: b.to_vec(),
                 });
             }
         }
-        self.packs
+        numbers
             .iter()
             .zip(blobs.into_iter().zip(bases))
-            .enumerate()
-            .map(|(n, (p, (b, d)))| (n as u32, listing(p, b, d)))
+            .map(|(&n, (b, d))| (n, listing(&self.packs[n as usize], b, d)))
             .collect()
     }
 }

@@ -154,6 +154,9 @@ impl CheckReport {
 /// Most missing chunks reported per stream; the rest are counted.
 const MISSING_REPORTED: usize = 10;
 
+/// Packs whose listings `check --read-data` makes in one pass over the map.
+const READ_BATCH: usize = 256;
+
 impl Repository {
     /// Checks the repository; storage failures (not damage) end it early
     /// with an error, damage is collected in the report.
@@ -163,22 +166,22 @@ impl Repository {
         // Every index file must open; the live ones (superseded by no
         // other) are what the packs are checked against. Superseded files
         // are leftovers that prune deletes.
+        // The files are read one at a time into the map: memory holds the
+        // map (48 bytes a blob) and one decoded file.
         let walk = Walk {
             read_superseded: true,
             cached: false,
         };
-        let files = self
-            .walk_index_files(walk, |e| {
-                report.error_from(&e);
-                Ok(())
-            })
-            .await?;
-        let index = files.index(|e| {
-            report.error_from(&e);
-            Ok(())
-        })?;
-        let expected = index.export();
-        report.packs = expected.packs.len() + expected.marked.len();
+        let loaded = self.memory_index_by(walk, true).await?;
+        for e in &loaded.errors {
+            report.error_from(e);
+        }
+        let index = Arc::new(BlobMap::from(loaded.index));
+        let mut blobs_in = vec![0u64; index.pack_count()];
+        index
+            .scan_kept(|loc| blobs_in[loc.pack as usize] += 1)
+            .map_err(Error::Internal)?;
+        report.packs = index.pack_count();
 
         // Packs: present, with the indexed size; unindexed ones are leftovers.
         // One listing of data/ (the large folder) serves the packs and the
@@ -189,36 +192,38 @@ impl Repository {
             .iter()
             .map(|(n, _, size)| (n.clone(), *size))
             .collect();
-        let indexed: HashSet<String> = expected
-            .packs
-            .iter()
-            .chain(expected.marked.iter().map(|m| &m.pack))
-            .map(|p| p.id.to_hex())
+        let indexed: HashSet<String> = (0..index.pack_count() as u32)
+            .map(|n| index.pack(n).id.to_hex())
             .collect();
-        for p in &expected.packs {
+        for n in 0..index.pack_count() as u32 {
+            let p = index.pack(n);
             let path = object_path(Kind::Pack, &p.id.to_hex());
-            match stored.get(&p.id.to_hex()) {
+            let stored_size = stored.get(&p.id.to_hex());
+            if p.marked.is_some() {
+                let message = if stored_size.is_some() {
+                    "is marked for deletion by prune (deleted later, unless a snapshot needs it)"
+                } else {
+                    "was deleted by prune (a stale mark the next prune drops)"
+                };
+                report.notes.push(Problem {
+                    object: path,
+                    message: message.into(),
+                });
+                continue;
+            }
+            match stored_size {
                 None => report.error(
                     path,
-                    format!("is missing ({} indexed blobs are lost)", p.blobs.len()),
+                    format!(
+                        "is missing ({} indexed blobs are lost)",
+                        blobs_in[n as usize]
+                    ),
                 ),
                 Some(&size) if size != p.size => {
                     report.error(path, format!("has {size} bytes, the index says {}", p.size))
                 }
                 Some(_) => {}
             }
-        }
-        for m in &expected.marked {
-            let path = object_path(Kind::Pack, &m.pack.id.to_hex());
-            let message = if stored.contains_key(&m.pack.id.to_hex()) {
-                "is marked for deletion by prune (deleted later, unless a snapshot needs it)"
-            } else {
-                "was deleted by prune (a stale mark the next prune drops)"
-            };
-            report.notes.push(Problem {
-                object: path,
-                message: message.into(),
-            });
         }
         // Leftovers of interrupted (or running) backups: one line in all,
         // however many (a stopped backup can leave a hundred).
@@ -259,7 +264,7 @@ impl Repository {
                 });
             }
         }
-        let mut stale = files.superseded.clone();
+        let mut stale = loaded.superseded.clone();
         stale.sort();
         for id in stale {
             report.notes.push(Problem {
@@ -269,13 +274,13 @@ impl Repository {
         }
 
         // Snapshots and their trees.
-        let index = Arc::new(BlobMap::from(index));
         // Without local copies: check verifies what storage holds.
         let reader = BlobReader::new(self.backend.clone(), self.key.clone(), index.clone(), None);
         // Indexed packs (marked or not) that storage no longer has.
         let gone: HashSet<u32> = (0..index.pack_count() as u32)
             .filter(|&n| !stored.contains_key(&index.pack(n).id.to_hex()))
             .collect();
+        let mut clean = CleanNodes::default();
         for name in self.backend.list(Kind::Snapshot).await? {
             let (id, snap) = match self.read_snapshot(name, false).await {
                 Ok(s) => s,
@@ -286,26 +291,36 @@ impl Repository {
                 Err(e) => return Err(e),
             };
             report.snapshots += 1;
-            check_snapshot(&reader, &gone, &id.to_hex(), &snap, &mut report).await?;
+            check_snapshot(&reader, &gone, &id.to_hex(), &snap, &mut clean, &mut report).await?;
         }
 
-        // Data: download selected packs and open every blob.
-        let present: Vec<IndexedPack> = expected
-            .packs
-            .into_iter()
-            .filter(|p| stored.get(&p.id.to_hex()) == Some(&p.size))
+        // Data: download selected packs and open every blob. Their listings
+        // are made a batch of packs at a time (one pass over the map each),
+        // never for every pack at once.
+        let present: Vec<u32> = (0..index.pack_count() as u32)
+            .filter(|&n| {
+                let p = index.pack(n);
+                p.marked.is_none() && stored.get(&p.id.to_hex()) == Some(&p.size)
+            })
             .collect();
-        let selected = opts.read_data.choose(present, |p| (p.id, p.size));
-        let results: Vec<Result<(u64, Vec<Problem>)>> = futures::stream::iter(selected)
-            .map(|p| read_pack(self, &reader, p))
-            .buffer_unordered(2)
-            .collect()
-            .await;
-        for r in results {
-            let (blobs, problems) = r?;
-            report.packs_read += 1;
-            report.blobs_read += blobs;
-            report.errors.extend(problems);
+        let selected = opts.read_data.choose(present, |&n| {
+            let p = index.pack(n);
+            (p.id, p.size)
+        });
+        let memory = index.memory().expect("check holds the index in memory");
+        for batch in selected.chunks(READ_BATCH) {
+            let listings = memory.listings_of(batch);
+            let results: Vec<Result<(u64, Vec<Problem>)>> = futures::stream::iter(listings)
+                .map(|(_, p)| read_pack(self, &reader, p))
+                .buffer_unordered(2)
+                .collect()
+                .await;
+            for r in results {
+                let (blobs, problems) = r?;
+                report.packs_read += 1;
+                report.blobs_read += blobs;
+                report.errors.extend(problems);
+            }
         }
         Ok(report)
     }
@@ -319,6 +334,7 @@ async fn check_snapshot(
     gone: &HashSet<u32>,
     id: &str,
     snap: &Snapshot,
+    clean: &mut CleanNodes,
     report: &mut CheckReport,
 ) -> Result<()> {
     let object = object_path(Kind::Snapshot, id);
@@ -326,14 +342,38 @@ async fn check_snapshot(
     for stream in &snap.streams {
         let label = format!("stream {:?}", stream.name);
         let root = (stream.root_entry(), BlobKind::Data);
-        check_tree(reader, gone, (&object, &label), root, &mut whole, report).await?;
+        let walk = TreeCheck {
+            reader,
+            gone,
+            at: (&object, &label),
+        };
+        walk.run(root, &mut whole, clean, report).await?;
         if let Some(sketch) = stream.sketch {
             let label = format!("the sketch of stream {:?}", stream.name);
-            let root = (sketch, BlobKind::Sketch);
-            check_tree(reader, gone, (&object, &label), root, &mut whole, report).await?;
+            let walk = TreeCheck {
+                at: (&object, &label),
+                ..walk
+            };
+            walk.run((sketch, BlobKind::Sketch), &mut whole, clean, report)
+                .await?;
         }
     }
     Ok(())
+}
+
+/// Leaf nodes (level 0, by id and leaf kind) whose every chunk checked out,
+/// with the bytes they cover: another snapshot that lists one is not
+/// checked chunk by chunk again. A node with any problem is never here, so
+/// every snapshot that lists it reports it.
+type CleanNodes = HashMap<(BlobId, BlobKind), u64>;
+
+/// Where a tree check reads and reports.
+#[derive(Clone, Copy)]
+struct TreeCheck<'a> {
+    reader: &'a BlobReader,
+    gone: &'a HashSet<u32>,
+    /// The snapshot object and the tree's label in it.
+    at: (&'a str, &'a str),
 }
 
 /// Why the delta chain below a chunk cannot be decoded, if it cannot: a
@@ -365,101 +405,130 @@ fn chain_problem(reader: &BlobReader, loc: &BlobLocation) -> Option<String> {
     None
 }
 
-/// Walks one tree (a stream's chunks, or its sketch's parts): nodes must
-/// load and agree, every leaf must be indexed as `leaf` with the size the
-/// tree records, in a pack that storage still has (`gone` lists the pack
-/// numbers it lacks), and a delta's bases must be indexed.
-async fn check_tree(
-    reader: &BlobReader,
-    gone: &HashSet<u32>,
-    (object, label): (&str, &str),
-    (root, leaf): (TreeEntry, BlobKind),
-    whole: &mut HashSet<u32>,
-    report: &mut CheckReport,
-) -> Result<()> {
-    let mut walker = TreeWalker::new(root);
-    let (mut missing, mut bytes) = (0usize, 0u64);
-    // Chunks per pack that is gone.
-    let mut lost: std::collections::BTreeMap<u32, u64> = Default::default();
-    loop {
-        match walker.next_step() {
-            Step::Need(node_id) => {
-                let node = match reader.load_nodes(&[node_id], whole).await {
-                    Ok(mut nodes) => nodes.remove(&node_id),
-                    Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => {
-                        report.error_from(&e);
-                        None
+impl TreeCheck<'_> {
+    /// Walks one tree (a stream's chunks, or its sketch's parts): nodes must
+    /// load and agree, every leaf must be indexed as `leaf` with the size
+    /// the tree records, in a pack that storage still has (`gone` lists the
+    /// pack numbers it lacks), and a delta's bases must be indexed. Leaf
+    /// nodes in `clean` are passed over; those that check out are added.
+    async fn run(
+        self,
+        (root, leaf): (TreeEntry, BlobKind),
+        whole: &mut HashSet<u32>,
+        clean: &mut CleanNodes,
+        report: &mut CheckReport,
+    ) -> Result<()> {
+        let (reader, gone, (object, label)) = (self.reader, self.gone, self.at);
+        let mut walker = TreeWalker::new(root);
+        let (mut missing, mut bytes) = (0usize, 0u64);
+        // Chunks per pack that is gone.
+        let mut lost: std::collections::BTreeMap<u32, u64> = Default::default();
+        // The leaf node being walked: its entry, and the problems counted
+        // before it.
+        let mut in_leaf: Option<(TreeEntry, usize)> = None;
+        let problems = |missing: usize, lost: &std::collections::BTreeMap<u32, u64>| {
+            missing + lost.values().sum::<u64>() as usize
+        };
+        loop {
+            let step = walker.next_step();
+            if !matches!(step, Step::Chunk(_)) {
+                // A leaf node's chunks come one after another: it is done.
+                if let Some((entry, before)) = in_leaf.take() {
+                    if problems(missing, &lost) == before {
+                        clean.insert((entry.id, leaf), entry.size);
                     }
-                    Err(e) => return Err(e),
-                };
-                let Some(node) = node else {
-                    report.error(
-                        object,
-                        format!("{label}: tree node {node_id} cannot be read"),
-                    );
-                    break;
-                };
-                if let Err(reason) = walker.provide(node) {
-                    report.error(object, format!("{label}: {reason}"));
-                    break;
                 }
             }
-            Step::Chunk(chunk) => {
-                bytes += chunk.size;
-                match reader.locate(&chunk.id, leaf, Some(chunk.size)) {
-                    Ok(loc) if gone.contains(&loc.pack) => {
-                        *lost.entry(loc.pack).or_default() += 1;
+            match step {
+                Step::Need(node_id) => {
+                    let needed = walker.needed().expect("a node is needed");
+                    let (entry, level) = needed;
+                    if level == Some(0) && clean.get(&(entry.id, leaf)) == Some(&entry.size) {
+                        walker.skip();
+                        bytes += entry.size;
+                        continue;
                     }
-                    Ok(loc) => {
-                        if let Some(problem) = chain_problem(reader, &loc) {
-                            missing += 1;
-                            if missing <= MISSING_REPORTED {
-                                report.error(object, format!("{label}: {problem}"));
+                    let node = match reader.load_nodes(&[node_id], whole).await {
+                        Ok(mut nodes) => nodes.remove(&node_id),
+                        Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => {
+                            report.error_from(&e);
+                            None
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    let Some(node) = node else {
+                        report.error(
+                            object,
+                            format!("{label}: tree node {node_id} cannot be read"),
+                        );
+                        break;
+                    };
+                    let is_leaf = node.level == 0;
+                    if let Err(reason) = walker.provide(node) {
+                        report.error(object, format!("{label}: {reason}"));
+                        break;
+                    }
+                    if is_leaf && level.is_some() {
+                        in_leaf = Some((entry, problems(missing, &lost)));
+                    }
+                }
+                Step::Chunk(chunk) => {
+                    bytes += chunk.size;
+                    match reader.locate(&chunk.id, leaf, Some(chunk.size)) {
+                        Ok(loc) if gone.contains(&loc.pack) => {
+                            *lost.entry(loc.pack).or_default() += 1;
+                        }
+                        Ok(loc) => {
+                            if let Some(problem) = chain_problem(reader, &loc) {
+                                missing += 1;
+                                if missing <= MISSING_REPORTED {
+                                    report.error(object, format!("{label}: {problem}"));
+                                }
                             }
                         }
-                    }
-                    Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => {
-                        missing += 1;
-                        if missing <= MISSING_REPORTED {
-                            report.error(object, format!("{label}: {e}"));
+                        Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => {
+                            missing += 1;
+                            if missing <= MISSING_REPORTED {
+                                report.error(object, format!("{label}: {e}"));
+                            }
                         }
+                        Err(e) => return Err(e),
                     }
-                    Err(e) => return Err(e),
                 }
-            }
-            Step::Done => {
-                if bytes != root.size {
-                    report.error(
-                        object,
-                        format!(
-                            "{label}: tree covers {bytes} bytes, snapshot says {}",
-                            root.size
-                        ),
-                    );
+                Step::Done => {
+                    if bytes != root.size {
+                        report.error(
+                            object,
+                            format!(
+                                "{label}: tree covers {bytes} bytes, snapshot says {}",
+                                root.size
+                            ),
+                        );
+                    }
+                    break;
                 }
-                break;
             }
         }
+        for (pack, chunks) in lost {
+            report.error(
+                object,
+                format!(
+                    "{label}: {chunks} data blobs are in {}, which is missing",
+                    reader.pack_path(pack)
+                ),
+            );
+        }
+        if missing > MISSING_REPORTED {
+            report.error(
+                object,
+                format!(
+                    "{label}: {} more data blobs are not indexed as the tree says",
+                    missing - MISSING_REPORTED
+                ),
+            );
+        }
+        Ok(())
     }
-    for (pack, chunks) in lost {
-        report.error(
-            object,
-            format!(
-                "{label}: {chunks} data blobs are in {}, which is missing",
-                reader.pack_path(pack)
-            ),
-        );
-    }
-    if missing > MISSING_REPORTED {
-        report.error(
-            object,
-            format!(
-                "{label}: {} more data blobs are not indexed as the tree says",
-                missing - MISSING_REPORTED
-            ),
-        );
-    }
-    Ok(())
 }
 
 /// Downloads one pack and opens every blob it holds; returns the number of
@@ -582,6 +651,77 @@ async fn read_pack(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A repository (local, in a temporary directory) whose snapshots all
+    /// list the same 20 000 blobs: their tree is stored, their packs are
+    /// empty sparse files of the indexed size (what check reads without
+    /// `read_data`). Returns the packs' paths.
+    async fn shared_tree(
+        snapshots: u64,
+    ) -> (tempfile::TempDir, Repository, Vec<std::path::PathBuf>) {
+        let dir = tempfile::tempdir().unwrap();
+        let backend =
+            crate::backend::Backend::open(dir.path().to_str().unwrap(), true, &[]).unwrap();
+        let repo = crate::repository::test_repo_on(backend).await;
+        let blobs = 20_000;
+        let simulated = repo.simulate_blobs(blobs, 3).await.unwrap();
+        let mut packs = Vec::new();
+        for (pack, size) in &simulated.packs {
+            let path = dir.path().join(object_path(Kind::Pack, &pack.to_hex()));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::File::create(&path)
+                .unwrap()
+                .set_len(*size)
+                .unwrap();
+            packs.push(path);
+        }
+        repo.simulate_stream(blobs, 3, "h").await.unwrap();
+        let (_, snap) = repo.list_snapshots().await.unwrap().remove(0);
+        repo.simulate_snapshots(&snap, snapshots - 1, 1)
+            .await
+            .unwrap();
+        (dir, repo, packs)
+    }
+
+    fn structure() -> CheckOptions {
+        CheckOptions {
+            read_data: ReadData::None,
+        }
+    }
+
+    /// Snapshots sharing a tree: its leaf nodes are read and their chunks
+    /// looked up once, not once a snapshot; damage under them is still
+    /// reported for every snapshot.
+    #[tokio::test]
+    async fn leaf_nodes_are_checked_once_and_damage_reported_for_every_snapshot() {
+        let (_dir, one, _) = shared_tree(1).await;
+        let before = one.backend().requests().get;
+        let report = one.check(structure()).await.unwrap();
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        let gets_for_one = one.backend().requests().get - before;
+
+        let (_dir, five, packs) = shared_tree(5).await;
+        let before = five.backend().requests().get;
+        let report = five.check(structure()).await.unwrap();
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert_eq!(report.snapshots, 5);
+        // Four more snapshot objects and their root nodes, not four more
+        // walks of every leaf node.
+        let gets_for_five = five.backend().requests().get - before;
+        assert!(
+            gets_for_five <= gets_for_one + 8,
+            "{gets_for_five} GETs for 5 snapshots, {gets_for_one} for one"
+        );
+
+        std::fs::remove_file(&packs[7]).unwrap();
+        let report = five.check(structure()).await.unwrap();
+        let lost: Vec<&Problem> = report
+            .errors
+            .iter()
+            .filter(|p| p.message.contains("which is missing"))
+            .collect();
+        assert_eq!(lost.len(), 5, "{:?}", report.errors);
+    }
 
     #[test]
     fn subsets_parse() {

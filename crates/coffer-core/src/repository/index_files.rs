@@ -1,10 +1,10 @@
 //! Index files as a set: listing them, reading them newest first, resolving
-//! `supersedes`, building the in-memory index from the live ones, and
-//! planning and writing the next file. Every reader of index files goes
-//! through [`Repository::walk_index_files`]: `load_live_index` stops at the
-//! first bad file, `check` records every problem and goes on. Backup's next
-//! write ([`LiveFiles::next_file`]) and prune's full rewrite
-//! ([`superseding_everything`]) are planned here too.
+//! `supersedes` (one rule, [`NewestFirst`], for every walk), building the
+//! blob map from the live ones (their tables in the cache, or the whole map
+//! in memory one file at a time: `check` reads every file and records each
+//! problem, the others stop at the first), and planning and writing the
+//! next file. Backup's next write ([`LiveFiles::next_file`]) and prune's
+//! full rewrite ([`IndexParts`]) are planned here too.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -68,13 +68,21 @@ struct Built {
     listed: Vec<IndexId>,
     /// Files added that a file read later supersedes, with their lists.
     stale: Vec<(IndexId, Vec<IndexId>)>,
+    /// Files read (only to check them) that a file read before supersedes.
+    read_superseded: Vec<IndexId>,
+    /// Damage passed over (when asked to keep going).
+    errors: Vec<Error>,
 }
 
-/// The whole index in memory, as prune and check need it.
+/// The whole index in memory, as check (and prune without a cache) needs it.
 pub(crate) struct MemoryIndex {
     pub index: Index,
     /// Every index file in the listing, live or superseded.
     pub listed: Vec<IndexId>,
+    /// Listed files a live file supersedes, when the walk read them.
+    pub superseded: Vec<IndexId>,
+    /// Files that could not be read or added, when the walk kept going.
+    pub errors: Vec<Error>,
 }
 
 /// How to walk the index files.
@@ -93,8 +101,6 @@ pub(super) struct IndexFiles {
     pub live: Vec<(IndexId, IndexFile)>,
     /// Every index file listed, live or superseded.
     pub listed: Vec<IndexId>,
-    /// Listed files that a live file supersedes (leftovers prune deletes).
-    pub superseded: Vec<IndexId>,
 }
 
 impl IndexFiles {
@@ -208,19 +214,38 @@ impl Repository {
                 return Ok((live.index, live.live.listed));
             }
         }
-        let MemoryIndex { index, listed } = self.load_memory_index().await?;
-        Ok((index.into(), listed))
+        let loaded = self.load_memory_index().await?;
+        Ok((loaded.index.into(), loaded.listed))
     }
 
     /// The whole index in memory; the first unreadable file stops it.
     pub(crate) async fn load_memory_index(&self) -> Result<MemoryIndex> {
+        let walk = Walk {
+            read_superseded: false,
+            cached: true,
+        };
+        self.memory_index_by(walk, false).await
+    }
+
+    /// The whole index in memory, as `walk` says; with `keep_going` a file
+    /// that cannot be read or added is recorded in the result's `errors`
+    /// and left out instead of stopping the build.
+    pub(super) async fn memory_index_by(
+        &self,
+        walk: Walk,
+        keep_going: bool,
+    ) -> Result<MemoryIndex> {
         let mut excluded: HashMap<IndexId, Vec<IndexId>> = HashMap::new();
         loop {
-            let built = retry_missing(|| self.index_one_file_at_a_time(&excluded)).await?;
+            let built =
+                retry_missing(|| self.index_one_file_at_a_time(&excluded, walk, keep_going))
+                    .await?;
             if built.stale.is_empty() {
                 return Ok(MemoryIndex {
                     index: built.index,
                     listed: built.listed,
+                    superseded: built.read_superseded,
+                    errors: built.errors,
                 });
             }
             // A file added early turned out superseded by one read later
@@ -230,34 +255,71 @@ impl Repository {
         }
     }
 
-    /// Reads the live index files newest first straight into one in-memory
+    /// Reads the index files newest first straight into one in-memory
     /// index, never holding more than one decoded file (the walk's rules:
-    /// a file a file already read supersedes is skipped). `excluded` are
-    /// files to skip, with their supersede lists.
+    /// a file a file already read supersedes is skipped, or with
+    /// `walk.read_superseded` read only to check that it opens). `excluded`
+    /// are files to skip, with their supersede lists.
     async fn index_one_file_at_a_time(
         &self,
         excluded: &HashMap<IndexId, Vec<IndexId>>,
+        walk: Walk,
+        keep_going: bool,
     ) -> Result<Built> {
         let mut index = Index::default();
         let mut order = NewestFirst::default();
         let mut added: Vec<(IndexId, Vec<IndexId>)> = Vec::new();
-        for name in self.index_names(true).await? {
-            let id = order.list(&name)?;
-            if order.superseded(&id) {
+        let mut read_superseded = Vec::new();
+        let mut errors = Vec::new();
+        let mut damage = |e: Error| {
+            if keep_going {
+                errors.push(e);
+                Ok(())
+            } else {
+                Err(e)
+            }
+        };
+        for name in self.index_names(walk.cached).await? {
+            let id = match order.list(&name) {
+                Ok(id) => id,
+                Err(e) => {
+                    damage(e)?;
+                    continue;
+                }
+            };
+            let superseded = order.superseded(&id);
+            if superseded && !walk.read_superseded {
                 continue;
             }
-            if let Some(list) = excluded.get(&id) {
+            if let Some(list) = excluded.get(&id).filter(|_| !superseded) {
+                // Read (and checked) by the build before; superseded.
                 order.read(list);
+                if walk.read_superseded {
+                    read_superseded.push(id);
+                }
                 continue;
             }
             let path = object_path(Kind::Index, &name);
-            let file = self.read_index_file(name, true).await?;
+            let file = match self.read_index_file(name, walk.cached).await {
+                Ok(file) => file,
+                Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) if keep_going => {
+                    damage(e)?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             order.read(&file.supersedes);
-            index.add_file(&file).map_err(|e| Error::corrupt(path, e))?;
+            if superseded {
+                read_superseded.push(id);
+                continue;
+            }
+            if let Err(e) = index.add_file(&file) {
+                damage(Error::corrupt(path, e))?;
+            }
             added.push((id, file.supersedes));
         }
         index.finish();
-        let stale = added
+        let stale: Vec<_> = added
             .into_iter()
             .filter(|(id, _)| order.superseded(id))
             .collect();
@@ -265,6 +327,8 @@ impl Repository {
             index,
             listed: order.listed,
             stale,
+            read_superseded,
+            errors,
         })
     }
 
@@ -395,12 +459,10 @@ impl Repository {
                 Err(e) => return Err(e),
             }
         }
-        let (live, old): (Vec<_>, Vec<_>) =
-            files.into_iter().partition(|(id, _)| !order.superseded(id));
+        files.retain(|(id, _)| !order.superseded(id));
         Ok(IndexFiles {
-            live,
+            live: files,
             listed: order.listed,
-            superseded: old.into_iter().map(|(id, _)| id).collect(),
         })
     }
 
@@ -411,18 +473,22 @@ impl Repository {
         let key = self.key.clone();
         blocking(move || {
             let bad = |e: String| Error::corrupt(path.clone(), e);
-            match object::type_byte(&bytes) {
-                Some(t) if t == ObjectType::Index as u8 => {
-                    let plain = object::open(&key, ObjectType::Index, &bytes).map_err(bad)?;
+            let otype = match object::type_byte(&bytes) {
+                Some(t) if t == ObjectType::Index as u8 => ObjectType::Index,
+                Some(t) if t == ObjectType::IndexV3 as u8 => ObjectType::IndexV3,
+                _ => ObjectType::IndexV2,
+            };
+            let plain = object::open(&key, otype, &bytes).map_err(bad)?;
+            // A large file is in memory three times at most: sealed, plain
+            // and decoded. Two is enough.
+            drop(bytes);
+            match otype {
+                ObjectType::Index => {
                     let v1: IndexFileV1 = codec::decode(&plain).map_err(bad)?;
                     Ok(v1.into())
                 }
-                Some(t) if t == ObjectType::IndexV3 as u8 => {
-                    let plain = object::open(&key, ObjectType::IndexV3, &bytes).map_err(bad)?;
-                    codec::decode(&plain).map_err(bad)
-                }
+                ObjectType::IndexV3 => codec::decode(&plain).map_err(bad),
                 _ => {
-                    let plain = object::open(&key, ObjectType::IndexV2, &bytes).map_err(bad)?;
                     let v2: IndexFileV2 = codec::decode(&plain).map_err(bad)?;
                     Ok(v2.into())
                 }
