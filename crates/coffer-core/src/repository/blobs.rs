@@ -311,6 +311,60 @@ impl PackRead {
     }
 }
 
+/// Cuts a read's blobs out of its body as the pieces stream in; the bytes
+/// between blobs are dropped as they arrive.
+pub(super) struct Cutter {
+    read: Arc<PackRead>,
+    buf: bytes::BytesMut,
+    /// Pack offset of `buf`'s first byte.
+    buf_start: u64,
+    /// Blobs cut so far.
+    cut: usize,
+}
+
+impl Cutter {
+    pub fn new(read: Arc<PackRead>) -> Self {
+        let buf_start = read.start;
+        Cutter {
+            read,
+            buf: bytes::BytesMut::new(),
+            buf_start,
+            cut: 0,
+        }
+    }
+
+    /// Takes the next piece of the body; returns the blobs it completes,
+    /// in order.
+    pub fn feed(&mut self, piece: &[u8]) -> Vec<Bytes> {
+        self.buf.extend_from_slice(piece);
+        let mut done = Vec::new();
+        while let Some(e) = self.read.blobs.get(self.cut) {
+            let r = e.range();
+            let skip = (r.start.saturating_sub(self.buf_start)).min(self.buf.len() as u64);
+            let _ = self.buf.split_to(skip as usize);
+            self.buf_start += skip;
+            if self.buf_start < r.start || r.end > self.buf_start + self.buf.len() as u64 {
+                break;
+            }
+            done.push(self.buf.split_to(e.length as usize).freeze());
+            self.buf_start = r.end;
+            self.cut += 1;
+        }
+        done
+    }
+
+    /// Checks that the body held every blob (`path` names the pack).
+    pub fn finish(self, path: &str) -> Result<()> {
+        if self.cut < self.read.blobs.len() {
+            return Err(Error::corrupt(
+                path,
+                "truncated: the read ended before its last blob",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Appends a blob to a list of coalesced reads.
 pub(super) fn push_read(reads: &mut Vec<PackRead>, loc: &BlobLocation) {
     if !reads.last_mut().is_some_and(|r| r.try_extend(loc)) {
@@ -546,6 +600,11 @@ impl BlobReader {
                 .collect()
         })
         .await
+    }
+
+    /// The local copies bases are read through, if this reader has them.
+    pub fn copies(&self) -> Option<&Arc<BlobCopies>> {
+        self.copies.as_ref()
     }
 
     /// The index it reads through.

@@ -15,6 +15,7 @@
 //! * `lock`: the prune lock; `passwords`: key files of a repository.
 
 mod backup;
+mod base_prefetch;
 mod blobs;
 mod check;
 mod copy;

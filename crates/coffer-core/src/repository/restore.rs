@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::StreamExt;
 
-use super::blobs::{push_read, BlobReader, PackRead};
+use super::base_prefetch;
+use super::blobs::{push_read, BlobReader, Cutter, PackRead};
 use super::Repository;
 use crate::error::{Error, Result};
 use crate::id::BlobId;
@@ -152,6 +153,9 @@ fn write_all<W: Write>(
 struct Window {
     reads: Vec<Arc<PackRead>>,
     order: Vec<(usize, usize)>,
+    /// Reads of the bases its deltas need into the local copies
+    /// ([`base_prefetch`]), done before it is decoded.
+    bases: Vec<Arc<PackRead>>,
 }
 
 /// Plans a window (pure): the distinct blobs of each pack, in pack order,
@@ -187,6 +191,7 @@ fn plan_window(chunks: &[BlobLocation]) -> Window {
     Window {
         reads: reads.into_iter().map(Arc::new).collect(),
         order,
+        bases: Vec::new(),
     }
 }
 
@@ -204,10 +209,12 @@ async fn plan_reads(
     let mut window: Vec<BlobLocation> = Vec::new();
     let mut window_bytes = 0u64;
     let (mut blobs, mut reads) = (0u64, 0u64);
-    let send = |window: &mut Vec<BlobLocation>, reads: &mut u64| {
-        let planned = plan_window(window);
+    let mut bases_planned = HashSet::new();
+    let mut send = |window: &mut Vec<BlobLocation>, reads: &mut u64| {
+        let mut planned = plan_window(window);
+        planned.bases = base_prefetch::plan(reader, window, &mut bases_planned);
         window.clear();
-        *reads += planned.reads.len() as u64;
+        *reads += (planned.reads.len() + planned.bases.len()) as u64;
         let tx = tx.clone();
         async move { tx.send(planned).await.map_err(|_| closed_output()) }
     };
@@ -272,34 +279,19 @@ async fn fetch_sealed(reader: BlobReader, read: Arc<PackRead>) -> Result<Vec<Byt
         .get_range_stream(&path, read.start..read.end)
         .await?;
     let mut out = Vec::with_capacity(read.blobs.len());
-    let mut buf = bytes::BytesMut::new();
-    let mut buf_start = read.start;
+    let mut cutter = Cutter::new(read);
     while let Some(piece) = body.next().await.transpose()? {
-        buf.extend_from_slice(&piece);
-        while let Some(e) = read.blobs.get(out.len()) {
-            let r = e.range();
-            let skip = (r.start.saturating_sub(buf_start)).min(buf.len() as u64);
-            let _ = buf.split_to(skip as usize);
-            buf_start += skip;
-            if buf_start < r.start || r.end > buf_start + buf.len() as u64 {
-                break;
-            }
-            out.push(buf.split_to(e.length as usize).freeze());
-            buf_start = r.end;
-        }
+        out.extend(cutter.feed(&piece));
     }
-    if out.len() < read.blobs.len() {
-        return Err(Error::corrupt(
-            path,
-            "truncated: the read ended before its last blob",
-        ));
-    }
+    cutter.finish(&path)?;
     Ok(out)
 }
 
 /// A window whose reads have been started.
 struct Fetching {
     window: Window,
+    /// The base reads into the local copies.
+    bases: Vec<tokio::task::JoinHandle<Result<()>>>,
     reads: Vec<tokio::task::JoinHandle<Result<Vec<Bytes>>>>,
     /// Held until the window is decoded: bounds the windows in memory.
     _room: tokio::sync::OwnedSemaphorePermit,
@@ -317,6 +309,17 @@ async fn fetch_windows(
     let gets = Arc::new(tokio::sync::Semaphore::new(FETCH_AHEAD));
     while let Some(window) = rx.recv().await {
         let room = windows.clone().acquire_owned().await.expect("never closed");
+        // Bases first: the window's deltas cannot be decoded without them.
+        let mut bases = Vec::with_capacity(window.bases.len());
+        for read in &window.bases {
+            let (reader, read) = (reader.clone(), read.clone());
+            let permit = gets.clone().acquire_owned().await.expect("never closed");
+            bases.push(tokio::spawn(async move {
+                let got = base_prefetch::fetch(reader, read).await;
+                drop(permit);
+                got
+            }));
+        }
         let mut reads = Vec::with_capacity(window.reads.len());
         for read in &window.reads {
             let (reader, gets) = (reader.clone(), gets.clone());
@@ -331,6 +334,7 @@ async fn fetch_windows(
         }
         let fetching = Fetching {
             window,
+            bases,
             reads,
             _room: room,
         };
@@ -352,10 +356,16 @@ async fn decode_windows(
     let mut decoding = std::collections::VecDeque::new();
     while let Some(Fetching {
         window,
+        bases,
         reads,
         _room,
     }) = rx.recv().await
     {
+        // Best effort: a base that did not reach the copies is read when
+        // decoding needs it (and a storage error surfaces there).
+        for read in bases {
+            let _ = read.await.expect("base fetch task panicked");
+        }
         let mut fetched: Vec<Option<Vec<Bytes>>> = vec![None; reads.len()];
         // Uses left of each blob in this window: its bytes are let go at
         // the last one, so a window's memory drains as it is decoded.
