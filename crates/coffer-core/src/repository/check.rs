@@ -171,6 +171,7 @@ impl Repository {
         let walk = Walk {
             read_superseded: true,
             cached: false,
+            for_writer: false,
         };
         let loaded = self.memory_index_by(walk, true).await?;
         for e in &loaded.errors {
@@ -705,11 +706,12 @@ mod tests {
         let report = five.check(structure()).await.unwrap();
         assert!(report.errors.is_empty(), "{:?}", report.errors);
         assert_eq!(report.snapshots, 5);
-        // Four more snapshot objects and their root nodes, not four more
-        // walks of every leaf node.
+        // Four more snapshot objects and the nodes above the leaves (a
+        // few: the tree's shape depends on the repository key), not four
+        // more walks of every leaf node (which made 4.9 times the GETs).
         let gets_for_five = five.backend().requests().get - before;
         assert!(
-            gets_for_five <= gets_for_one + 8,
+            gets_for_five * 2 < gets_for_one * 3,
             "{gets_for_five} GETs for 5 snapshots, {gets_for_one} for one"
         );
 

@@ -72,6 +72,10 @@ struct Built {
     read_superseded: Vec<IndexId>,
     /// Damage passed over (when asked to keep going).
     errors: Vec<Error>,
+    /// For a writer: the blob count of every file added, and the files
+    /// small enough not to be parts of the full index.
+    counts: Vec<(IndexId, u64)>,
+    small: Vec<(IndexId, IndexFile)>,
 }
 
 /// The whole index in memory, as check (and prune without a cache) needs it.
@@ -83,6 +87,8 @@ pub(crate) struct MemoryIndex {
     pub superseded: Vec<IndexId>,
     /// Files that could not be read or added, when the walk kept going.
     pub errors: Vec<Error>,
+    /// With [`Walk::for_writer`], what planning the next index write needs.
+    pub live: Option<LiveFiles>,
 }
 
 /// How to walk the index files.
@@ -93,29 +99,9 @@ pub(super) struct Walk {
     pub read_superseded: bool,
     /// The local cache may answer.
     pub cached: bool,
-}
-
-/// What a walk found.
-pub(super) struct IndexFiles {
-    /// Files no other readable file supersedes, newest first.
-    pub live: Vec<(IndexId, IndexFile)>,
-    /// Every index file listed, live or superseded.
-    pub listed: Vec<IndexId>,
-}
-
-impl IndexFiles {
-    /// Builds the in-memory index from the live files; `on_error` decides
-    /// whether a file that cannot be added stops the build.
-    pub fn index(&self, mut on_error: impl FnMut(Error) -> Result<()>) -> Result<Index> {
-        let mut index = Index::default();
-        for (id, file) in &self.live {
-            if let Err(e) = index.add_file(file) {
-                on_error(Error::corrupt(object_path(Kind::Index, &id.to_hex()), e))?;
-            }
-        }
-        index.finish();
-        Ok(index)
-    }
+    /// Keep what planning a writer's next index file needs: every live
+    /// file's blob count and the content of the small ones.
+    pub for_writer: bool,
 }
 
 /// The file a full rewrite writes: `packs` and `marked` as given, superseding
@@ -196,12 +182,12 @@ impl Repository {
         let walk = Walk {
             read_superseded: false,
             cached: true,
+            for_writer: true,
         };
-        let files = retry_missing(|| self.walk_index_files(walk, Err)).await?;
-        let index = files.index(Err)?;
+        let loaded = self.memory_index_by(walk, false).await?;
         Ok(LiveIndex {
-            index: index.into(),
-            live: LiveFiles::from_live(files.live, files.listed),
+            index: loaded.index.into(),
+            live: loaded.live.expect("kept for a writer"),
         })
     }
 
@@ -223,6 +209,7 @@ impl Repository {
         let walk = Walk {
             read_superseded: false,
             cached: true,
+            for_writer: false,
         };
         self.memory_index_by(walk, false).await
     }
@@ -241,11 +228,24 @@ impl Repository {
                 retry_missing(|| self.index_one_file_at_a_time(&excluded, walk, keep_going))
                     .await?;
             if built.stale.is_empty() {
+                let live = walk.for_writer.then(|| {
+                    let small = small_of(&built.counts);
+                    LiveFiles {
+                        small: built
+                            .small
+                            .into_iter()
+                            .filter(|(id, _)| small.contains(id))
+                            .collect(),
+                        counts: built.counts,
+                        listed: built.listed.clone(),
+                    }
+                });
                 return Ok(MemoryIndex {
                     index: built.index,
                     listed: built.listed,
                     superseded: built.read_superseded,
                     errors: built.errors,
+                    live,
                 });
             }
             // A file added early turned out superseded by one read later
@@ -271,6 +271,7 @@ impl Repository {
         let mut added: Vec<(IndexId, Vec<IndexId>)> = Vec::new();
         let mut read_superseded = Vec::new();
         let mut errors = Vec::new();
+        let (mut counts, mut small) = (Vec::new(), Vec::new());
         let mut damage = |e: Error| {
             if keep_going {
                 errors.push(e);
@@ -316,7 +317,15 @@ impl Repository {
             if let Err(e) = index.add_file(&file) {
                 damage(Error::corrupt(path, e))?;
             }
-            added.push((id, file.supersedes));
+            added.push((id, file.supersedes.clone()));
+            if walk.for_writer {
+                let blobs = file.blob_count();
+                counts.push((id, blobs));
+                // Files this small are never parts of the full index.
+                if blobs < MAX_INDEX_FILE_BLOBS / 2 {
+                    small.push((id, file));
+                }
+            }
         }
         index.finish();
         let stale: Vec<_> = added
@@ -329,6 +338,8 @@ impl Repository {
             stale,
             read_superseded,
             errors,
+            counts,
+            small,
         })
     }
 
@@ -423,47 +434,6 @@ impl Repository {
             small.push((id, self.read_index_file(id.to_hex(), true).await?));
         }
         Ok(small)
-    }
-
-    /// Lists the index files and reads them newest first, skipping (unless
-    /// `walk.read_superseded`) every file a file already read supersedes:
-    /// with consolidated indexes that is one or two GETs. Supersede lists
-    /// are transitive, so the newest file names everything it replaces,
-    /// however many rewrites ago. A file that cannot be read or is badly
-    /// named goes to `on_error`, which stops the walk by returning an error
-    /// or lets it go on without the file.
-    pub(super) async fn walk_index_files(
-        &self,
-        walk: Walk,
-        mut on_error: impl FnMut(Error) -> Result<()>,
-    ) -> Result<IndexFiles> {
-        let mut order = NewestFirst::default();
-        let mut files: Vec<(IndexId, IndexFile)> = Vec::new();
-        for name in self.index_names(walk.cached).await? {
-            let id = match order.list(&name) {
-                Ok(id) => id,
-                Err(e) => {
-                    on_error(e)?;
-                    continue;
-                }
-            };
-            if order.superseded(&id) && !walk.read_superseded {
-                continue;
-            }
-            match self.read_index_file(name, walk.cached).await {
-                Ok(file) => {
-                    order.read(&file.supersedes);
-                    files.push((id, file));
-                }
-                Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => on_error(e)?,
-                Err(e) => return Err(e),
-            }
-        }
-        files.retain(|(id, _)| !order.superseded(id));
-        Ok(IndexFiles {
-            live: files,
-            listed: order.listed,
-        })
     }
 
     /// Reads one index file (`cached`: the local cache may answer), of
@@ -561,21 +531,6 @@ pub(crate) struct LiveFiles {
 }
 
 impl LiveFiles {
-    /// Keeps what planning the next write needs of the live files read.
-    fn from_live(live: Vec<(IndexId, IndexFile)>, listed: Vec<IndexId>) -> Self {
-        let counts: Vec<(IndexId, u64)> =
-            live.iter().map(|(id, f)| (*id, f.blob_count())).collect();
-        let small = small_of(&counts);
-        LiveFiles {
-            small: live
-                .into_iter()
-                .filter(|(id, _)| small.contains(id))
-                .collect(),
-            counts,
-            listed,
-        }
-    }
-
     /// The index file a backup that stored `new_packs` writes, if any (see
     /// [`plan_index_write`]).
     pub fn next_file(
