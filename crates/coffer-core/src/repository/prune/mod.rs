@@ -204,6 +204,12 @@ impl Repository {
             let (index, rebased) = (index.clone(), rebased.clone());
             blocking(move || tally(&index, used, &rebased)).await?
         };
+        // A table block that failed to read made its lookups answer "not
+        // found" (safe for a backup, which stores the blob again): prune
+        // decides nothing on such answers.
+        if let Some(failure) = index.failure() {
+            return Err(table_error(failure));
+        }
         let missing = used.missing();
         if !missing.is_empty() {
             return Err(self.name_missing(&index, &snapshots, &missing).await);
