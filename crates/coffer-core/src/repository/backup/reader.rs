@@ -11,8 +11,10 @@ use bytes::{Bytes, BytesMut};
 use crate::chunker::Chunker;
 use crate::error::{Error, Result};
 
-/// Bytes the reader gathers before cutting them into chunks.
-const READ_BLOCK: usize = 2 * 1024 * 1024;
+/// Bytes the reader gathers before cutting them into chunks (plus up to a
+/// chunk carried over). 1 MiB measured as fast as 2 MiB and 5-7 MiB lower
+/// at peak (`docs/performance.md`, "Memory").
+const READ_BLOCK: usize = 1024 * 1024;
 /// Cut blocks waiting for the packer.
 pub(super) const BLOCK_QUEUE: usize = 1;
 
