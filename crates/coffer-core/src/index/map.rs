@@ -38,6 +38,9 @@ pub struct TableSet {
     /// Pack numbers sorted by pack id; a pack listed by two tables has two
     /// numbers and the same mark under both.
     pub(super) by_id: Vec<u32>,
+    /// Each pack number's canonical number: the lowest number of its pack
+    /// (see [`super::scan`]).
+    pub(super) canonical: Vec<u32>,
     /// The first table that failed to read, and why: its lookups answered
     /// "not found" (so a backup stores the blob again, which loses nothing)
     /// and the table was removed so the next command builds it again.
@@ -59,23 +62,24 @@ impl TableSet {
     }
 
     /// Call once every table is pushed: a pack marked in any table is
-    /// marked in all (its latest mark).
+    /// marked in all (its latest mark), and each number's canonical number
+    /// is known.
     pub fn finish(&mut self) {
         let packs = &mut self.packs;
         self.by_id
             .sort_unstable_by_key(|&n| (packs[n as usize].id, n));
-        let marks: Vec<(Vec<u32>, Option<i64>)> = self
+        self.canonical = (0..packs.len() as u32).collect();
+        // `by_id` is sorted by (id, number): a run's first is its lowest.
+        let shared: Vec<&[u32]> = self
             .by_id
             .chunk_by(|&a, &b| packs[a as usize].id == packs[b as usize].id)
             .filter(|same| same.len() > 1)
-            .map(|same| {
-                let mark = same.iter().filter_map(|&n| packs[n as usize].marked).max();
-                (same.to_vec(), mark)
-            })
             .collect();
-        for (same, mark) in marks {
-            for n in same {
+        for same in shared {
+            let mark = same.iter().filter_map(|&n| packs[n as usize].marked).max();
+            for &n in same {
                 packs[n as usize].marked = mark;
+                self.canonical[n as usize] = same[0];
             }
         }
         self.by_id.shrink_to_fit();
@@ -273,6 +277,7 @@ impl BlobMap {
                     .sum::<usize>()
                     + set.packs.capacity() * std::mem::size_of::<PackInfo>()
                     + set.by_id.capacity() * 4
+                    + set.canonical.capacity() * 4
             }
         }
     }
@@ -482,11 +487,10 @@ mod tests {
             .windows(2)
             .all(|w| (w[0].1.id, w[0].1.kind) < (w[1].1.id, w[1].1.kind)));
         let packs = |map: &BlobMap, kept: &crate::index::Kept| {
-            let canonical = map.canonical_numbers();
             let mut all = Vec::new();
             map.scan_packs(kept, |group| {
                 for (n, p) in group {
-                    assert_eq!(canonical[n as usize], n);
+                    assert_eq!(map.canonical(n), n);
                     all.push((map.pack(n).marked, p));
                 }
                 Ok::<_, crate::index::ScanError>(())

@@ -70,12 +70,12 @@ impl From<String> for ScanError {
 pub type NumberedPack = (u32, IndexedPack);
 
 impl BlobMap {
-    /// The canonical number of every pack number (see the module
-    /// documentation): itself unless another number has the same pack.
-    pub fn canonical_numbers(&self) -> Vec<u32> {
+    /// The canonical number of pack number `n` (see the module
+    /// documentation): `n` unless a lower number has the same pack.
+    pub fn canonical(&self, n: u32) -> u32 {
         match self {
-            BlobMap::Memory(index) => (0..index.pack_count() as u32).collect(),
-            BlobMap::Tables(set) => set.canonical_numbers(),
+            BlobMap::Memory(_) => n,
+            BlobMap::Tables(set) => set.canonical[n as usize],
         }
     }
 
@@ -88,7 +88,7 @@ impl BlobMap {
                 index.slots.iter().for_each(|s| visit(&location(s)));
                 Ok(Kept::default())
             }
-            BlobMap::Tables(set) => set.scan_kept(&set.canonical_numbers(), visit),
+            BlobMap::Tables(set) => set.scan_kept(visit),
         }
     }
 
@@ -106,11 +106,10 @@ impl BlobMap {
                 Ok(())
             }
             BlobMap::Tables(set) => {
-                let canonical = set.canonical_numbers();
                 for (t, (_, table)) in set.tables.iter().enumerate() {
                     for (id, local, bases) in table.delta_rows().map_err(|e| set.broken(t, e))? {
                         let n = set.global(t, local)?;
-                        visit(&BlobId(id), canonical[n as usize], &bases);
+                        visit(&BlobId(id), set.canonical[n as usize], &bases);
                     }
                 }
                 Ok(())
@@ -212,21 +211,6 @@ impl TableSet {
         format!("index table {}: {e}", path.display())
     }
 
-    fn canonical_numbers(&self) -> Vec<u32> {
-        let mut canonical: Vec<u32> = (0..self.packs.len() as u32).collect();
-        let packs = &self.packs;
-        // `by_id` is sorted by (id, number): a run's first is its lowest.
-        for same in self
-            .by_id
-            .chunk_by(|&a, &b| packs[a as usize].id == packs[b as usize].id)
-        {
-            for &n in same {
-                canonical[n as usize] = same[0];
-            }
-        }
-        canonical
-    }
-
     /// The set-wide number of table `t`'s pack `local`.
     fn global(&self, t: usize, local: u32) -> Result<u32, String> {
         if local >= self.tables[t].1.pack_count() {
@@ -238,11 +222,7 @@ impl TableSet {
     /// A merge of the tables (each sorted by id and kind): the copies of one
     /// blob come out together, and the one of lowest [`copy_rank`] (then
     /// the first table, as lookups break ties) is kept.
-    fn scan_kept(
-        &self,
-        canonical: &[u32],
-        mut visit: impl FnMut(&BlobLocation),
-    ) -> Result<Kept, String> {
+    fn scan_kept(&self, mut visit: impl FnMut(&BlobLocation)) -> Result<Kept, String> {
         let mut kept = Kept::new(&self.tables);
         let mut cursors: Vec<Cursor> = self
             .tables
@@ -295,7 +275,7 @@ impl TableSet {
             }
             let (_, t, number, mut loc) = best.expect("one copy at least");
             kept.set(t, number);
-            loc.pack = canonical[loc.pack as usize];
+            loc.pack = self.canonical[loc.pack as usize];
             visit(&loc);
         }
         Ok(kept)
@@ -306,9 +286,9 @@ impl TableSet {
         kept: &Kept,
         mut visit: impl FnMut(Vec<NumberedPack>) -> Result<(), E>,
     ) -> Result<(), E> {
-        let canonical = self.canonical_numbers();
+        let canonical = &self.canonical;
         let mut listings = vec![0u8; self.packs.len()];
-        for &c in &canonical {
+        for &c in canonical {
             listings[c as usize] = listings[c as usize].saturating_add(1);
         }
         // Packs several tables list, merged across them.

@@ -178,10 +178,9 @@ impl Repository {
             report.error_from(e);
         }
         let index = Arc::new(BlobMap::from(loaded.index));
-        let mut blobs_in = vec![0u64; index.pack_count()];
-        index
-            .scan_kept(|loc| blobs_in[loc.pack as usize] += 1)
-            .map_err(Error::Internal)?;
+        // Blobs per pack, counted (a pass over the map) only when a pack
+        // is missing.
+        let mut blobs_in: Option<Vec<u64>> = None;
         report.packs = index.pack_count();
 
         // Packs: present, with the indexed size; unindexed ones are leftovers.
@@ -213,13 +212,16 @@ impl Repository {
                 continue;
             }
             match stored_size {
-                None => report.error(
-                    path,
-                    format!(
-                        "is missing ({} indexed blobs are lost)",
-                        blobs_in[n as usize]
-                    ),
-                ),
+                None => {
+                    let counts = match &mut blobs_in {
+                        Some(counts) => counts,
+                        None => blobs_in.insert(blobs_per_pack(&index)?),
+                    };
+                    report.error(
+                        path,
+                        format!("is missing ({} indexed blobs are lost)", counts[n as usize]),
+                    )
+                }
                 Some(&size) if size != p.size => {
                     report.error(path, format!("has {size} bytes, the index says {}", p.size))
                 }
@@ -325,6 +327,15 @@ impl Repository {
         }
         Ok(report)
     }
+}
+
+/// The number of blobs the map keeps in each pack.
+fn blobs_per_pack(index: &BlobMap) -> Result<Vec<u64>> {
+    let mut counts = vec![0u64; index.pack_count()];
+    index
+        .scan_kept(|loc| counts[loc.pack as usize] += 1)
+        .map_err(Error::Internal)?;
+    Ok(counts)
 }
 
 /// Walks every stream of a snapshot: tree nodes must load and agree, every

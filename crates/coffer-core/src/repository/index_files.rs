@@ -72,7 +72,7 @@ struct Built {
     read_superseded: Vec<IndexId>,
     /// Damage passed over (when asked to keep going).
     errors: Vec<Error>,
-    /// For a writer: the blob count of every file added, and the files
+    /// The blob count of every file added, and (for a writer) the files
     /// small enough not to be parts of the full index.
     counts: Vec<(IndexId, u64)>,
     small: Vec<(IndexId, IndexFile)>,
@@ -81,14 +81,13 @@ struct Built {
 /// The whole index in memory, as check (and prune without a cache) needs it.
 pub(crate) struct MemoryIndex {
     pub index: Index,
-    /// Every index file in the listing, live or superseded.
-    pub listed: Vec<IndexId>,
     /// Listed files a live file supersedes, when the walk read them.
     pub superseded: Vec<IndexId>,
     /// Files that could not be read or added, when the walk kept going.
     pub errors: Vec<Error>,
-    /// With [`Walk::for_writer`], what planning the next index write needs.
-    pub live: Option<LiveFiles>,
+    /// What planning the next index write needs (the small files' content
+    /// only with [`Walk::for_writer`]).
+    pub live: LiveFiles,
 }
 
 /// How to walk the index files.
@@ -99,8 +98,8 @@ pub(super) struct Walk {
     pub read_superseded: bool,
     /// The local cache may answer.
     pub cached: bool,
-    /// Keep what planning a writer's next index file needs: every live
-    /// file's blob count and the content of the small ones.
+    /// Keep the content of the small live files, which a writer's next
+    /// index file may fold in.
     pub for_writer: bool,
 }
 
@@ -169,42 +168,46 @@ impl Repository {
     /// supersedes): their tables in the cache when there is one, else the
     /// whole index in memory.
     pub async fn load_index(&self) -> Result<BlobMap> {
-        Ok(self.load_live_index().await?.index)
+        Ok(self.load_live(false).await?.index)
     }
 
     /// The live index for a writer; the first unreadable file stops it.
     pub(crate) async fn load_live_index(&self) -> Result<LiveIndex> {
-        if let Some(dir) = self.cache.as_ref().and_then(|c| c.index_tables()) {
-            if let Some(live) = retry_missing(|| self.load_tables(&dir)).await? {
-                return Ok(live);
-            }
-        }
-        let walk = Walk {
-            read_superseded: false,
-            cached: true,
-            for_writer: true,
-        };
-        let loaded = self.memory_index_by(walk, false).await?;
-        Ok(LiveIndex {
-            index: loaded.index.into(),
-            live: loaded.live.expect("kept for a writer"),
-        })
+        self.load_live(true).await
     }
 
     /// The index as prune needs it, and every index file listed: the live
     /// files' tables when there is a cache (a few bytes a blob in memory,
     /// whatever the repository's size), else the whole index in memory.
     pub(crate) async fn load_prune_index(&self) -> Result<(BlobMap, Vec<IndexId>)> {
+        let live = self.load_live(false).await?;
+        Ok((live.index, live.live.listed))
+    }
+
+    /// The blob map of the live index files (their tables in the cache when
+    /// there is one, else the whole map in memory) and what planning an
+    /// index write needs of them; the small files' content only
+    /// `for_writer`. The first unreadable file stops it.
+    async fn load_live(&self, for_writer: bool) -> Result<LiveIndex> {
         if let Some(dir) = self.cache.as_ref().and_then(|c| c.index_tables()) {
-            if let Some(live) = retry_missing(|| self.load_tables(&dir)).await? {
-                return Ok((live.index, live.live.listed));
+            if let Some(live) = retry_missing(|| self.load_tables(&dir, for_writer)).await? {
+                return Ok(live);
             }
         }
-        let loaded = self.load_memory_index().await?;
-        Ok((loaded.index.into(), loaded.listed))
+        let walk = Walk {
+            read_superseded: false,
+            cached: true,
+            for_writer,
+        };
+        let loaded = self.memory_index_by(walk, false).await?;
+        Ok(LiveIndex {
+            index: loaded.index.into(),
+            live: loaded.live,
+        })
     }
 
     /// The whole index in memory; the first unreadable file stops it.
+    #[cfg(test)]
     pub(crate) async fn load_memory_index(&self) -> Result<MemoryIndex> {
         let walk = Walk {
             read_superseded: false,
@@ -228,21 +231,18 @@ impl Repository {
                 retry_missing(|| self.index_one_file_at_a_time(&excluded, walk, keep_going))
                     .await?;
             if built.stale.is_empty() {
-                let live = walk.for_writer.then(|| {
-                    let small = small_of(&built.counts);
-                    LiveFiles {
-                        small: built
-                            .small
-                            .into_iter()
-                            .filter(|(id, _)| small.contains(id))
-                            .collect(),
-                        counts: built.counts,
-                        listed: built.listed.clone(),
-                    }
-                });
+                let small = small_of(&built.counts);
+                let live = LiveFiles {
+                    small: built
+                        .small
+                        .into_iter()
+                        .filter(|(id, _)| small.contains(id))
+                        .collect(),
+                    counts: built.counts,
+                    listed: built.listed,
+                };
                 return Ok(MemoryIndex {
                     index: built.index,
-                    listed: built.listed,
                     superseded: built.read_superseded,
                     errors: built.errors,
                     live,
@@ -318,13 +318,11 @@ impl Repository {
                 damage(Error::corrupt(path, e))?;
             }
             added.push((id, file.supersedes.clone()));
-            if walk.for_writer {
-                let blobs = file.blob_count();
-                counts.push((id, blobs));
-                // Files this small are never parts of the full index.
-                if blobs < MAX_INDEX_FILE_BLOBS / 2 {
-                    small.push((id, file));
-                }
+            let blobs = file.blob_count();
+            counts.push((id, blobs));
+            // Files this small are never parts of the full index.
+            if walk.for_writer && blobs < MAX_INDEX_FILE_BLOBS / 2 {
+                small.push((id, file));
             }
         }
         index.finish();
@@ -364,7 +362,11 @@ impl Repository {
     /// The live index files' tables, built for files that have none yet.
     /// `None` when a table cannot be written (the cache is full or read
     /// only): the caller loads the index into memory instead.
-    async fn load_tables(&self, dir: &std::path::Path) -> Result<Option<LiveIndex>> {
+    async fn load_tables(
+        &self,
+        dir: &std::path::Path,
+        for_writer: bool,
+    ) -> Result<Option<LiveIndex>> {
         let mut order = NewestFirst::default();
         let mut opened: Vec<(IndexId, PathBuf, Opened)> = Vec::new();
         for name in self.index_names(true).await? {
@@ -386,7 +388,11 @@ impl Repository {
             .collect();
         let index = BlobMap::from_tables(opened.into_iter().map(|(_, p, t)| (p, t)).collect())
             .map_err(|e| Error::corrupt(dir.display().to_string(), e))?;
-        let small = self.small_files(&counts).await?;
+        let small = if for_writer {
+            self.small_files(&counts).await?
+        } else {
+            Vec::new()
+        };
         Ok(Some(LiveIndex {
             index,
             live: LiveFiles {
@@ -639,7 +645,7 @@ mod tests {
             .index
             .pack_number(&synthetic(0, 1).packs[0].id)
             .is_none());
-        assert_eq!(loaded.listed.len(), 2);
+        assert_eq!(loaded.live.listed.len(), 2);
     }
 
     /// Prune's rewrite goes out part by part: no part over the limit (a
@@ -691,12 +697,12 @@ mod tests {
         // A full rewrite with 20 more blobs supersedes all 13 parts.
         let mut file = loaded.index.export();
         file.packs.extend(synthetic(25, 5).packs);
-        let file = superseding_everything(&loaded.listed, file);
+        let file = superseding_everything(&loaded.live.listed, file);
         repo.write_index_split(file, 48).await.unwrap();
         let again = repo.load_memory_index().await.unwrap();
         assert_eq!(again.index.len(), 120);
         let live = repo.load_live_index().await.unwrap().live;
         assert_eq!(live.counts.len(), 3, "parts of 48, 48 and 24 blobs");
-        assert_eq!(again.listed.len(), 16);
+        assert_eq!(again.live.listed.len(), 16);
     }
 }

@@ -552,12 +552,9 @@ fn tally(
             tallies[loc.pack as usize].add(e.length, is_used, replaced);
         })
         .map_err(table_error)?;
-    let packs = index
-        .canonical_numbers()
-        .into_iter()
-        .enumerate()
-        .filter(|(n, c)| *n as u32 == *c)
-        .map(|(_, n)| PackUse::new(n, index.pack(n), &tallies[n as usize]))
+    let packs = (0..index.pack_count() as u32)
+        .filter(|&n| index.canonical(n) == n)
+        .map(|n| PackUse::new(n, index.pack(n), &tallies[n as usize]))
         .collect();
     Ok((used, packs, kept))
 }
