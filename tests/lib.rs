@@ -325,6 +325,24 @@ impl TestRepo {
         self.run_ok(args, b"");
     }
 
+    /// The cache's spool folders (where new packs are written before they
+    /// go up) exist and hold nothing: spool files are unnamed.
+    #[track_caller]
+    pub fn assert_spool_empty(&self) {
+        let cache = self.dir.path().join("cache");
+        let spools: Vec<PathBuf> = std::fs::read_dir(&cache)
+            .expect("cache folder")
+            .flatten()
+            .map(|e| e.path().join("spool"))
+            .filter(|p| p.is_dir())
+            .collect();
+        assert!(!spools.is_empty(), "no spool folder under {cache:?}");
+        for spool in spools {
+            let left = std::fs::read_dir(&spool).expect("spool folder").count();
+            assert_eq!(left, 0, "files left in {spool:?}");
+        }
+    }
+
     /// Runs `coffer args...` (fed `input`) dying at failpoint `point` as
     /// if killed, and asserts that it died there.
     #[track_caller]

@@ -60,6 +60,36 @@ fn a_full_disk_exits_19_and_keeps_earlier_snapshots() {
     assert!(repo.restore(first["snapshot_id"].as_str().unwrap()) == small);
 }
 
+/// New packs spool to the cache directory while they fill: when its disk
+/// is full the backup stops with exit 19 and one line naming the spool,
+/// commits nothing, leaves nothing in the cache's spool folder, and the
+/// next backup, with room again, stores everything.
+#[test]
+fn a_full_cache_disk_exits_19_and_commits_nothing() {
+    let repo = TestRepo::new();
+    let cache = repo.dir.path().join("cache");
+    let Some(unmount) = small_tmpfs(&cache, "3m") else {
+        return;
+    };
+    let small = dump_like(1_000_000, Change::None);
+    let first = repo.backup(&small, &[]);
+
+    let big = noise(20_000_000, 3);
+    let out = repo.run(&["backup", "--stdin"], &big);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(19), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("spool file"), "{err}");
+    assert_eq!(repo.objects("snapshots").len(), 1);
+    assert_eq!(repo.restore(first["snapshot_id"].as_str().unwrap()), small);
+    repo.assert_spool_empty();
+
+    drop(unmount);
+    let second = repo.backup(&big, &[]);
+    assert_eq!(repo.restore(second["snapshot_id"].as_str().unwrap()), big);
+    repo.assert_check_passes(true);
+}
+
 /// A restore drill onto a disk that fills up must fail: through a shell
 /// redirect of stdout and with `--output`, exit 17 with one line, and
 /// `--output` leaves neither the file nor its partial copy.

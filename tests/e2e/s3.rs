@@ -164,8 +164,8 @@ fn large_packs_go_up_in_parts_and_read_back_whole() {
     assert_eq!(fresh.restore("latest"), data);
     let check = fresh.run(&["check", "--read-data"], b"");
     check.assert_ok();
-    // Below the threshold (the default is 32 MiB): one PUT per pack.
-    let small = fresh.backup(&noise(30_000_000, 12), &[]);
+    // Multipart uploads off: one PUT per pack.
+    let small = fresh.backup(&noise(30_000_000, 12), &["-o", "multipart_threshold=off"]);
     let (packs, puts) = (
         small["packs_written"].as_u64().unwrap(),
         small["requests"]["put"].as_u64().unwrap(),
@@ -173,4 +173,31 @@ fn large_packs_go_up_in_parts_and_read_back_whole() {
     assert!(puts <= packs + 2, "{puts} PUTs for {packs} packs");
     let out = fresh.run(&["snapshots", "-o", "multipart_threshold=1M"], b"");
     assert_fails(&out, 2, "at least 5M");
+    assert_eq!(fresh.restore("latest").len(), 30_000_000);
+}
+
+/// Default packs (16 MiB) spool to the cache directory and go up in two
+/// parts read from the spool: the upload holds a part, not the pack, and
+/// the spool is empty afterwards.
+#[test]
+fn default_packs_go_up_in_two_parts_from_the_spool() {
+    let Some(repo) = s3_repo() else { return };
+    let data = noise(40_000_000, 13);
+    let summary = repo.backup(&data, &[]);
+    let full = repo
+        .objects("data")
+        .iter()
+        .filter(|(_, size)| *size >= 16 << 20)
+        .count() as u64;
+    let packs = summary["packs_written"].as_u64().unwrap();
+    let puts = summary["requests"]["put"].as_u64().unwrap();
+    // Each full pack: start + 2 parts + complete; the rest (the last data
+    // pack, the tree pack, index, snapshot, lock) one PUT each, at most.
+    assert_eq!(full, 2, "{:?}", repo.objects("data"));
+    assert!(
+        puts >= full * 4 && puts <= full * 4 + (packs - full) + 4,
+        "{puts} PUTs for {packs} packs: {summary}"
+    );
+    assert_eq!(repo.restore("latest"), data);
+    repo.assert_spool_empty();
 }

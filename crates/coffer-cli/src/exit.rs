@@ -105,6 +105,16 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 Error::Corrupt { .. } | Error::Missing { .. } => INTEGRITY,
                 Error::UnsupportedVersion { .. } => UNSUPPORTED,
                 Error::StorageFull { .. } => STORAGE_FULL,
+                Error::Spool(io)
+                    if matches!(
+                        io.kind(),
+                        std::io::ErrorKind::StorageFull
+                            | std::io::ErrorKind::QuotaExceeded
+                            | std::io::ErrorKind::FileTooLarge
+                    ) =>
+                {
+                    STORAGE_FULL
+                }
                 Error::Backend { .. } => STORAGE,
                 Error::Output(_) => OUTPUT,
                 Error::UnsupportedLocation(_) | Error::InvalidArgument(_) => USAGE,

@@ -111,6 +111,12 @@ pub enum Error {
         /// Object being written.
         path: String,
     },
+    /// A pack's local spool file (in the cache directory) could not be
+    /// written or read back.
+    #[error(
+        "the spool file of a new pack (in the cache directory) failed: {0}; nothing was committed"
+    )]
+    Spool(#[source] io::Error),
     /// Any other storage failure.
     #[error("storage error during {op} of {path}: {source}")]
     Backend {

@@ -1,6 +1,8 @@
 //! Pack files: sealed blobs followed by a sealed header that lists them, then
 //! the header's length, so a pack can be read back (and its blobs recovered)
-//! without any index. Builds and parses bytes only; uploading is elsewhere.
+//! without any index. Builds and parses bytes only, held in memory or
+//! spooled to a local file as they are sealed ([`PackBody`]); uploading is
+//! elsewhere.
 //!
 //! Layout (see docs/format.md, "Pack files"):
 //! `"CFPK" | version u8 | salt [32] | blob* | sealed header | header_len u32 LE`
@@ -131,23 +133,88 @@ pub struct EncodedBlob<'a> {
     pub bases: &'a [BlobId],
 }
 
-/// A pack being filled. Blobs are sealed as they are added.
+/// A spooled pack writes its sealed bytes to the file once this many are
+/// buffered.
+const SPOOL_FLUSH: usize = 1024 * 1024;
+
+/// A pack being filled. Blobs are sealed as they are added; a spooled pack
+/// ([`PackWriter::spooled`]) writes them on to a file, so only its last
+/// MiB is in memory.
 pub struct PackWriter {
     salt: [u8; SALT_LEN],
     subkey: SubKey,
+    /// Bytes not written to the spool yet (all of them without a spool).
     buf: Vec<u8>,
+    /// Bytes before `buf`, already in the spool.
+    spooled: u64,
+    spool: Option<Spool>,
     entries: Vec<BlobEntry>,
     bases: Vec<DeltaBases>,
 }
 
+/// Where a spooled pack's bytes go, hashed on the way for its name.
+struct Spool {
+    file: std::fs::File,
+    hash: blake3::Hasher,
+}
+
+/// A finished pack's bytes.
+pub enum PackBody {
+    /// In memory.
+    Memory(Bytes),
+    /// In an unnamed local file (gone once closed, or if the process dies).
+    Spooled {
+        /// The file, `len` bytes.
+        file: std::fs::File,
+        /// Its length.
+        len: u64,
+    },
+}
+
+impl PackBody {
+    /// Length in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            PackBody::Memory(b) => b.len() as u64,
+            PackBody::Spooled { len, .. } => *len,
+        }
+    }
+
+    /// True when empty (never, for a finished pack).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes of `range` (which must lie within the body).
+    pub fn read_range(&self, range: std::ops::Range<u64>) -> std::io::Result<Bytes> {
+        match self {
+            PackBody::Memory(b) => b
+                .get(range.start as usize..range.end as usize)
+                .map(|r| b.slice_ref(r))
+                .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof)),
+            PackBody::Spooled { file, .. } => {
+                use std::os::unix::fs::FileExt;
+                let mut out = vec![0; (range.end - range.start) as usize];
+                file.read_exact_at(&mut out, range.start)?;
+                Ok(Bytes::from(out))
+            }
+        }
+    }
+
+    /// All of it, in memory.
+    pub fn read_all(&self) -> std::io::Result<Bytes> {
+        self.read_range(0..self.len())
+    }
+}
+
 /// A complete pack, ready to upload under `data/<id>`.
 pub struct FinishedPack {
-    /// Hash of `bytes`.
+    /// Hash of its bytes.
     pub id: PackId,
     /// Salt that selects the pack's subkey (also recorded in the index).
     pub salt: [u8; SALT_LEN],
     /// The pack file.
-    pub bytes: Bytes,
+    pub body: PackBody,
     /// The blobs it holds, in order.
     pub blobs: Vec<BlobEntry>,
     /// The bases of its delta blobs.
@@ -155,7 +222,8 @@ pub struct FinishedPack {
 }
 
 impl PackWriter {
-    /// Starts a pack with a fresh random salt (so a fresh subkey).
+    /// Starts a pack in memory with a fresh random salt (so a fresh
+    /// subkey).
     pub fn new(key: &MasterKey, capacity: usize) -> Self {
         let salt = random_bytes();
         let mut buf = Vec::with_capacity(capacity);
@@ -164,14 +232,29 @@ impl PackWriter {
             salt,
             subkey: key.subkey(&salt),
             buf,
+            spooled: 0,
+            spool: None,
             entries: Vec::new(),
             bases: Vec::new(),
         }
     }
 
+    /// Starts a pack spooled to an unnamed file in `dir`: nothing is left
+    /// behind however the process ends.
+    pub fn spooled(key: &MasterKey, dir: &std::path::Path) -> std::io::Result<Self> {
+        let file = tempfile::tempfile_in(dir)?;
+        let mut w = PackWriter::new(key, 2 * SPOOL_FLUSH);
+        w.spool = Some(Spool {
+            file,
+            hash: blake3::Hasher::new(),
+        });
+        Ok(w)
+    }
+
     /// Seals and appends one blob whose payload is already encoded; returns
-    /// its sealed length.
-    pub fn add(&mut self, blob: EncodedBlob<'_>) -> u32 {
+    /// its sealed length. Fails only when a spooled pack cannot write its
+    /// file.
+    pub fn add(&mut self, blob: EncodedBlob<'_>) -> std::io::Result<u32> {
         let EncodedBlob {
             kind,
             id,
@@ -186,7 +269,7 @@ impl PackWriter {
                 bases: bases.to_vec(),
             });
         }
-        let offset = u32::try_from(self.buf.len()).expect("packs stay below 4 GiB");
+        let offset = u32::try_from(self.len()).expect("packs stay below 4 GiB");
         let entry = BlobEntry {
             kind: kind as u8,
             encoding: encoding as u8,
@@ -200,17 +283,32 @@ impl PackWriter {
         self.subkey
             .seal_tail(&blob_nonce(offset), &blob_aad(&entry), &mut self.buf, start);
         self.entries.push(entry);
-        entry.length
+        if self.buf.len() >= SPOOL_FLUSH {
+            self.write_out()?;
+        }
+        Ok(entry.length)
+    }
+
+    /// Moves the buffered bytes to the spool, if there is one.
+    fn write_out(&mut self) -> std::io::Result<()> {
+        use std::io::Write;
+        if let Some(spool) = &mut self.spool {
+            spool.file.write_all(&self.buf)?;
+            spool.hash.update(&self.buf);
+            self.spooled += self.buf.len() as u64;
+            self.buf.clear();
+        }
+        Ok(())
     }
 
     /// Bytes written so far.
     pub fn len(&self) -> usize {
-        self.buf.len()
+        self.spooled as usize + self.buf.len()
     }
 
     /// True once the pack holds `target` bytes or [`MAX_PACK_BLOBS`] blobs.
     pub fn is_full(&self, target: usize) -> bool {
-        self.buf.len() >= target || self.entries.len() >= MAX_PACK_BLOBS
+        self.len() >= target || self.entries.len() >= MAX_PACK_BLOBS
     }
 
     /// True when no blob was added.
@@ -218,8 +316,9 @@ impl PackWriter {
         self.entries.is_empty()
     }
 
-    /// Appends the sealed header and trailer and names the pack.
-    pub fn finish(mut self) -> FinishedPack {
+    /// Appends the sealed header and trailer and names the pack. Fails only
+    /// when a spooled pack cannot write its file.
+    pub fn finish(mut self) -> std::io::Result<FinishedPack> {
         // At most MAX_PACK_BLOBS entries of 46 bytes: far below the limit.
         let header = codec::encode(&PackHeader {
             blobs: self.entries.clone(),
@@ -231,14 +330,27 @@ impl PackWriter {
         self.buf.extend_from_slice(&sealed);
         self.buf
             .extend_from_slice(&(sealed.len() as u32).to_le_bytes());
-        let bytes = Bytes::from(self.buf);
-        FinishedPack {
-            id: PackId(content_hash(&bytes)),
+        self.write_out()?;
+        let (id, body) = match self.spool.take() {
+            Some(spool) => {
+                let body = PackBody::Spooled {
+                    file: spool.file,
+                    len: self.spooled,
+                };
+                (*spool.hash.finalize().as_bytes(), body)
+            }
+            None => {
+                let bytes = Bytes::from(std::mem::take(&mut self.buf));
+                (content_hash(&bytes), PackBody::Memory(bytes))
+            }
+        };
+        Ok(FinishedPack {
+            id: PackId(id),
             salt: self.salt,
-            bytes,
+            body,
             blobs: self.entries,
             bases: self.bases,
-        }
+        })
     }
 }
 
@@ -353,11 +465,14 @@ mod tests {
         let blobs: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 100 + i as usize]).collect();
         let pack = build(&key, &blobs);
         let sealed: u64 = pack.blobs.iter().map(|b| b.length as u64).sum();
-        assert_eq!(pack.bytes.len() as u64, sealed + pack_overhead(5));
+        assert_eq!(pack.body.len(), sealed + pack_overhead(5));
     }
 
     fn build(key: &MasterKey, blobs: &[Vec<u8>]) -> FinishedPack {
-        let mut w = PackWriter::new(key, 1024);
+        build_in(PackWriter::new(key, 1024), key, blobs)
+    }
+
+    fn build_in(mut w: PackWriter, key: &MasterKey, blobs: &[Vec<u8>]) -> FinishedPack {
         for b in blobs {
             let (enc, payload) = compress::compress(b, 3);
             w.add(EncodedBlob {
@@ -367,19 +482,48 @@ mod tests {
                 encoding: enc,
                 payload: &payload,
                 raw_len: b.len() as u32,
-            });
+            })
+            .unwrap();
         }
-        w.finish()
+        w.finish().unwrap()
+    }
+
+    /// The bytes of a finished pack, wherever they are.
+    fn bytes(pack: &FinishedPack) -> Bytes {
+        pack.body.read_all().unwrap()
+    }
+
+    #[test]
+    fn a_spooled_pack_is_the_same_pack_with_its_bytes_in_a_file() {
+        let key = MasterKey::generate();
+        let dir = tempfile::tempdir().unwrap();
+        // Incompressible blobs of 300 KB: the spool is written several times.
+        let blobs: Vec<Vec<u8>> = (0..12).map(|i| crate::test_noise(300_000, i)).collect();
+        let spooled = build_in(PackWriter::spooled(&key, dir.path()).unwrap(), &key, &blobs);
+        assert!(matches!(spooled.body, PackBody::Spooled { .. }));
+        // The file is unnamed: nothing is left in the folder.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let bytes = bytes(&spooled);
+        assert_eq!(bytes.len() as u64, spooled.body.len());
+        assert_eq!(PackId(content_hash(&bytes)), spooled.id);
+        let (salt, entries) = read_header(&key, &bytes).unwrap();
+        assert_eq!((salt, &entries), (spooled.salt, &spooled.blobs));
+        let sub = key.subkey(&salt);
+        for (e, b) in entries.iter().zip(&blobs) {
+            let sealed = spooled.body.read_range(e.range()).unwrap();
+            assert_eq!(&open_blob(&key, &sub, e, &sealed).unwrap(), b);
+        }
     }
 
     #[test]
     fn flipped_bytes_are_detected_everywhere() {
         let key = MasterKey::generate();
         let pack = build(&key, &[b"one".repeat(100), b"two".to_vec()]);
-        let (salt, entries) = read_header(&key, &pack.bytes).unwrap();
+        let bytes = bytes(&pack);
+        let (salt, entries) = read_header(&key, &bytes).unwrap();
         let sub = key.subkey(&salt);
-        for i in 0..pack.bytes.len() {
-            let mut bad = pack.bytes.to_vec();
+        for i in 0..bytes.len() {
+            let mut bad = bytes.to_vec();
             bad[i] ^= 0x20;
             assert_ne!(PackId(content_hash(&bad)), pack.id);
             let header_ok = read_header(&key, &bad).is_ok();
@@ -394,8 +538,8 @@ mod tests {
     #[test]
     fn a_blob_cannot_be_passed_off_as_another() {
         let key = MasterKey::generate();
-        let pack = build(&key, &[b"a".to_vec(), b"b".to_vec()]);
-        let (salt, entries) = read_header(&key, &pack.bytes).unwrap();
+        let pack = bytes(&build(&key, &[b"a".to_vec(), b"b".to_vec()]));
+        let (salt, entries) = read_header(&key, &pack).unwrap();
         let mut swapped = entries[0];
         swapped.id = entries[1].id;
         let r = entries[0].range();
@@ -403,7 +547,7 @@ mod tests {
             &key,
             &key.subkey(&salt),
             &swapped,
-            &pack.bytes[r.start as usize..r.end as usize],
+            &pack[r.start as usize..r.end as usize],
         );
         assert!(err.is_err());
     }
@@ -413,14 +557,15 @@ mod tests {
         fn write_then_read_without_index(blobs: Vec<Vec<u8>>) {
             let key = MasterKey::generate();
             let pack = build(&key, &blobs);
-            prop_assert_eq!(PackId(content_hash(&pack.bytes)), pack.id);
-            let (salt, entries) = read_header(&key, &pack.bytes).unwrap();
+            let bytes = bytes(&pack);
+            prop_assert_eq!(PackId(content_hash(&bytes)), pack.id);
+            let (salt, entries) = read_header(&key, &bytes).unwrap();
             prop_assert_eq!(salt, pack.salt);
             prop_assert_eq!(&entries, &pack.blobs);
             let sub = key.subkey(&salt);
             for (e, b) in entries.iter().zip(&blobs) {
                 let r = e.range();
-                let plain = open_blob(&key, &sub, e, &pack.bytes[r.start as usize..r.end as usize]).unwrap();
+                let plain = open_blob(&key, &sub, e, &bytes[r.start as usize..r.end as usize]).unwrap();
                 prop_assert_eq!(&plain, b);
             }
         }

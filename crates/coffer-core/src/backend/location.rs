@@ -172,8 +172,10 @@ pub struct NetworkOptions {
 }
 
 /// Default [`NetworkOptions::multipart_threshold`]: packs of the default
-/// 16 MiB go in one PUT; larger ones in 8 MiB parts, each retried alone.
-pub const MULTIPART_THRESHOLD: u64 = 32 << 20;
+/// 16 MiB go up in two parts, each retried alone, read one at a time from
+/// the pack's spool file (so an upload holds one part in memory, not the
+/// pack).
+pub const MULTIPART_THRESHOLD: u64 = 8 << 20;
 
 impl Default for NetworkOptions {
     fn default() -> Self {

@@ -22,6 +22,7 @@ use object_store::{
 };
 
 use crate::error::{Error, Result};
+use crate::pack::PackBody;
 use counting::{CountingStore, RequestCounts, RequestStats};
 use location::Location;
 
@@ -106,11 +107,31 @@ pub struct StagingFile {
     pub size: u64,
 }
 
-/// Size of one part of a multipart upload (S3 wants at least 5 MiB and at
-/// most 10,000 parts: 8 MiB parts cover the largest pack, 1 GiB, in 128).
-const PART_SIZE: usize = 8 << 20;
-/// Parts of one object uploaded at once.
+/// Largest part of a multipart upload: S3 wants parts of at least 5 MiB
+/// (but the last) and at most 10,000 of them. An object is cut into equal
+/// parts of at most this size: a default pack (a little over 16 MiB) in
+/// two, the largest pack (1 GiB) in 103.
+const MAX_PART: u64 = 10 << 20;
+/// Parts of one object in memory uploaded at once.
 const PARTS_IN_FLIGHT: usize = 4;
+/// A local repository writes objects this large in parts too, so a spooled
+/// pack is never read whole into memory.
+const LOCAL_PARTS_FROM: usize = 8 << 20;
+
+/// Reads `range` of a spooled pack off the async threads.
+async fn blocking_read(body: &Arc<PackBody>, range: Range<u64>) -> Result<Bytes> {
+    let body = body.clone();
+    tokio::task::spawn_blocking(move || body.read_range(range))
+        .await
+        .map_err(|e| Error::Internal(format!("a spool read panicked: {e}")))?
+        .map_err(Error::Spool)
+}
+
+/// Length of each part (the last may be shorter) of an object of `len`
+/// bytes.
+fn part_len(len: u64) -> u64 {
+    len.div_ceil(len.div_ceil(MAX_PART).max(1)).max(1)
+}
 
 impl std::fmt::Debug for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -240,7 +261,10 @@ impl Backend {
         let parsed = Location::parse(location)?;
         let opened = location::open_store(&parsed, location, create, options)?;
         let stats = Arc::new(RequestStats::default());
-        let multipart_threshold = opened.multipart_threshold;
+        let multipart_threshold = match parsed {
+            Location::Local(_) => Some(LOCAL_PARTS_FROM as u64),
+            _ => opened.multipart_threshold,
+        };
         Ok(Backend {
             store: Arc::new(CountingStore::new(opened.store, stats.clone())),
             location: location.to_string(),
@@ -395,7 +419,14 @@ impl Backend {
     /// Writes an object that must not exist yet (`PutMode::Create`).
     pub async fn put_new(&self, path: &str, bytes: Bytes) -> Result<Put> {
         if self.multipart_threshold.is_some_and(|t| bytes.len() >= t) {
-            return self.put_new_in_parts(path, bytes).await;
+            let len = bytes.len() as u64;
+            let part = |r: Range<u64>| {
+                let slice = bytes.slice(r.start as usize..r.end as usize);
+                async move { Ok(slice) }
+            };
+            return self
+                .put_new_in_parts(path, len, PARTS_IN_FLIGHT, part)
+                .await;
         }
         let opts = PutOptions {
             mode: PutMode::Create,
@@ -412,13 +443,43 @@ impl Backend {
         }
     }
 
-    /// [`Backend::put_new`] for a large object, in parts uploaded
-    /// [`PARTS_IN_FLIGHT`] at a time; a failed upload is aborted so no
-    /// parts linger (and cost) in the bucket. object_store has no
-    /// create-only multipart upload, so an existing object is looked for
-    /// first: only packs are this large, and a pack's name is the hash of its
-    /// bytes, so two writers racing on one name write the same bytes.
-    async fn put_new_in_parts(&self, path: &str, bytes: Bytes) -> Result<Put> {
+    /// Writes a pack that must not exist yet, from memory or from its
+    /// spool file. A spooled pack at or above the multipart threshold goes
+    /// up in parts read from the file one at a time, so one part of it is
+    /// in memory at once; below it (or with multipart uploads off) it is
+    /// read whole and put in one request.
+    pub async fn put_new_pack(&self, path: &str, body: PackBody) -> Result<Put> {
+        let len = body.len();
+        if let PackBody::Memory(bytes) = body {
+            return self.put_new(path, bytes).await;
+        }
+        let body = Arc::new(body);
+        if self.multipart_threshold.is_none_or(|t| len < t as u64) {
+            let whole = blocking_read(&body, 0..len).await?;
+            return self.put_new(path, whole).await;
+        }
+        self.put_new_in_parts(path, len, 1, |range| blocking_read(&body, range))
+            .await
+    }
+
+    /// [`Backend::put_new`] for a large object, in parts of at most
+    /// [`MAX_PART`] that `part` returns by byte range, `at_once` uploaded
+    /// at a time; a failed upload is aborted so no parts linger (and cost)
+    /// in the bucket. object_store has no create-only multipart upload, so
+    /// an existing object is looked for first: only packs are this large,
+    /// and a pack's name is the hash of its bytes, so two writers racing on
+    /// one name write the same bytes.
+    async fn put_new_in_parts<F, Fut>(
+        &self,
+        path: &str,
+        len: u64,
+        at_once: usize,
+        part: F,
+    ) -> Result<Put>
+    where
+        F: Fn(Range<u64>) -> Fut,
+        Fut: std::future::Future<Output = Result<Bytes>>,
+    {
         if self.exists(path).await? {
             return Ok(Put::Existed);
         }
@@ -428,26 +489,33 @@ impl Backend {
             .put_multipart(&location)
             .await
             .map_err(|e| self.map_err("put", path, e))?;
-        let parts: Vec<_> = (0..bytes.len())
-            .step_by(PART_SIZE)
-            .map(|at| {
-                let end = (at + PART_SIZE).min(bytes.len());
-                upload.put_part(PutPayload::from_bytes(bytes.slice(at..end)))
-            })
-            .collect();
-        let sent = futures::stream::iter(parts)
-            .buffer_unordered(PARTS_IN_FLIGHT)
-            .try_collect::<Vec<()>>()
-            .await;
-        let done = match sent {
-            Ok(_) => upload.complete().await.map(|_| ()),
-            Err(e) => Err(e),
-        };
-        match done {
-            Ok(()) => Ok(Put::Created),
+        let sent = async {
+            let step = part_len(len);
+            let mut in_flight: futures::stream::FuturesUnordered<object_store::UploadPart> =
+                futures::stream::FuturesUnordered::new();
+            for at in (0..len).step_by(step as usize) {
+                while in_flight.len() >= at_once.max(1) {
+                    if let Some(done) = in_flight.next().await {
+                        done.map_err(|e| self.map_err("put", path, e))?;
+                    }
+                }
+                let bytes = part(at..(at + step).min(len)).await?;
+                in_flight.push(upload.put_part(PutPayload::from_bytes(bytes)));
+            }
+            while let Some(done) = in_flight.next().await {
+                done.map_err(|e| self.map_err("put", path, e))?;
+            }
+            upload
+                .complete()
+                .await
+                .map_err(|e| self.map_err("put", path, e))
+        }
+        .await;
+        match sent {
+            Ok(_) => Ok(Put::Created),
             Err(e) => {
                 let _ = upload.abort().await;
-                Err(self.map_err("put", path, e))
+                Err(e)
             }
         }
     }
@@ -640,8 +708,8 @@ mod tests {
         );
         assert_eq!(backend.get("data/ab/x").await.unwrap(), bytes);
         let r = backend.requests();
-        // HEAD, then start + 3 parts of 8 MiB (8, 8, 4) + complete.
-        assert_eq!((r.head, r.put, r.bytes_up), (1, 5, bytes.len() as u64));
+        // HEAD, then start + 2 equal parts of 10 MiB + complete.
+        assert_eq!((r.head, r.put, r.bytes_up), (1, 4, bytes.len() as u64));
         assert_eq!(
             backend.put_new("data/ab/x", bytes.clone()).await.unwrap(),
             Put::Existed
@@ -656,5 +724,31 @@ mod tests {
             backend.put_new("index/y", small).await.unwrap(),
             Put::Existed
         );
+    }
+
+    #[tokio::test]
+    async fn a_spooled_pack_goes_up_from_its_file() {
+        use std::io::Write;
+        let bytes: Vec<u8> = (0..21 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+        let spooled = || {
+            let mut file = tempfile::tempfile().unwrap();
+            file.write_all(&bytes).unwrap();
+            PackBody::Spooled {
+                file,
+                len: bytes.len() as u64,
+            }
+        };
+        for (threshold, puts) in [(Some(8 << 20), 5), (None, 1)] {
+            let store = Arc::new(object_store::memory::InMemory::new());
+            let backend = Backend::new(store, "memory://").with_multipart_threshold(threshold);
+            let put = backend.put_new_pack("data/ab/x", spooled()).await;
+            assert_eq!(put.unwrap(), Put::Created);
+            assert_eq!(backend.get("data/ab/x").await.unwrap(), bytes);
+            // In parts: start, 3 parts of 7 MiB, complete. Multipart
+            // uploads off: one PUT of the whole file.
+            assert_eq!(backend.requests().put, puts, "threshold {threshold:?}");
+            let again = backend.put_new_pack("data/ab/x", spooled()).await;
+            assert_eq!(again.unwrap(), Put::Existed);
+        }
     }
 }

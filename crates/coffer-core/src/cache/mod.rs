@@ -43,6 +43,13 @@ impl Cache {
         BlobCopies::new(self.dir.join("blobs"), limit)
     }
 
+    /// The folder new data packs spool to, created if needed (none when it
+    /// cannot be). Its files are unnamed: it is always empty.
+    pub fn spool_dir(&self) -> Option<PathBuf> {
+        let dir = self.dir.join("spool");
+        std::fs::create_dir_all(&dir).ok().map(|()| dir)
+    }
+
     /// The directory of index tables ([`crate::index::Table`]), created if
     /// need be; `None` when it cannot be.
     pub fn index_tables(&self) -> Option<PathBuf> {

@@ -820,18 +820,20 @@ mod tests {
             payload: &payload,
             raw_len: 11,
             bases: &[],
-        });
-        let pack = w.finish();
+        })
+        .unwrap();
+        let pack = w.finish().unwrap();
         let e = pack.blobs[0];
         let sub = key.subkey(&pack.salt);
+        let bytes = pack.body.read_all().unwrap();
         assert_eq!(
-            open_in(&key, &sub, &e, &pack.bytes, 0)
+            open_in(&key, &sub, &e, &bytes, 0)
                 .and_then(Opened::plain)
                 .unwrap(),
             b"hello hello"
         );
         let r = e.range();
-        let exact = &pack.bytes[r.start as usize..r.end as usize];
+        let exact = &bytes[r.start as usize..r.end as usize];
         assert!(open_in(&key, &sub, &e, exact, r.start).is_ok());
         // Cut short, or starting after the blob: refused.
         assert!(open_in(&key, &sub, &e, &exact[..exact.len() - 1], r.start).is_err());

@@ -63,7 +63,7 @@ use crate::id::{content_hash, KeyId, SnapshotId};
 use crate::index::IndexedPack;
 use crate::keys;
 use crate::object::{self, ObjectType};
-use crate::pack::{BlobKind, FinishedPack};
+use crate::pack::{BlobKind, FinishedPack, PackBody};
 use crate::snapshot::Snapshot;
 
 /// Key files looked at when opening (the oldest).
@@ -386,40 +386,60 @@ impl Repository {
     /// repository with deltas, keeps local copies of its data blobs once it
     /// is stored: they are the next backup's bases.
     async fn store_pack(&self, pack: FinishedPack) -> Result<IndexedPack> {
-        let size = pack.bytes.len() as u64;
-        self.backend
-            .put_new(
-                &object_path(Kind::Pack, &pack.id.to_hex()),
-                pack.bytes.clone(),
-            )
-            .await?;
+        let FinishedPack {
+            id,
+            salt,
+            body,
+            blobs,
+            bases,
+        } = pack;
+        let size = body.len();
         let copies = self
             .blob_copies
             .clone()
             .filter(|_| self.config.has_deltas() && self.config.delta == DeltaMode::Auto);
+        // The body is still needed for the copies after the upload.
+        let kept = copies.as_ref().map(|_| match &body {
+            PackBody::Memory(bytes) => Ok(PackBody::Memory(bytes.clone())),
+            PackBody::Spooled { file, len } => file
+                .try_clone()
+                .map(|file| PackBody::Spooled { file, len: *len })
+                .map_err(Error::Spool),
+        });
+        let kept = kept.transpose()?;
+        self.backend
+            .put_new_pack(&object_path(Kind::Pack, &id.to_hex()), body)
+            .await?;
         let indexed = IndexedPack {
-            id: pack.id,
-            salt: pack.salt,
+            id,
+            salt,
             size,
-            blobs: pack.blobs,
-            bases: pack.bases,
+            blobs,
+            bases,
         };
-        Ok(match copies {
-            Some(copies) => {
+        Ok(match (copies, kept) {
+            (Some(copies), Some(body)) => {
                 blocking(move || {
                     let data = BlobKind::Data as u8;
                     for b in indexed.blobs.iter().filter(|b| b.kind == data) {
-                        let r = b.range();
-                        if let Some(sealed) = pack.bytes.get(r.start as usize..r.end as usize) {
-                            copies.put(&indexed.id, r.start, sealed);
+                        // A copy is an optimisation: one that cannot be read
+                        // back is skipped, as a full cache would skip it.
+                        if let Ok(sealed) = body.read_range(b.range()) {
+                            copies.put(&indexed.id, b.range().start, &sealed);
                         }
                     }
                     indexed
                 })
                 .await
             }
-            None => indexed,
+            _ => indexed,
         })
+    }
+
+    /// Where new data packs spool while they are written and uploaded: a
+    /// folder of the cache directory (none without a cache: in memory).
+    fn spool_dir(&self) -> Option<std::path::PathBuf> {
+        self.cache.as_ref().and_then(Cache::spool_dir)
     }
 
     /// The blob reader over `index`, reading bases through the local blob

@@ -110,8 +110,8 @@ impl Repository {
                         raw_len: node.bytes.len() as u32,
                         bases: &[],
                     };
-                    if let (_, Some(full)) = sink.add(blob) {
-                        finished.push(full.finish());
+                    if let (_, Some(full)) = sink.add(blob).expect("packs in memory") {
+                        finished.push(full);
                     }
                 }
             };
@@ -126,7 +126,7 @@ impl Repository {
             }
             let root = tree.finish(&key, &mut nodes);
             store(&mut nodes);
-            finished.extend(sink.take_open().into_iter().map(|w| w.finish()));
+            finished.extend(sink.take_open().expect("packs in memory"));
             (root, finished)
         })
         .await;

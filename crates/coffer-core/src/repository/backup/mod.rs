@@ -246,7 +246,7 @@ impl Repository {
         let packer = Packer::new(
             self.key.clone(),
             index.clone(),
-            (self.config.pack_size as usize, level),
+            (self.config.pack_size as usize, level, self.spool_dir()),
             pack_tx,
             slot_rx,
             progress.clone(),

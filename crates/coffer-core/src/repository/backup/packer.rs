@@ -18,7 +18,7 @@ use crate::delta::sketch::{ChunkSketch, SketchBuilder};
 use crate::error::{Error, Result};
 use crate::id::BlobId;
 use crate::index::BlobMap;
-use crate::pack::{BlobKind, EncodedBlob, FinishedPack, PackWriter};
+use crate::pack::{BlobKind, EncodedBlob, FinishedPack};
 use crate::progress::BackupProgress;
 use crate::repository::pack_sink::PackSink;
 use crate::tree::{NodeBlob, TreeBuilder, TreeEntry};
@@ -75,13 +75,13 @@ impl Packer {
     pub fn new(
         key: Arc<MasterKey>,
         index: Arc<BlobMap>,
-        (pack_size, level): (usize, i32),
+        (pack_size, level, spool): (usize, i32, Option<std::path::PathBuf>),
         out: tokio::sync::mpsc::UnboundedSender<FinishedPack>,
         upload_slots: crossbeam_channel::Receiver<()>,
         progress: Arc<BackupProgress>,
     ) -> Self {
         Packer {
-            sink: PackSink::new(key.clone(), pack_size),
+            sink: PackSink::new(key.clone(), pack_size).spooling_to(spool),
             key,
             reused: vec![false; index.pack_count()],
             index,
@@ -133,7 +133,7 @@ impl Packer {
     }
 
     fn add(&mut self, blob: EncodedBlob<'_>) -> Result<u32> {
-        let (sealed, full) = self.sink.add(blob);
+        let (sealed, full) = self.sink.add(blob)?;
         self.session.insert((blob.kind, blob.id), sealed);
         if let Some(full) = full {
             self.ship(full)?;
@@ -141,10 +141,10 @@ impl Packer {
         Ok(sealed)
     }
 
-    fn ship(&self, w: PackWriter) -> Result<()> {
+    fn ship(&self, pack: FinishedPack) -> Result<()> {
         // A closed channel means the uploader stopped on an error; it reports it.
         self.upload_slots.recv().map_err(|_| upload_aborted())?;
-        self.out.send(w.finish()).map_err(|_| upload_aborted())
+        self.out.send(pack).map_err(|_| upload_aborted())
     }
 
     /// Stores the new tree nodes; returns their sealed bytes.
@@ -159,8 +159,8 @@ impl Packer {
     }
 
     fn flush(&mut self) -> Result<()> {
-        for w in self.sink.take_open() {
-            self.ship(w)?;
+        for pack in self.sink.take_open()? {
+            self.ship(pack)?;
         }
         Ok(())
     }

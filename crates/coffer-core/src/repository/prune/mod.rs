@@ -34,7 +34,7 @@ use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::id::BlobId;
 use crate::index::{BlobMap, IndexedPack, Kept, ScanError};
-use crate::pack::{BlobEntry, BlobKind, EncodedBlob, PackWriter};
+use crate::pack::{BlobEntry, BlobKind, EncodedBlob};
 use crate::snapshot::Snapshot;
 use plan::{plan, Fate, PackUse, Plan, PlanInput, Tally};
 use used::UsedKeys;
@@ -443,7 +443,8 @@ impl Repository {
     /// same bases, which the new pack's index entry lists); all but deltas
     /// are decoded and verified on the way.
     async fn repack(&self, reader: &BlobReader, jobs: Vec<RepackJob>) -> Result<Vec<IndexedPack>> {
-        let mut sink = PackSink::new(self.key.clone(), self.config.pack_size as usize);
+        let mut sink = PackSink::new(self.key.clone(), self.config.pack_size as usize)
+            .spooling_to(self.spool_dir());
         let mut done = Vec::new();
         let jobs = jobs.into_iter().map(|(number, wanted)| async move {
             let entries = wanted.iter().map(|(e, _)| *e).collect();
@@ -465,20 +466,15 @@ impl Repository {
                     raw_len: e.raw_length,
                     bases: &bases,
                 };
-                if let (_, Some(full)) = sink.add(blob) {
-                    done.push(self.upload_new_pack(full).await?);
+                if let (_, Some(full)) = sink.add(blob)? {
+                    done.push(self.store_pack(full).await?);
                 }
             }
         }
-        for w in sink.take_open() {
-            done.push(self.upload_new_pack(w).await?);
+        for pack in sink.take_open()? {
+            done.push(self.store_pack(pack).await?);
         }
         Ok(done)
-    }
-
-    async fn upload_new_pack(&self, w: PackWriter) -> Result<IndexedPack> {
-        let finished = blocking(move || w.finish()).await;
-        self.store_pack(finished).await
     }
 }
 

@@ -95,7 +95,8 @@ impl Repository {
         if !self.config.has_deltas() {
             return Ok(out);
         }
-        let mut sink = PackSink::new(self.key.clone(), self.config.pack_size as usize);
+        let mut sink = PackSink::new(self.key.clone(), self.config.pack_size as usize)
+            .spooling_to(self.spool_dir());
         for versions in stream_versions(snapshots) {
             let mut sketches = Vec::with_capacity(versions.len());
             for v in versions {
@@ -131,8 +132,8 @@ impl Repository {
                     raw_len: blob.raw_len,
                     bases: if as_delta { &blob.bases } else { no_bases },
                 };
-                if let (_, Some(full)) = sink.add(entry) {
-                    out.packs.push(self.upload_new_pack(full).await?);
+                if let (_, Some(full)) = sink.add(entry)? {
+                    out.packs.push(self.store_pack(full).await?);
                 }
                 out.superseded.insert((blob.old_pack, blob.id));
                 if as_delta {
@@ -142,8 +143,8 @@ impl Repository {
                 }
             }
         }
-        for w in sink.take_open() {
-            out.packs.push(self.upload_new_pack(w).await?);
+        for pack in sink.take_open()? {
+            out.packs.push(self.store_pack(pack).await?);
         }
         out.bytes_written = out.packs.iter().map(|p| p.size).sum();
         Ok(out)
