@@ -34,13 +34,15 @@ fuzz_target!(|data: &[u8]| {
         payload,
         raw_len,
         bases: &[],
-    });
-    let packed = w.finish();
-    let (salt, entries) = pack::read_header(key, &packed.bytes).expect("own header");
+    })
+    .expect("a pack in memory");
+    let packed = w.finish().expect("a pack in memory");
+    let packed = packed.body.read_all().expect("a pack in memory");
+    let (salt, entries) = pack::read_header(key, &packed).expect("own header");
     let subkey = key.subkey(&salt);
     for e in entries {
         let r = e.range();
-        let sealed = &packed.bytes[r.start as usize..r.end as usize];
+        let sealed = &packed[r.start as usize..r.end as usize];
         if encoding == Encoding::Delta {
             assert!(pack::open_blob(key, &subkey, &e, sealed).is_err());
             let (_, opened) = pack::open_payload(&subkey, &e, sealed).expect("own seal");
