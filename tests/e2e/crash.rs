@@ -131,6 +131,28 @@ fn killing_forget_and_prune_at_every_write_step_loses_nothing(store: Store) {
     assert!(repo.restore(s["snapshot_id"].as_str().unwrap()) == data);
 }
 
+/// A default pack (16 MiB) goes up in parts read from its spool file;
+/// killed between two parts, the backup leaves no snapshot and no pack under
+/// the pack's name (at most a local staging file, which prune removes), the
+/// earlier snapshot restores, and the next backup stores everything.
+fn a_backup_killed_between_upload_parts_loses_nothing(store: Store) {
+    let repo = TestRepo::new_on(store);
+    let day1 = dump_like(2_000_000, Change::None);
+    let first = repo.backup(&day1, &[]);
+    let packs = repo.objects("data");
+    let big = coffer_e2e::noise(40_000_000, 21);
+    repo.run_killed_at(&["backup", "--stdin"], "upload-between-parts", &big);
+    assert_eq!(repo.objects("snapshots").len(), 1);
+    assert_eq!(repo.objects("data"), packs, "no pack appears half uploaded");
+    assert!(repo.restore(first["snapshot_id"].as_str().unwrap()) == day1);
+    repo.assert_spool_empty();
+    repo.run_ok(&["prune", "--delete-delay", "0h"], b"");
+    repo.assert_check_passes(false);
+    let second = repo.backup(&big, &[]);
+    assert!(repo.restore(second["snapshot_id"].as_str().unwrap()) == big);
+    repo.assert_check_passes(true);
+}
+
 #[test]
 fn killing_backup_between_its_write_steps_leaves_no_snapshot() {
     let (repo, snaps) = history(Store::Local);
@@ -203,5 +225,6 @@ fn prune_killed_at_random_moments_loses_nothing() {
 
 on_every_store!(
     a_killed_backup_leaves_no_snapshot_and_the_next_one_works,
-    killing_forget_and_prune_at_every_write_step_loses_nothing
+    killing_forget_and_prune_at_every_write_step_loses_nothing,
+    a_backup_killed_between_upload_parts_loses_nothing
 );

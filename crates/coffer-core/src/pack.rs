@@ -205,6 +205,17 @@ impl PackBody {
     pub fn read_all(&self) -> std::io::Result<Bytes> {
         self.read_range(0..self.len())
     }
+
+    /// A second handle on the same bytes (a spooled body shares its file).
+    pub fn try_clone(&self) -> std::io::Result<PackBody> {
+        Ok(match self {
+            PackBody::Memory(b) => PackBody::Memory(b.clone()),
+            PackBody::Spooled { file, len } => PackBody::Spooled {
+                file: file.try_clone()?,
+                len: *len,
+            },
+        })
+    }
 }
 
 /// A complete pack, ready to upload under `data/<id>`.

@@ -499,6 +499,9 @@ impl Backend {
                         done.map_err(|e| self.map_err("put", path, e))?;
                     }
                 }
+                if at > 0 {
+                    crate::failpoint::reach("upload-between-parts");
+                }
                 let bytes = part(at..(at + step).min(len)).await?;
                 in_flight.push(upload.put_part(PutPayload::from_bytes(bytes)));
             }

@@ -63,7 +63,7 @@ use crate::id::{content_hash, KeyId, SnapshotId};
 use crate::index::IndexedPack;
 use crate::keys;
 use crate::object::{self, ObjectType};
-use crate::pack::{BlobKind, FinishedPack, PackBody};
+use crate::pack::{BlobKind, FinishedPack};
 use crate::snapshot::Snapshot;
 
 /// Key files looked at when opening (the oldest).
@@ -399,14 +399,10 @@ impl Repository {
             .clone()
             .filter(|_| self.config.has_deltas() && self.config.delta == DeltaMode::Auto);
         // The body is still needed for the copies after the upload.
-        let kept = copies.as_ref().map(|_| match &body {
-            PackBody::Memory(bytes) => Ok(PackBody::Memory(bytes.clone())),
-            PackBody::Spooled { file, len } => file
-                .try_clone()
-                .map(|file| PackBody::Spooled { file, len: *len })
-                .map_err(Error::Spool),
-        });
-        let kept = kept.transpose()?;
+        let kept = match copies {
+            Some(_) => Some(body.try_clone().map_err(Error::Spool)?),
+            None => None,
+        };
         self.backend
             .put_new_pack(&object_path(Kind::Pack, &id.to_hex()), body)
             .await?;

@@ -68,9 +68,10 @@ impl PackSink {
         }
         let w = slot.as_mut().expect("just opened");
         let sealed = w.add(blob).map_err(Error::Spool)?;
-        let full = match w.is_full(self.pack_size) {
-            true => Some(finish(slot.take().expect("just used"))?),
-            false => None,
+        let full = if w.is_full(self.pack_size) {
+            Some(finish(slot.take().expect("just used"))?)
+        } else {
+            None
         };
         Ok((sealed, full))
     }
