@@ -15,6 +15,9 @@ pub use blob_copies::{BlobCopies, DEFAULT_LIMIT as DEFAULT_BLOB_LIMIT};
 use crate::backend::{object_path, Kind};
 use crate::id::content_hash;
 
+/// The names of [`Cache::scratch_dir`]s start so.
+const SCRATCH_PREFIX: &str = "scratch-";
+
 /// A cache directory for one repository.
 #[derive(Debug, Clone)]
 pub struct Cache {
@@ -48,6 +51,34 @@ impl Cache {
     pub fn spool_dir(&self) -> Option<PathBuf> {
         let dir = self.dir.join("spool");
         std::fs::create_dir_all(&dir).ok().map(|()| dir)
+    }
+
+    /// A new, empty directory of this command's own, removed when the
+    /// result is dropped; `None` when it cannot be made. Those a killed
+    /// command left behind are removed once a day old.
+    pub fn scratch_dir(&self) -> Option<tempfile::TempDir> {
+        let day = std::time::Duration::from_secs(24 * 3600);
+        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > day);
+            if old
+                && entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(SCRATCH_PREFIX)
+            {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        std::fs::create_dir_all(&self.dir).ok()?;
+        tempfile::Builder::new()
+            .prefix(SCRATCH_PREFIX)
+            .tempdir_in(&self.dir)
+            .ok()
     }
 
     /// The directory of index tables ([`crate::index::Table`]), created if

@@ -131,7 +131,44 @@ impl BlobMap {
             BlobMap::Tables(set) => set.scan_packs(kept, visit),
         }
     }
+
+    /// The listings of packs `wanted` (canonical numbers; in their order
+    /// for the in-memory map), handed to `visit` one at a time: the
+    /// in-memory map makes them [`LISTING_BATCH`] packs a pass, tables a
+    /// table at a time ([`BlobMap::scan_packs`]), so that memory holds a
+    /// batch or a table's listings, never every pack's.
+    pub fn scan_listings_of<E: From<ScanError>>(
+        &self,
+        kept: &Kept,
+        wanted: &[u32],
+        mut visit: impl FnMut(NumberedPack) -> Result<(), E>,
+    ) -> Result<(), E> {
+        match self {
+            BlobMap::Memory(index) => {
+                for batch in wanted.chunks(LISTING_BATCH) {
+                    index
+                        .listings_of(batch)
+                        .into_iter()
+                        .try_for_each(&mut visit)?;
+                }
+                Ok(())
+            }
+            BlobMap::Tables(set) => {
+                let wanted: std::collections::HashSet<u32> = wanted.iter().copied().collect();
+                set.scan_packs(kept, |group| {
+                    group
+                        .into_iter()
+                        .filter(|(n, _)| wanted.contains(n))
+                        .try_for_each(&mut visit)
+                })
+            }
+        }
+    }
 }
+
+/// Packs whose listings [`BlobMap::scan_listings_of`] makes in one pass
+/// over the in-memory map.
+const LISTING_BATCH: usize = 256;
 
 impl Index {
     /// Every pack with the blobs this map keeps in it and their bases.

@@ -90,6 +90,16 @@ pub(crate) struct MemoryIndex {
     pub live: LiveFiles,
 }
 
+/// The index as `check` reads it: every file, damage recorded.
+pub(crate) struct CheckedIndex {
+    /// The live files' blob map.
+    pub index: BlobMap,
+    /// Listed files a live file supersedes.
+    pub superseded: Vec<IndexId>,
+    /// Files that could not be read or added.
+    pub errors: Vec<Error>,
+}
+
 /// How to walk the index files.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Walk {
@@ -253,6 +263,98 @@ impl Repository {
             // own supersede list still applied.
             excluded.extend(built.stale);
         }
+    }
+
+    /// Every index file, read from storage (never the cache) for `check`:
+    /// the blob map of the live ones, tables built afresh in `scratch` (a
+    /// directory of the command's own; `None`, or a table that cannot be
+    /// written there: the map in memory, 48 bytes a blob), the superseded
+    /// files (read too, to check that they open), and the files that could
+    /// not be read or added, recorded instead of stopping.
+    pub(super) async fn index_for_check(
+        &self,
+        scratch: Option<&std::path::Path>,
+    ) -> Result<CheckedIndex> {
+        if let Some(dir) = scratch {
+            if let Some(checked) = self.tables_for_check(dir).await? {
+                return Ok(checked);
+            }
+        }
+        let walk = Walk {
+            read_superseded: true,
+            cached: false,
+            for_writer: false,
+        };
+        let loaded = self.memory_index_by(walk, true).await?;
+        Ok(CheckedIndex {
+            index: loaded.index.into(),
+            superseded: loaded.superseded,
+            errors: loaded.errors,
+        })
+    }
+
+    /// [`Repository::index_for_check`] with tables in `dir`; `None` when a
+    /// table cannot be written. Each table file is unlinked once open (the
+    /// table keeps its handle), so nothing outlives the command.
+    async fn tables_for_check(&self, dir: &std::path::Path) -> Result<Option<CheckedIndex>> {
+        let mut order = NewestFirst::default();
+        let mut opened: Vec<(IndexId, PathBuf, Opened)> = Vec::new();
+        let (mut superseded, mut errors) = (Vec::new(), Vec::new());
+        for name in self.index_names(false).await? {
+            let id = match order.list(&name) {
+                Ok(id) => id,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
+            let file = match self.read_index_file(name.clone(), false).await {
+                Ok(file) => file,
+                Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => {
+                    errors.push(e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let was_superseded = order.superseded(&id);
+            order.read(&file.supersedes);
+            if was_superseded {
+                superseded.push(id);
+                continue;
+            }
+            let path = dir.join(&name);
+            let key = self.key.clone();
+            let built = {
+                let path = path.clone();
+                blocking(move || {
+                    crate::index::write_table(&path, &key, id, file)?;
+                    let table = Table::open(&path, &key, id).map_err(WriteError::Io);
+                    let _ = std::fs::remove_file(&path);
+                    table
+                })
+                .await
+            };
+            match built {
+                Ok(table) => opened.push((id, path, table)),
+                Err(WriteError::Invalid(e)) => {
+                    errors.push(Error::corrupt(object_path(Kind::Index, &name), e))
+                }
+                Err(WriteError::Io(_)) => return Ok(None),
+            }
+        }
+        // Files read early that one read later supersedes (clock skew
+        // between writers).
+        let (live, stale): (Vec<_>, Vec<_>) = opened
+            .into_iter()
+            .partition(|(id, _, _)| !order.superseded(id));
+        superseded.extend(stale.into_iter().map(|(id, _, _)| id));
+        let index = BlobMap::from_tables(live.into_iter().map(|(_, p, t)| (p, t)).collect())
+            .map_err(|e| Error::corrupt(dir.display().to_string(), e))?;
+        Ok(Some(CheckedIndex {
+            index,
+            superseded,
+            errors,
+        }))
     }
 
     /// Reads the index files newest first straight into one in-memory

@@ -30,6 +30,7 @@ mod read_ahead;
 mod restore;
 mod simulate;
 mod sketches;
+mod used_keys;
 
 pub use backup::{
     BackupOptions, BackupSummary, OpenStream, DEFAULT_UPLOAD_CONCURRENCY, RECHECK_AFTER,

@@ -32,7 +32,7 @@ pub struct Simulated {
 }
 
 /// The id the simulator gives the `k`th object of a kind (`tag`).
-fn simulated_id(seed: u64, tag: &[u8], k: u64) -> [u8; 32] {
+pub(crate) fn simulated_id(seed: u64, tag: &[u8], k: u64) -> [u8; 32] {
     let mut h = blake3::Hasher::new();
     h.update(tag)
         .update(&seed.to_le_bytes())
@@ -41,7 +41,7 @@ fn simulated_id(seed: u64, tag: &[u8], k: u64) -> [u8; 32] {
 }
 
 /// Plaintext length of a simulated blob.
-const SIMULATED_RAW: u32 = 230_000;
+pub(crate) const SIMULATED_RAW: u32 = 230_000;
 
 impl Repository {
     /// Indexes `blobs` data blobs (ids derived from `seed` and a counter)

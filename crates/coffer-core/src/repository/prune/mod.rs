@@ -16,7 +16,6 @@
 
 mod plan;
 mod rebase;
-mod used;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -28,6 +27,7 @@ use super::blobs::BlobReader;
 use super::index_files::IndexParts;
 use super::lock::{PruneLock, StorageClock};
 use super::pack_sink::PackSink;
+use super::used_keys::{self as used, UsedKeys};
 use super::{blocking, Repository};
 use crate::backend::{object_path, Kind};
 use crate::error::{Error, Result};
@@ -37,7 +37,6 @@ use crate::index::{BlobMap, IndexedPack, Kept, ScanError};
 use crate::pack::{BlobEntry, BlobKind, EncodedBlob};
 use crate::snapshot::Snapshot;
 use plan::{plan, Fate, PackUse, Plan, PlanInput, Tally};
-use used::UsedKeys;
 
 pub use plan::PruneReport;
 
