@@ -33,7 +33,7 @@ fn one_line(clap_text: &str) -> String {
 }
 
 fn main() -> ExitCode {
-    allocator::limit_arenas();
+    allocator::tune();
     // Everything coffer creates is the user's alone: repository folders
     // 0700 and objects 0600 (key files, sealed as they are, included), and
     // restored dumps 0600. Files meant for others (metrics) set their mode.
