@@ -90,6 +90,68 @@ fn a_full_cache_disk_exits_19_and_commits_nothing() {
     repo.assert_check_passes(true);
 }
 
+/// `check` builds index tables of its own in the cache directory: when that
+/// disk is full it checks from the index in memory instead, finds what it
+/// finds with room, and leaves nothing of its own in the cache.
+#[test]
+fn a_full_cache_disk_does_not_stop_check() {
+    let repo = TestRepo::new();
+    let cache = repo.dir.path().join("cache");
+    let Some(_unmount) = small_tmpfs(&cache, "3m") else {
+        return;
+    };
+    repo.backup(&dump_like(1_000_000, Change::None), &[]);
+    repo.backup(&noise(600_000, 4), &[]);
+    // Fill the cache's disk to the last byte.
+    let filler = cache.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        while f.write_all(&[0u8; 4096]).is_ok() {}
+    }
+    let cache_entries = || {
+        let mut names: Vec<String> = walk(&cache);
+        names.sort();
+        names
+    };
+    let before = cache_entries();
+
+    let out = repo.run(&["check"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", out.explain());
+    assert!(
+        out.explain().contains("no errors were found"),
+        "{}",
+        out.explain()
+    );
+    let (pack, _) = repo.objects("data").into_iter().next().unwrap();
+    repo.delete_object(&pack);
+    let out = repo.run(&["check"], b"");
+    assert_eq!(out.status.code(), Some(16), "{}", out.explain());
+    assert!(
+        out.explain().contains(&format!("error: {pack}")),
+        "{}",
+        out.explain()
+    );
+    assert_eq!(cache_entries(), before, "check left files in the cache");
+}
+
+/// Every file and folder under `dir`, relative to it.
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = e.path();
+        out.push(path.strip_prefix(dir).unwrap().display().to_string());
+        if path.is_dir() {
+            out.extend(
+                walk(&path)
+                    .into_iter()
+                    .map(|p| format!("{}/{p}", e.file_name().to_string_lossy())),
+            );
+        }
+    }
+    out
+}
+
 /// A restore drill onto a disk that fills up must fail: through a shell
 /// redirect of stdout and with `--output`, exit 17 with one line, and
 /// `--output` leaves neither the file nor its partial copy.
