@@ -229,7 +229,8 @@ fn check_pod(o: &Value, pod: &Value, secrets: &BTreeMap<&str, Vec<String>>) {
         let sc = &c["securityContext"];
         assert_eq!(sc["allowPrivilegeEscalation"], false, "{what}");
         assert_eq!(sc["readOnlyRootFilesystem"], true, "{what}");
-        // coffer's measured peak is ~90 MiB (docs/performance.md).
+        // coffer peaks at up to about 64 MiB for backup and restore, and at
+        // about 155 MiB for check at 10 M blobs (docs/performance.md).
         let limit = quantity(str_at(c, "resources.limits.memory"));
         let request = quantity(str_at(c, "resources.requests.memory"));
         assert!(
