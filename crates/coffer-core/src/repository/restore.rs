@@ -28,7 +28,9 @@ use crate::tree::{Step, TreeNode, TreeWalker};
 const FETCH_AHEAD: usize = 4;
 /// Sealed bytes of the stream planned together: each pack range a window
 /// needs is read once, however often the stream returns to that pack.
-const WINDOW_BYTES: u64 = 4 * 1024 * 1024;
+/// Wider windows make fewer GETs and hold more: 4 MiB took a 5 GB restore
+/// into a pipe to 59-64 MiB, 3 MiB keeps it at 55-58 (docs/performance.md).
+const WINDOW_BYTES: u64 = 3 * 1024 * 1024;
 /// Chunks in a window at most.
 const WINDOW_BLOBS: usize = 4096;
 /// Windows fetched or being decoded at once (so at most about four times
