@@ -192,21 +192,6 @@ impl Index {
         Ok(())
     }
 
-    /// Adds every pack of an index file it takes, room for its blobs made
-    /// at once and each pack's listing freed once added, so that building
-    /// holds little more than the larger of the file and the map (growing
-    /// by doubling held up to three times the map's slots for a moment).
-    pub fn add_owned_file(&mut self, file: IndexFile) -> Result<(), String> {
-        self.slots.reserve(file.blob_count() as usize);
-        for p in file.packs {
-            self.add_pack(&p)?;
-        }
-        for m in file.marked {
-            self.add_marked_pack(&m.pack, m.marked_unix_ns)?;
-        }
-        Ok(())
-    }
-
     /// Adds a pack marked for deletion. A mark wins over an unmarked listing
     /// of the same pack in another file; of several marks the latest counts.
     pub fn add_marked_pack(&mut self, p: &IndexedPack, marked_unix_ns: i64) -> Result<(), String> {

@@ -199,10 +199,12 @@ pub fn write(
     index_id: IndexId,
     file: IndexFile,
 ) -> Result<(), WriteError> {
-    let blob_count = file.blob_count();
-    let supersedes = file.supersedes.clone();
     let mut index = Index::default();
-    index.add_owned_file(file).map_err(WriteError::Invalid)?;
+    index.add_file(&file).map_err(WriteError::Invalid)?;
+    let blob_count = file.blob_count();
+    let supersedes = file.supersedes;
+    drop(file.packs);
+    drop(file.marked);
     index.finish();
     let mut bloom = Bloom::with_capacity(index.slots.len() as u64);
     for s in &index.slots {

@@ -12,23 +12,37 @@ use std::collections::HashSet;
 
 use super::trees::chain_problem;
 use crate::compress::Encoding;
-use crate::index::BlobMap;
+use crate::index::{BlobMap, Kept};
 use crate::repository::blobs::BlobReader;
 use crate::repository::used_keys::{key_with_length, UsedKeys};
 
-/// The chunks in trouble (keys of `used`) and which table slots the index
-/// keeps, for the listings `--read-data` makes. `gone` lists the pack
-/// numbers storage lacks. Chains are followed by lookups, only for the
-/// chunks whose kept copy is a delta. Call on a blocking thread.
+/// What the pass found.
+pub(super) struct Pass {
+    /// The keys (of the chunks collected) in trouble.
+    pub trouble: HashSet<u64>,
+    /// Which table slots the index keeps, for the listings `--read-data`
+    /// makes.
+    pub kept: Kept,
+    /// The blobs the index keeps in each pack (by canonical number), for
+    /// the report of a missing pack.
+    pub blobs_per_pack: Vec<u64>,
+}
+
+/// The one pass over the index for the chunks collected in `used`. `gone`
+/// lists the pack numbers storage lacks. Chains are followed by lookups,
+/// only for the chunks whose kept copy is a delta. Call on a blocking
+/// thread.
 pub(super) fn chunks_in_trouble(
     reader: &BlobReader,
     gone: &HashSet<u32>,
     mut used: UsedKeys,
-) -> Result<(HashSet<u64>, crate::index::Kept), String> {
+) -> Result<Pass, String> {
     used.seal();
     let index: &BlobMap = reader.index();
     let mut trouble = HashSet::new();
+    let mut blobs_per_pack = vec![0u64; index.pack_count()];
     let kept = index.scan_kept(|loc| {
+        blobs_per_pack[loc.pack as usize] += 1;
         let e = &loc.entry;
         let key = key_with_length(e.kind, &e.id, e.raw_length as u64);
         if !used.found(key) {
@@ -49,5 +63,9 @@ pub(super) fn chunks_in_trouble(
         }
     })?;
     trouble.extend(used.missing());
-    Ok((trouble, kept))
+    Ok(Pass {
+        trouble,
+        kept,
+        blobs_per_pack,
+    })
 }

@@ -194,9 +194,9 @@ impl Repository {
             .iter()
             .map(|(n, _, size)| (n.clone(), *size))
             .collect();
-        // Blobs per pack, counted (a pass over the map) only when a pack
-        // is missing.
-        let mut blobs_in: Option<Vec<u64>> = None;
+        // Missing packs, whose messages get their blob counts from the
+        // pass over the index below: (place in the errors, pack number).
+        let mut missing: Vec<(usize, u32)> = Vec::new();
         for &n in &packs {
             let p = index.pack(n);
             let path = object_path(Kind::Pack, &p.id.to_hex());
@@ -215,14 +215,8 @@ impl Repository {
             }
             match stored_size {
                 None => {
-                    let counts = match &mut blobs_in {
-                        Some(counts) => counts,
-                        None => blobs_in.insert(blobs_per_pack(&index)?),
-                    };
-                    report.error(
-                        path,
-                        format!("is missing ({} indexed blobs are lost)", counts[n as usize]),
-                    )
+                    missing.push((report.errors.len(), n));
+                    report.error(path, "is missing")
                 }
                 Some(&size) if size != p.size => {
                     report.error(path, format!("has {size} bytes, the index says {}", p.size))
@@ -253,7 +247,7 @@ impl Repository {
         let mut used = UsedKeys::default();
         let collect = Chunks::Collect(&mut used);
         walk_snapshots(&reader, &gone, &snapshots, collect, &mut report).await?;
-        let (trouble, kept) = {
+        let pass = {
             let (reader, gone) = (reader.clone(), gone.clone());
             blocking(move || chunks::chunks_in_trouble(&reader, &gone, used)).await
         }
@@ -261,6 +255,11 @@ impl Repository {
         if let Some(failure) = index.failure() {
             return Err(table_error(failure));
         }
+        for (at, n) in missing {
+            let lost = pass.blobs_per_pack[n as usize];
+            report.errors[at].message = format!("is missing ({lost} indexed blobs are lost)");
+        }
+        let trouble = pass.trouble;
         // Rarely: walk again to say which snapshot and stream lists each
         // chunk in trouble, and what is wrong with it.
         if !trouble.is_empty() {
@@ -282,7 +281,7 @@ impl Repository {
             let p = index.pack(n);
             (p.id, p.size)
         });
-        read_data::read_packs(self, (&index, &reader), kept, selected, &mut report).await?;
+        read_data::read_packs(self, &reader, pass.kept, selected, &mut report).await?;
         Ok(report)
     }
 
@@ -348,15 +347,6 @@ impl Repository {
         }
         Ok(())
     }
-}
-
-/// The number of blobs the map keeps in each pack (by canonical number).
-fn blobs_per_pack(index: &BlobMap) -> Result<Vec<u64>> {
-    let mut counts = vec![0u64; index.pack_count()];
-    index
-        .scan_kept(|loc| counts[loc.pack as usize] += 1)
-        .map_err(table_error)?;
-    Ok(counts)
 }
 
 /// A table check built failed to read back (the local disk, not the

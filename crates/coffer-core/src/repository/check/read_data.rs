@@ -4,7 +4,6 @@
 //! a table (or a batch of packs) at a time, never for every pack at once.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use futures::StreamExt;
 
@@ -12,7 +11,7 @@ use super::{CheckReport, Problem};
 use crate::backend::{object_path, Kind};
 use crate::error::{Error, Result};
 use crate::id::{content_hash, BlobId, PackId};
-use crate::index::{BlobLocation, BlobMap, IndexedPack, Kept, ScanError};
+use crate::index::{BlobLocation, IndexedPack, Kept, ScanError};
 use crate::pack;
 use crate::repository::blobs::{open_in, BlobReader, Opened};
 use crate::repository::{blocking, Repository};
@@ -22,7 +21,7 @@ use crate::repository::{blocking, Repository};
 /// what the index's pass over the blobs it keeps returned.
 pub(super) async fn read_packs(
     repo: &Repository,
-    (index, reader): (&Arc<BlobMap>, &BlobReader),
+    reader: &BlobReader,
     kept: Kept,
     selected: Vec<u32>,
     report: &mut CheckReport,
@@ -32,12 +31,14 @@ pub(super) async fn read_packs(
     }
     // The listings are made on a blocking thread as the reads take them.
     let (tx, rx) = tokio::sync::mpsc::channel::<IndexedPack>(2);
-    let index = index.clone();
+    let scanner = reader.clone();
     let listings = tokio::task::spawn_blocking(move || {
-        index.scan_listings_of(&kept, &selected, |(_, pack)| {
-            tx.blocking_send(pack)
-                .map_err(|_| ScanError("check stopped reading".into()))
-        })
+        scanner
+            .index()
+            .scan_listings_of(&kept, &selected, |(_, pack)| {
+                tx.blocking_send(pack)
+                    .map_err(|_| ScanError("check stopped reading".into()))
+            })
     });
     let listed = futures::stream::unfold(rx, |mut rx| async { rx.recv().await.map(|p| (p, rx)) });
     let results = listed
