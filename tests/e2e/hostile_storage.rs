@@ -32,9 +32,19 @@ fn a_planted_link_to_a_host_folder_is_refused_and_nothing_outside_is_deleted() {
     repo.backup(&noise(1_000_000, 41), &[]);
     // A host file with a pack-like name, behind a link that poses as a
     // pack folder: a prune deleting "old leftovers" would delete it.
-    let name = format!("ab{}", "0".repeat(62));
+    // A prefix no pack took (one of the backup's own packs may start
+    // with any two hex digits).
+    let prefix = (0..=255u8)
+        .map(|b| format!("{b:02x}"))
+        .find(|p| !repo.repo.join("data").join(p).exists())
+        .unwrap();
+    let name = format!("{prefix}{}", "0".repeat(62));
     let victim = bystander(&repo, &name);
-    symlink(victim.parent().unwrap(), repo.repo.join("data/ab")).unwrap();
+    symlink(
+        victim.parent().unwrap(),
+        repo.repo.join("data").join(&prefix),
+    )
+    .unwrap();
     let out = repo.run(&["prune", "--delete-delay", "0h"], b"");
     assert_eq!(out.status.code(), Some(2), "{}", out.explain());
     assert!(out.stderr().contains("symbolic link"), "{}", out.explain());

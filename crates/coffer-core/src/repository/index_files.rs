@@ -1,5 +1,6 @@
 //! Index files as a set: listing them, reading them newest first, resolving
-//! `supersedes` (one rule, [`NewestFirst`], for every walk), building the
+//! `supersedes` (one rule, [`NewestFirst`], applied by the one walk every
+//! reader takes, `Repository::walk_newest_first`), building the
 //! blob map from the live ones (their tables in the cache, or the whole map
 //! in memory one file at a time: `check` reads every file and records each
 //! problem, the others stop at the first), and planning and writing the
@@ -60,6 +61,42 @@ impl NewestFirst {
     fn read(&mut self, supersedes: &[IndexId]) {
         self.superseded.extend(supersedes.iter().copied());
     }
+}
+
+/// What a walk's visitor made of one index file.
+enum Visit {
+    /// Read: its supersede list, and the damage found in its content when
+    /// the file could be read but not used (the walk records it).
+    Read {
+        supersedes: Vec<IndexId>,
+        damage: Option<Error>,
+    },
+    /// Could not be read: passed over when the walk keeps going.
+    Unreadable(Error),
+    /// This walk cannot go on (a table cannot be written): it ends with
+    /// nothing.
+    GiveUp,
+}
+
+impl Visit {
+    fn read(supersedes: Vec<IndexId>) -> Self {
+        Visit::Read {
+            supersedes,
+            damage: None,
+        }
+    }
+}
+
+/// How a walk over the listing ended.
+struct Walked {
+    /// The supersede rule as the whole listing left it: every file listed,
+    /// and which are superseded (files visited early that one read later
+    /// supersedes included).
+    order: NewestFirst,
+    /// Damage passed over, when the walk keeps going.
+    errors: Vec<Error>,
+    /// A visit gave up: what was visited is not the whole index.
+    gave_up: bool,
 }
 
 /// What [`Repository::index_one_file_at_a_time`] built.
@@ -297,64 +334,125 @@ impl Repository {
     /// table cannot be written. Each table file is unlinked once open (the
     /// table keeps its handle), so nothing outlives the command.
     async fn tables_for_check(&self, dir: &std::path::Path) -> Result<Option<CheckedIndex>> {
-        let mut order = NewestFirst::default();
         let mut opened: Vec<(IndexId, PathBuf, Opened)> = Vec::new();
-        let (mut superseded, mut errors) = (Vec::new(), Vec::new());
-        for name in self.index_names(false).await? {
-            let id = match order.list(&name) {
-                Ok(id) => id,
-                Err(e) => {
-                    errors.push(e);
-                    continue;
+        let mut superseded = Vec::new();
+        let walk = Walk {
+            read_superseded: true,
+            cached: false,
+            for_writer: false,
+        };
+        let walked = self
+            .walk_newest_first(walk, true, async |id, name, was_superseded| {
+                let file = match self.read_for_visit(name.clone(), false).await? {
+                    Ok(file) => file,
+                    Err(unreadable) => return Ok(unreadable),
+                };
+                let supersedes = file.supersedes.clone();
+                if was_superseded {
+                    superseded.push(id);
+                    return Ok(Visit::read(supersedes));
                 }
-            };
-            let file = match self.read_index_file(name.clone(), false).await {
-                Ok(file) => file,
-                Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => {
-                    errors.push(e);
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            let was_superseded = order.superseded(&id);
-            order.read(&file.supersedes);
-            if was_superseded {
-                superseded.push(id);
-                continue;
-            }
-            let path = dir.join(&name);
-            let key = self.key.clone();
-            let built = {
-                let path = path.clone();
-                blocking(move || {
-                    crate::index::write_table(&path, &key, id, file)?;
-                    let table = Table::open(&path, &key, id).map_err(WriteError::Io);
-                    let _ = std::fs::remove_file(&path);
-                    table
-                })
-                .await
-            };
-            match built {
-                Ok(table) => opened.push((id, path, table)),
-                Err(WriteError::Invalid(e)) => {
-                    errors.push(Error::corrupt(object_path(Kind::Index, &name), e))
-                }
-                Err(WriteError::Io(_)) => return Ok(None),
-            }
+                let path = dir.join(&name);
+                let key = self.key.clone();
+                let built = {
+                    let path = path.clone();
+                    blocking(move || {
+                        crate::index::write_table(&path, &key, id, file)?;
+                        let table = Table::open(&path, &key, id).map_err(WriteError::Io);
+                        let _ = std::fs::remove_file(&path);
+                        table
+                    })
+                    .await
+                };
+                let damage = match built {
+                    Ok(table) => {
+                        opened.push((id, path, table));
+                        None
+                    }
+                    Err(WriteError::Invalid(e)) => {
+                        Some(Error::corrupt(object_path(Kind::Index, &name), e))
+                    }
+                    Err(WriteError::Io(_)) => return Ok(Visit::GiveUp),
+                };
+                Ok(Visit::Read { supersedes, damage })
+            })
+            .await?;
+        if walked.gave_up {
+            return Ok(None);
         }
         // Files read early that one read later supersedes (clock skew
         // between writers).
         let (live, stale): (Vec<_>, Vec<_>) = opened
             .into_iter()
-            .partition(|(id, _, _)| !order.superseded(id));
+            .partition(|(id, _, _)| !walked.order.superseded(id));
         superseded.extend(stale.into_iter().map(|(id, _, _)| id));
         let index = BlobMap::from_tables(live.into_iter().map(|(_, p, t)| (p, t)).collect())
             .map_err(|e| Error::corrupt(dir.display().to_string(), e))?;
         Ok(Some(CheckedIndex {
             index,
             superseded,
-            errors,
+            errors: walked.errors,
         }))
+    }
+
+    /// The one walk over the index listing, newest first, for every reader
+    /// of the index files (the map in memory, the cache's tables, check's
+    /// own tables): a file that a file already read supersedes is visited
+    /// only with `walk.read_superseded`; `visit(id, name, superseded)`
+    /// reads a file and says what it found. With `keep_going`, damage (a
+    /// name that is not an index id, a file that cannot be read or used)
+    /// is recorded and passed over; otherwise the first stops the walk.
+    async fn walk_newest_first(
+        &self,
+        walk: Walk,
+        keep_going: bool,
+        mut visit: impl AsyncFnMut(IndexId, String, bool) -> Result<Visit>,
+    ) -> Result<Walked> {
+        let mut order = NewestFirst::default();
+        let mut errors = Vec::new();
+        let mut damage = |e: Error| {
+            if keep_going {
+                errors.push(e);
+                Ok(())
+            } else {
+                Err(e)
+            }
+        };
+        let mut gave_up = false;
+        for name in self.index_names(walk.cached).await? {
+            let id = match order.list(&name) {
+                Ok(id) => id,
+                Err(e) => {
+                    damage(e)?;
+                    continue;
+                }
+            };
+            let superseded = order.superseded(&id);
+            if superseded && !walk.read_superseded {
+                continue;
+            }
+            match visit(id, name, superseded).await? {
+                Visit::Read {
+                    supersedes,
+                    damage: found,
+                } => {
+                    order.read(&supersedes);
+                    if let Some(e) = found {
+                        damage(e)?;
+                    }
+                }
+                Visit::Unreadable(e) => damage(e)?,
+                Visit::GiveUp => {
+                    gave_up = true;
+                    break;
+                }
+            }
+        }
+        Ok(Walked {
+            order,
+            errors,
+            gave_up,
+        })
     }
 
     /// Reads the index files newest first straight into one in-memory
@@ -369,78 +467,69 @@ impl Repository {
         keep_going: bool,
     ) -> Result<Built> {
         let mut index = Index::default();
-        let mut order = NewestFirst::default();
         let mut added: Vec<(IndexId, Vec<IndexId>)> = Vec::new();
         let mut read_superseded = Vec::new();
-        let mut errors = Vec::new();
         let (mut counts, mut small) = (Vec::new(), Vec::new());
-        let mut damage = |e: Error| {
-            if keep_going {
-                errors.push(e);
-                Ok(())
-            } else {
-                Err(e)
-            }
-        };
-        for name in self.index_names(walk.cached).await? {
-            let id = match order.list(&name) {
-                Ok(id) => id,
-                Err(e) => {
-                    damage(e)?;
-                    continue;
+        let walked = self
+            .walk_newest_first(walk, keep_going, async |id, name, superseded| {
+                if let Some(list) = excluded.get(&id).filter(|_| !superseded) {
+                    // Read (and checked) by the build before; superseded.
+                    if walk.read_superseded {
+                        read_superseded.push(id);
+                    }
+                    return Ok(Visit::read(list.clone()));
                 }
-            };
-            let superseded = order.superseded(&id);
-            if superseded && !walk.read_superseded {
-                continue;
-            }
-            if let Some(list) = excluded.get(&id).filter(|_| !superseded) {
-                // Read (and checked) by the build before; superseded.
-                order.read(list);
-                if walk.read_superseded {
+                let path = object_path(Kind::Index, &name);
+                let file = match self.read_for_visit(name, walk.cached).await? {
+                    Ok(file) => file,
+                    Err(unreadable) => return Ok(unreadable),
+                };
+                let supersedes = file.supersedes.clone();
+                if superseded {
                     read_superseded.push(id);
+                    return Ok(Visit::read(supersedes));
                 }
-                continue;
-            }
-            let path = object_path(Kind::Index, &name);
-            let file = match self.read_index_file(name, walk.cached).await {
-                Ok(file) => file,
-                Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) if keep_going => {
-                    damage(e)?;
-                    continue;
+                let damage = index.add_file(&file).err().map(|e| Error::corrupt(path, e));
+                added.push((id, supersedes.clone()));
+                let blobs = file.blob_count();
+                counts.push((id, blobs));
+                // Files this small are never parts of the full index.
+                if walk.for_writer && blobs < MAX_INDEX_FILE_BLOBS / 2 {
+                    small.push((id, file));
                 }
-                Err(e) => return Err(e),
-            };
-            order.read(&file.supersedes);
-            if superseded {
-                read_superseded.push(id);
-                continue;
-            }
-            if let Err(e) = index.add_file(&file) {
-                damage(Error::corrupt(path, e))?;
-            }
-            added.push((id, file.supersedes.clone()));
-            let blobs = file.blob_count();
-            counts.push((id, blobs));
-            // Files this small are never parts of the full index.
-            if walk.for_writer && blobs < MAX_INDEX_FILE_BLOBS / 2 {
-                small.push((id, file));
-            }
-        }
+                Ok(Visit::Read { supersedes, damage })
+            })
+            .await?;
         index.finish();
         let stale: Vec<_> = added
             .into_iter()
-            .filter(|(id, _)| order.superseded(id))
+            .filter(|(id, _)| walked.order.superseded(id))
             .collect();
         Ok(Built {
             index,
-            listed: order.listed,
+            listed: walked.order.listed,
             stale,
             read_superseded,
-            errors,
+            errors: walked.errors,
             counts,
             small,
         })
+    }
+
+    /// A visit's read of index file `name`: the file, or (damaged or gone)
+    /// the [`Visit::Unreadable`] a walk may pass over.
+    async fn read_for_visit(
+        &self,
+        name: String,
+        cached: bool,
+    ) -> Result<std::result::Result<IndexFile, Visit>> {
+        match self.read_index_file(name, cached).await {
+            Ok(file) => Ok(Ok(file)),
+            Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => {
+                Ok(Err(Visit::Unreadable(e)))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The index files listed, newest first. Stores that keep only seconds
@@ -469,21 +558,27 @@ impl Repository {
         dir: &std::path::Path,
         for_writer: bool,
     ) -> Result<Option<LiveIndex>> {
-        let mut order = NewestFirst::default();
         let mut opened: Vec<(IndexId, PathBuf, Opened)> = Vec::new();
-        for name in self.index_names(true).await? {
-            let id = order.list(&name)?;
-            if order.superseded(&id) {
-                continue;
-            }
-            let path = dir.join(&name);
-            let Some(table) = self.open_or_build_table(id, name, path.clone()).await? else {
-                return Ok(None);
-            };
-            order.read(&table.supersedes);
-            opened.push((id, path, table));
+        let walk = Walk {
+            read_superseded: false,
+            cached: true,
+            for_writer,
+        };
+        let walked = self
+            .walk_newest_first(walk, false, async |id, name, _| {
+                let path = dir.join(&name);
+                let Some(table) = self.open_or_build_table(id, name, path.clone()).await? else {
+                    return Ok(Visit::GiveUp);
+                };
+                let supersedes = table.supersedes.clone();
+                opened.push((id, path, table));
+                Ok(Visit::read(supersedes))
+            })
+            .await?;
+        if walked.gave_up {
+            return Ok(None);
         }
-        opened.retain(|(id, _, _)| !order.superseded(id));
+        opened.retain(|(id, _, _)| !walked.order.superseded(id));
         let counts: Vec<(IndexId, u64)> = opened
             .iter()
             .map(|(id, _, t)| (*id, t.blob_count))
@@ -500,7 +595,7 @@ impl Repository {
             live: LiveFiles {
                 counts,
                 small,
-                listed: order.listed,
+                listed: walked.order.listed,
             },
         }))
     }
