@@ -95,6 +95,9 @@ struct Walked {
     order: NewestFirst,
     /// Damage passed over, when the walk keeps going.
     errors: Vec<Error>,
+    /// Files a file read before supersedes, read (with
+    /// `Walk::read_superseded`) only to check that they open.
+    read_superseded: Vec<IndexId>,
     /// A visit gave up: what was visited is not the whole index.
     gave_up: bool,
 }
@@ -335,23 +338,18 @@ impl Repository {
     /// table keeps its handle), so nothing outlives the command.
     async fn tables_for_check(&self, dir: &std::path::Path) -> Result<Option<CheckedIndex>> {
         let mut opened: Vec<(IndexId, PathBuf, Opened)> = Vec::new();
-        let mut superseded = Vec::new();
         let walk = Walk {
             read_superseded: true,
             cached: false,
             for_writer: false,
         };
         let walked = self
-            .walk_newest_first(walk, true, async |id, name, was_superseded| {
+            .walk_newest_first(walk, true, async |id, name| {
                 let file = match self.read_for_visit(name.clone(), false).await? {
                     Ok(file) => file,
                     Err(unreadable) => return Ok(unreadable),
                 };
                 let supersedes = file.supersedes.clone();
-                if was_superseded {
-                    superseded.push(id);
-                    return Ok(Visit::read(supersedes));
-                }
                 let path = dir.join(&name);
                 let key = self.key.clone();
                 let built = {
@@ -382,6 +380,7 @@ impl Repository {
         }
         // Files read early that one read later supersedes (clock skew
         // between writers).
+        let mut superseded = walked.read_superseded;
         let (live, stale): (Vec<_>, Vec<_>) = opened
             .into_iter()
             .partition(|(id, _, _)| !walked.order.superseded(id));
@@ -397,19 +396,20 @@ impl Repository {
 
     /// The one walk over the index listing, newest first, for every reader
     /// of the index files (the map in memory, the cache's tables, check's
-    /// own tables): a file that a file already read supersedes is visited
-    /// only with `walk.read_superseded`; `visit(id, name, superseded)`
-    /// reads a file and says what it found. With `keep_going`, damage (a
+    /// own tables): a file that a file already read supersedes is not
+    /// visited (with `walk.read_superseded` the walk reads it to check that
+    /// it opens); `visit(id, name)` reads each live file and says what it
+    /// found. With `keep_going`, damage (a
     /// name that is not an index id, a file that cannot be read or used)
     /// is recorded and passed over; otherwise the first stops the walk.
     async fn walk_newest_first(
         &self,
         walk: Walk,
         keep_going: bool,
-        mut visit: impl AsyncFnMut(IndexId, String, bool) -> Result<Visit>,
+        mut visit: impl AsyncFnMut(IndexId, String) -> Result<Visit>,
     ) -> Result<Walked> {
         let mut order = NewestFirst::default();
-        let mut errors = Vec::new();
+        let (mut errors, mut read_superseded) = (Vec::new(), Vec::new());
         let mut damage = |e: Error| {
             if keep_going {
                 errors.push(e);
@@ -427,11 +427,20 @@ impl Repository {
                     continue;
                 }
             };
-            let superseded = order.superseded(&id);
-            if superseded && !walk.read_superseded {
+            let visited = if !order.superseded(&id) {
+                visit(id, name).await?
+            } else if walk.read_superseded {
+                match self.read_for_visit(name, walk.cached).await? {
+                    Ok(file) => {
+                        read_superseded.push(id);
+                        Visit::read(file.supersedes)
+                    }
+                    Err(unreadable) => unreadable,
+                }
+            } else {
                 continue;
-            }
-            match visit(id, name, superseded).await? {
+            };
+            match visited {
                 Visit::Read {
                     supersedes,
                     damage: found,
@@ -451,6 +460,7 @@ impl Repository {
         Ok(Walked {
             order,
             errors,
+            read_superseded,
             gave_up,
         })
     }
@@ -468,15 +478,13 @@ impl Repository {
     ) -> Result<Built> {
         let mut index = Index::default();
         let mut added: Vec<(IndexId, Vec<IndexId>)> = Vec::new();
-        let mut read_superseded = Vec::new();
+        // Files the build before read and found superseded.
+        let mut skipped = Vec::new();
         let (mut counts, mut small) = (Vec::new(), Vec::new());
         let walked = self
-            .walk_newest_first(walk, keep_going, async |id, name, superseded| {
-                if let Some(list) = excluded.get(&id).filter(|_| !superseded) {
-                    // Read (and checked) by the build before; superseded.
-                    if walk.read_superseded {
-                        read_superseded.push(id);
-                    }
+            .walk_newest_first(walk, keep_going, async |id, name| {
+                if let Some(list) = excluded.get(&id) {
+                    skipped.push(id);
                     return Ok(Visit::read(list.clone()));
                 }
                 let path = object_path(Kind::Index, &name);
@@ -485,10 +493,6 @@ impl Repository {
                     Err(unreadable) => return Ok(unreadable),
                 };
                 let supersedes = file.supersedes.clone();
-                if superseded {
-                    read_superseded.push(id);
-                    return Ok(Visit::read(supersedes));
-                }
                 let damage = index.add_file(&file).err().map(|e| Error::corrupt(path, e));
                 added.push((id, supersedes.clone()));
                 let blobs = file.blob_count();
@@ -501,6 +505,10 @@ impl Repository {
             })
             .await?;
         index.finish();
+        let mut read_superseded = walked.read_superseded;
+        if walk.read_superseded {
+            read_superseded.extend(skipped);
+        }
         let stale: Vec<_> = added
             .into_iter()
             .filter(|(id, _)| walked.order.superseded(id))
@@ -565,7 +573,7 @@ impl Repository {
             for_writer,
         };
         let walked = self
-            .walk_newest_first(walk, false, async |id, name, _| {
+            .walk_newest_first(walk, false, async |id, name| {
                 let path = dir.join(&name);
                 let Some(table) = self.open_or_build_table(id, name, path.clone()).await? else {
                     return Ok(Visit::GiveUp);
@@ -848,6 +856,48 @@ mod tests {
     /// Prune's rewrite goes out part by part: no part over the limit (a
     /// larger pack alone is split), only the last superseding, and the
     /// parts together hold every pack.
+    /// Check reads superseded files too (to see that they open) and names
+    /// them, from tables or from the map in memory, whichever file the
+    /// listing gives first.
+    #[tokio::test]
+    async fn check_names_the_superseded_files_it_reads_either_way() {
+        for skewed in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let backend =
+                crate::backend::Backend::open(dir.path().to_str().unwrap(), true, &[]).unwrap();
+            let repo = crate::repository::test_repo_on(backend).await;
+            let (old, _) = repo
+                .write_index_split(synthetic(0, 10), 1000)
+                .await
+                .unwrap();
+            let mut newer = synthetic(1, 9);
+            newer.supersedes = vec![old];
+            let (new, _) = repo.write_index_split(newer, 1000).await.unwrap();
+            let path = |id: IndexId| dir.path().join("index").join(id.to_hex());
+            // The superseded file listed first (clock skew) or second.
+            let (early, late) = if skewed { (new, old) } else { (old, new) };
+            let now = std::time::SystemTime::now();
+            for (id, age) in [(early, 7200), (late, 3600)] {
+                std::fs::File::options()
+                    .write(true)
+                    .open(path(id))
+                    .unwrap()
+                    .set_modified(now - std::time::Duration::from_secs(age))
+                    .unwrap();
+            }
+            let scratch = tempfile::tempdir().unwrap();
+            for tables in [None, Some(scratch.path())] {
+                let checked = repo.index_for_check(tables).await.unwrap();
+                let how = format!("skewed {skewed}, tables {}", tables.is_some());
+                assert_eq!(checked.superseded, vec![old], "{how}");
+                assert!(checked.errors.is_empty(), "{how}");
+                assert_eq!(checked.index.pack_count(), 9, "{how}");
+                let dropped = &synthetic(0, 1).packs[0].id;
+                assert!(checked.index.pack_number(dropped).is_none(), "{how}");
+            }
+        }
+    }
+
     #[tokio::test]
     async fn an_index_written_part_by_part_holds_everything_in_bounded_parts() {
         let repo = memory_repo().await;
