@@ -818,12 +818,11 @@ mod tests {
         }
     }
 
-    /// Writers' clocks disagree: a file that supersedes another was stored
-    /// with an older time, so the index is read in the wrong order. The
-    /// superseded file, added first, is left out of the index in the end
-    /// (here, a pack a prune dropped from the newer file stays dropped).
-    #[tokio::test]
-    async fn a_file_superseded_by_one_read_after_it_is_left_out() {
+    /// A repository in a temporary folder with two index files: 10 packs,
+    /// and a consolidation that keeps 9 of them and supersedes the first,
+    /// stored with the older time when `skewed` (writers' clocks
+    /// disagreed). Returns the superseded file's id too.
+    async fn consolidated(skewed: bool) -> (tempfile::TempDir, Repository, IndexId) {
         let dir = tempfile::tempdir().unwrap();
         let backend =
             crate::backend::Backend::open(dir.path().to_str().unwrap(), true, &[]).unwrap();
@@ -832,18 +831,29 @@ mod tests {
             .write_index_split(synthetic(0, 10), 1000)
             .await
             .unwrap();
-        // The consolidation keeps 9 of the 10 packs and supersedes the file.
         let mut newer = synthetic(1, 9);
         newer.supersedes = vec![old];
         let (new, _) = repo.write_index_split(newer, 1000).await.unwrap();
-        let path = |id: IndexId| dir.path().join("index").join(id.to_hex());
-        let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-        std::fs::File::options()
-            .write(true)
-            .open(path(new))
-            .unwrap()
-            .set_modified(an_hour_ago)
-            .unwrap();
+        let (early, late) = if skewed { (new, old) } else { (old, new) };
+        let now = std::time::SystemTime::now();
+        for (id, age) in [(early, 7200), (late, 3600)] {
+            std::fs::File::options()
+                .write(true)
+                .open(dir.path().join("index").join(id.to_hex()))
+                .unwrap()
+                .set_modified(now - std::time::Duration::from_secs(age))
+                .unwrap();
+        }
+        (dir, repo, old)
+    }
+
+    /// Writers' clocks disagree: a file that supersedes another was stored
+    /// with an older time, so the index is read in the wrong order. The
+    /// superseded file, added first, is left out of the index in the end
+    /// (here, a pack a prune dropped from the newer file stays dropped).
+    #[tokio::test]
+    async fn a_file_superseded_by_one_read_after_it_is_left_out() {
+        let (_dir, repo, _) = consolidated(true).await;
         let loaded = repo.load_memory_index().await.unwrap();
         assert_eq!(loaded.index.len(), 36, "9 packs of 4 blobs");
         assert!(loaded
@@ -853,38 +863,13 @@ mod tests {
         assert_eq!(loaded.live.listed.len(), 2);
     }
 
-    /// Prune's rewrite goes out part by part: no part over the limit (a
-    /// larger pack alone is split), only the last superseding, and the
-    /// parts together hold every pack.
     /// Check reads superseded files too (to see that they open) and names
     /// them, from tables or from the map in memory, whichever file the
     /// listing gives first.
     #[tokio::test]
     async fn check_names_the_superseded_files_it_reads_either_way() {
         for skewed in [false, true] {
-            let dir = tempfile::tempdir().unwrap();
-            let backend =
-                crate::backend::Backend::open(dir.path().to_str().unwrap(), true, &[]).unwrap();
-            let repo = crate::repository::test_repo_on(backend).await;
-            let (old, _) = repo
-                .write_index_split(synthetic(0, 10), 1000)
-                .await
-                .unwrap();
-            let mut newer = synthetic(1, 9);
-            newer.supersedes = vec![old];
-            let (new, _) = repo.write_index_split(newer, 1000).await.unwrap();
-            let path = |id: IndexId| dir.path().join("index").join(id.to_hex());
-            // The superseded file listed first (clock skew) or second.
-            let (early, late) = if skewed { (new, old) } else { (old, new) };
-            let now = std::time::SystemTime::now();
-            for (id, age) in [(early, 7200), (late, 3600)] {
-                std::fs::File::options()
-                    .write(true)
-                    .open(path(id))
-                    .unwrap()
-                    .set_modified(now - std::time::Duration::from_secs(age))
-                    .unwrap();
-            }
+            let (_dir, repo, old) = consolidated(skewed).await;
             let scratch = tempfile::tempdir().unwrap();
             for tables in [None, Some(scratch.path())] {
                 let checked = repo.index_for_check(tables).await.unwrap();
@@ -898,6 +883,9 @@ mod tests {
         }
     }
 
+    /// Prune's rewrite goes out part by part: no part over the limit (a
+    /// larger pack alone is split), only the last superseding, and the
+    /// parts together hold every pack.
     #[tokio::test]
     async fn an_index_written_part_by_part_holds_everything_in_bounded_parts() {
         let repo = memory_repo().await;
